@@ -1,0 +1,777 @@
+"""Page preparation on the native kernels: grey and statistics, document crop, deskew, focus,
+glare, resolution estimate and hashes; the page for OCR; and the image embedded in the copy.
+
+The kernels in :mod:`saoy.native` are thin and trust their inputs; the wrappers here check dtype,
+shape, size and contiguity and raise clear ``ValueError`` s before anything reaches them.
+
+Everything that looks at the whole page (document outline, skew, glare, hashes) works on an
+analysis copy box-averaged to at most :data:`ANALYSIS_SIDE` pixels on its longer side; only the
+grey conversion, the final warp, the focus tiles and the content hash touch every pixel. The
+final warp is one resampling: the crop to the document's outline and the deskew rotation are
+composed into one matrix first.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+
+from saoy.core.hashing import content_sha256, dhash, phash, require_gray
+from saoy.core.model import AdmittedPage, OcrResult
+from saoy.native import _geometry, _imaging
+
+DARK_LEVEL = 5  # grey levels at or below count as clipped to black
+BRIGHT_LEVEL = 250  # grey levels at or above count as clipped to white
+PNG_COMPRESS_LEVEL = 3  # lossless either way; 3 is several times faster than 6 on an A4 scan
+
+MAX_PIXELS = 1 << 28  # larger arrays are refused by the wrappers (admission caps pages far lower)
+MIN_PAGE_SIDE = 32  # a page smaller than this on either side cannot be prepared
+BANDS = 16  # row bands for the parallel histogram and Sauvola kernels
+MAX_BOX_FACTOR = 16  # the box average sums in 16 bits (and divides exactly) up to this
+AFFINE_SPAN = 256  # pixels stepped linearly between exact source points (affine: no error)
+PERSPECTIVE_SPAN = 16  # for a perspective warp: keeps the linearization error << 1/256 pixel
+MAX_COORDINATE = 2.0**14  # source coordinates must stay well inside 16.16 fixed point
+
+ANALYSIS_SIDE = 1200  # longer side of the analysis copy, at most
+MIN_DOCUMENT_AREA = 0.15  # a detected document covers at least this fraction of the frame
+MAX_SKEW_DEG = 6.0  # the search range of the deskew, either way
+MIN_SKEW_DEG = 0.1  # smaller angles are left alone (below the estimate's precision)
+SKEW_POINTS = 40_000  # ink points the fine skew search projects, at most (a quarter: coarse)
+FOCUS_TILE = 48  # side of a focus tile in source pixels
+MAX_FOCUS_TILES = 128
+CONTENT_STD = 20.0  # grey standard deviation of a tile that holds ink or an edge
+MIN_FOCUS_TILES = 8  # fewer content tiles than this and focus is not measured
+GLARE_TILE = 8  # side of a glare tile in analysis pixels
+GLARE_LEVEL = 250  # grey levels at or above count as saturated
+GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
+MAX_PAGE_ASPECT = 2.0  # longer / shorter side beyond which a page is taken to be cut off
+HASH_SIDE = 256  # longer side, about, of the copy the perceptual hashes are computed from
+SAUVOLA_WINDOW = 25
+SAUVOLA_K = 0.2
+
+# Physical documents the kiosk certifies, by aspect ratio (longer / shorter side): name, the
+# longer side in millimetres, and the relative tolerance on the ratio.
+DOCUMENT_SIZES = (
+    ("id_card", 85.6, 53.98, 0.05),  # ISO/IEC 7810 ID-1, the citizen identity card
+    ("a4", 297.0, 210.0, 0.03),  # also A5 and A3, which share the ratio: read as A4 (safe side)
+)
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedPage:
+    """One page ready for the quality gate and for OCR.
+
+    ``gray`` is what OCR reads: the document cropped to its outline when it lies on a distinct
+    background, deskewed, 8-bit grey; ``transform`` maps its pixels back to ``source``, the
+    upright page as decoded, so word boxes can be laid over the scan. Exposure statistics are of
+    ``source``.
+    """
+
+    gray: np.ndarray  # uint8, H x W, C-contiguous: the normalized page, for OCR
+    mean: float  # mean grey level, 0-255
+    contrast: float  # standard deviation of the grey levels
+    histogram: np.ndarray  # int64[256]
+    clipped_dark: float  # fraction of pixels <= DARK_LEVEL
+    clipped_bright: float  # fraction of pixels >= BRIGHT_LEVEL
+    source: np.ndarray | None = None  # uint8, the upright page before crop and deskew
+    transform: np.ndarray | None = None  # 3 x 3: (u, v, 1) in ``gray`` -> source, homogeneous
+    quad: np.ndarray | None = None  # document corners in source pixels TL, TR, BR, BL
+    cut_off: bool = False  # the document runs past the edge of the frame
+    skew_deg: float = 0.0  # how far the text ran counter-clockwise from level in the source
+    focus: float | None = None  # sharpness (median Laplacian/grey variance over content tiles)
+    glare: float = 0.0  # fraction of the page under the largest saturated blob off the edges
+    document: str = ""  # "id_card" | "a4" | "" (unknown) from the outline's aspect ratio
+    dpi_estimate: float | None = None  # from the document's known physical size
+    phash: int = 0  # 64-bit DCT perceptual hash of ``gray``
+    dhash: int = 0  # 64-bit difference hash of ``gray``
+    sha256: str = ""  # content hash of ``gray`` (see saoy.core.hashing.content_sha256)
+
+    @property
+    def width(self) -> int:
+        return int(self.gray.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.gray.shape[0])
+
+    def percentile(self, q: float) -> int:
+        """The grey level below which ``q`` percent of the pixels lie (from the histogram)."""
+        return _percentile(self.histogram, q)
+
+    @cached_property
+    def binary(self) -> np.ndarray:
+        """``gray`` binarized by Sauvola (255 paper, 0 ink), computed on first use."""
+        return sauvola(self.gray, SAUVOLA_WINDOW, SAUVOLA_K)
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        """Map N x 2 (x, y) points of ``gray`` to the source page's pixels."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if self.transform is None:
+            return pts.copy()
+        return _apply(self.transform, pts)
+
+    def box_to_source(
+        self, left: int, top: int, right: int, bottom: int
+    ) -> tuple[int, int, int, int]:
+        """A box of ``gray`` (an OCR word's, say) as the smallest box of the source page that
+        holds its four mapped corners, clipped to the source."""
+        if self.transform is None:
+            return left, top, right, bottom
+        corners = np.array([[left, top], [right, top], [right, bottom], [left, bottom]])
+        mapped = self.to_source(corners)
+        h, w = self.source.shape if self.source is not None else (self.height, self.width)
+        x0, y0 = np.floor(mapped.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(mapped.max(axis=0)).astype(int)
+        return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
+
+
+def result_to_source(result: OcrResult, prepared: PreparedPage) -> OcrResult:
+    """``result``, read on ``prepared.gray``, with every word's box mapped onto the source page
+    (the upright scan the copy embeds), so the invisible text layer lies over the words."""
+    if prepared.transform is None:
+        return result
+    words = []
+    for w in result.words:
+        left, top, right, bottom = prepared.box_to_source(w.left, w.top, w.right, w.bottom)
+        words.append(replace(w, left=left, top=top, right=right, bottom=bottom))
+    return replace(result, words=tuple(words))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel wrappers: validate, allocate, call.
+
+
+def _require_size(arr: np.ndarray, name: str) -> None:
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ValueError(
+            f"{name}: {arr.shape[1]}x{arr.shape[0]} is too large (at most {MAX_PIXELS} pixels)"
+        )
+
+
+def to_gray(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BT.601 luma of an H x W x 3 uint8 C-contiguous image, and its 256-bin histogram.
+
+    An H x W uint8 array is already grey: it is returned as is with its histogram.
+    """
+    if not isinstance(rgb, np.ndarray):
+        raise ValueError(f"expected a NumPy array, got {type(rgb).__name__}")
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected dtype uint8, got {rgb.dtype}")
+    if rgb.ndim == 2:
+        if not rgb.flags.c_contiguous:
+            raise ValueError("expected a C-contiguous array; use np.ascontiguousarray")
+        _require_size(rgb, "to_gray")
+        return rgb, histogram(rgb) if rgb.size else np.zeros(256, dtype=np.int64)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected shape (H, W, 3) or (H, W), got {rgb.shape}")
+    if not rgb.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous array; use np.ascontiguousarray")
+    _require_size(rgb, "to_gray")
+    gray = np.empty(rgb.shape[:2], dtype=np.uint8)
+    parts = np.zeros((BANDS, 4, 256), dtype=np.int64)
+    if rgb.size:
+        _imaging.rgb_to_gray_hist(rgb, gray, parts)
+    return gray, parts.sum(axis=(0, 1))
+
+
+def histogram(gray: np.ndarray) -> np.ndarray:
+    """The 256-bin histogram (int64) of an 8-bit grey image."""
+    require_gray(gray, "histogram")
+    _require_size(gray, "histogram")
+    parts = np.zeros((BANDS, 4, 256), dtype=np.int64)
+    _imaging.gray_hist(gray, parts)
+    return parts.sum(axis=(0, 1))
+
+
+def box_downscale(gray: np.ndarray, factor: int) -> np.ndarray:
+    """Each ``factor`` x ``factor`` block averaged (rounded half up) into one pixel; incomplete
+    blocks at the bottom and right are dropped. ``factor`` 1 returns ``gray`` itself."""
+    require_gray(gray, "box_downscale")
+    _require_size(gray, "box_downscale")
+    if not isinstance(factor, int) or not 1 <= factor <= MAX_BOX_FACTOR:
+        raise ValueError(
+            f"box_downscale: factor must be an integer 1-{MAX_BOX_FACTOR}, got {factor!r}"
+        )
+    if factor == 1:
+        return gray
+    oh, ow = gray.shape[0] // factor, gray.shape[1] // factor
+    if oh == 0 or ow == 0:
+        raise ValueError(
+            f"box_downscale: {gray.shape[1]}x{gray.shape[0]} is smaller than one {factor}x"
+            f"{factor} block"
+        )
+    out = np.empty((oh, ow), dtype=np.uint8)
+    bands = max(1, min(BANDS, oh // 8))
+    acc = np.empty((bands, ow * factor), dtype=np.uint16)
+    _imaging.box_downscale(gray, out, factor, acc)
+    return out
+
+
+def warp(
+    gray: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: int = 255
+) -> np.ndarray:
+    """Bilinear resampling: output pixel (u, v) of ``size`` (width, height) reads ``gray`` at
+    ``matrix`` @ (u, v, 1) (homogeneous); outside the source reads ``fill``.
+
+    Coordinates are stepped in 16.16 fixed point with 1/256-pixel bilinear weights, exact
+    every :data:`AFFINE_SPAN` pixels (affine) or :data:`PERSPECTIVE_SPAN` (perspective)."""
+    require_gray(gray, "warp")
+    _require_size(gray, "warp")
+    m = np.ascontiguousarray(matrix, dtype=np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError("warp: matrix must be a finite 3 x 3 array")
+    width, height = size
+    if width < 1 or height < 1 or width * height > MAX_PIXELS:
+        raise ValueError(f"warp: output size {width}x{height} is empty or too large")
+    if not 0 <= fill <= 255:
+        raise ValueError(f"warp: fill must be a grey level 0-255, got {fill}")
+    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], float)
+    mapped = corners @ m.T
+    if np.any(mapped[:, 2] <= 0):
+        raise ValueError("warp: the matrix maps part of the output through infinity")
+    if np.abs(mapped[:, :2] / mapped[:, 2:]).max() > MAX_COORDINATE:
+        raise ValueError("warp: the matrix maps the output too far outside the source")
+    out = np.empty((height, width), dtype=np.uint8)
+    affine = m[2, 0] == 0.0 and m[2, 1] == 0.0
+    _geometry.warp(gray, out, m, int(fill), AFFINE_SPAN if affine else PERSPECTIVE_SPAN)
+    return out
+
+
+def rotate(
+    gray: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: int = 255
+) -> np.ndarray:
+    """``warp`` for a rotation ``matrix`` (as :func:`rotation` returns: [[c, s, tx], [-s, c,
+    ty], [0, 0, 1]], |angle| <= 45 degrees), by three shears (Paeth): x by tan(angle / 2),
+    y by -sin(angle), x by tan(angle / 2). Each pass interpolates along one axis with weights
+    constant over a row or a run of columns, so its inner loops vectorize; the result is an
+    exact rotation, a little softer than one bilinear pass (three linear interpolations)."""
+    require_gray(gray, "rotate")
+    _require_size(gray, "rotate")
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError("rotate: matrix must be a finite 3 x 3 array")
+    c, s = float(m[0, 0]), float(m[0, 1])
+    rigid = abs(m[1, 0] + s) < 1e-9 and abs(m[1, 1] - c) < 1e-9 and abs(c * c + s * s - 1) < 1e-9
+    if not rigid or c < math.sqrt(0.5) - 1e-12 or m[2, 0] or m[2, 1] or m[2, 2] != 1.0:
+        raise ValueError("rotate: matrix must be a rotation by at most 45 degrees")
+    ow, oh = size
+    if ow < 1 or oh < 1 or ow * oh > MAX_PIXELS:
+        raise ValueError(f"rotate: output size {ow}x{oh} is empty or too large")
+    if not 0 <= fill <= 255:
+        raise ValueError(f"rotate: fill must be a grey level 0-255, got {fill}")
+    if max(abs(m[0, 2]), abs(m[1, 2])) > MAX_COORDINATE:
+        raise ValueError("rotate: the matrix maps the output too far outside the source")
+    tau = s / (1.0 + c)  # tan(angle / 2)
+    tx, ty = float(m[0, 2]), float(m[1, 2])
+    # Last pass: out[v, u] = I2[v, u + tau v + e2].
+    e2 = max(0.0, -tau * (oh - 1))
+    w2, h2 = math.ceil(ow + abs(tau) * (oh - 1)) + 2, oh
+    # Middle pass: I2[y, x] = I1[y - s x + g1, x]; g1 is nudged so the first pass reads whole
+    # source rows (its row offset k0 an integer).
+    g1 = max(0.0, s * (w2 - 1))
+    k0 = math.floor(ty + s * e2 - g1)
+    g1 = ty + s * e2 - k0
+    h1, w1 = math.ceil(h2 + abs(s) * (w2 - 1) + 1) + 2, w2
+    # First pass: I1[y, x] = src[y + k0, x + tau y + e0].
+    e0 = tx - e2 * c - tau * g1
+    first = np.empty((h1, w1), dtype=np.uint8)
+    _geometry.shear_rows(gray, first, tau, e0, k0, int(fill))
+    shift = -s * np.arange(w2, dtype=np.float64) + g1
+    k = np.floor(shift).astype(np.intp)
+    weight = np.floor((shift - k) * 256.0 + 0.5).astype(np.uint16)
+    carry = weight == 256
+    k[carry] += 1
+    weight[carry] = 0
+    starts = np.flatnonzero(np.diff(k)) + 1
+    run_start = np.concatenate([[0], starts, [w2]]).astype(np.intp)
+    run_k = np.ascontiguousarray(k[run_start[:-1]])
+    out = np.empty((oh, ow), dtype=np.uint8)
+    scratch = np.empty((max(1, min(BANDS, oh // 16)), w2), dtype=np.uint8)
+    _geometry.shear_cols_rows(
+        first, out, run_start, run_k, np.ascontiguousarray(weight), tau, e2, int(fill), scratch
+    )
+    return out
+
+
+def sauvola(gray: np.ndarray, window: int = SAUVOLA_WINDOW, k: float = SAUVOLA_K) -> np.ndarray:
+    """Sauvola binarization as scikit-image defines it (``image > threshold_sauvola(image,
+    window, k)`` with r = 127.5, edges mirrored): 255 for paper, 0 for ink."""
+    require_gray(gray, "sauvola")
+    _require_size(gray, "sauvola")
+    if not isinstance(window, int) or window < 3 or window % 2 == 0:
+        raise ValueError(f"sauvola: window must be an odd integer >= 3, got {window!r}")
+    if min(gray.shape) <= window // 2:
+        raise ValueError(
+            f"sauvola: a {window}-pixel window needs both sides > {window // 2}, got "
+            f"{gray.shape[1]}x{gray.shape[0]}"
+        )
+    if not 0.0 <= k <= 1.0:
+        raise ValueError(f"sauvola: k must lie in [0, 1], got {k}")
+    out = np.empty_like(gray)
+    bands = max(1, min(BANDS, gray.shape[0] // max(window, 64)))
+    colsum = np.empty((bands, gray.shape[1]), dtype=np.int64)
+    colsq = np.empty((bands, gray.shape[1]), dtype=np.int64)
+    _imaging.sauvola(gray, out, window, float(k), 127.5, colsum, colsq, bands)
+    return out
+
+
+def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """4-connected labelling of a non-zero uint8 mask: (labels int32, largest label, its size);
+    label 0 is background, and (0, 0) is returned for an empty mask."""
+    require_gray(mask, "largest_component")
+    if mask.size >= 2**31:
+        raise ValueError("largest_component: mask too large")
+    labels = np.empty(mask.shape, dtype=np.int32)
+    stack = np.empty(mask.size, dtype=np.int32)
+    best, size = _geometry.largest_component(mask, labels, stack)
+    return labels, int(best), int(size)
+
+
+def focus_tiles(
+    gray: np.ndarray, tops: np.ndarray, lefts: np.ndarray, tile: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per tile: the variance of the 4-neighbour Laplacian and of the grey levels. Tiles are
+    ``tile`` square at (tops[i], lefts[i]) and must keep one pixel clear of every edge."""
+    require_gray(gray, "focus_tiles")
+    ty = np.ascontiguousarray(tops, dtype=np.intp)
+    tx = np.ascontiguousarray(lefts, dtype=np.intp)
+    if ty.ndim != 1 or ty.shape != tx.shape:
+        raise ValueError("focus_tiles: tops and lefts must be 1-D and of equal length")
+    h, w = gray.shape
+    if tile < 1 or (ty.size and (ty.min() < 1 or tx.min() < 1 or ty.max() + tile > h - 1
+                                 or tx.max() + tile > w - 1)):  # fmt: skip
+        raise ValueError("focus_tiles: every tile must lie one pixel inside the image")
+    lap = np.empty(ty.size, dtype=np.float64)
+    var = np.empty(ty.size, dtype=np.float64)
+    _imaging.laplacian_tiles(gray, ty, tx, int(tile), lap, var)
+    return lap, var
+
+
+def saturation_tiles(gray: np.ndarray, tile: int, level: int) -> np.ndarray:
+    """The fraction of pixels >= ``level`` in each whole ``tile`` x ``tile`` block."""
+    require_gray(gray, "saturation_tiles")
+    if tile < 1 or gray.shape[0] < tile or gray.shape[1] < tile:
+        raise ValueError(f"saturation_tiles: {gray.shape[1]}x{gray.shape[0]} < one tile {tile}")
+    out = np.empty((gray.shape[0] // tile, gray.shape[1] // tile), dtype=np.float64)
+    _imaging.saturated_tiles(gray, int(tile), int(level), out)
+    return out
+
+
+def tile_variance(gray: np.ndarray, tile: int) -> np.ndarray:
+    """The variance of the grey levels in each whole ``tile`` x ``tile`` block."""
+    require_gray(gray, "tile_variance")
+    if tile < 1 or gray.shape[0] < tile or gray.shape[1] < tile:
+        raise ValueError(f"tile_variance: {gray.shape[1]}x{gray.shape[0]} < one tile {tile}")
+    out = np.empty((gray.shape[0] // tile, gray.shape[1] // tile), dtype=np.float64)
+    _imaging.tile_variance(gray, int(tile), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry.
+
+
+def _percentile(hist: np.ndarray, q: float) -> int:
+    total = int(hist.sum())
+    if total == 0:
+        return 0
+    cumulative = np.cumsum(hist)
+    return int(np.searchsorted(cumulative, total * q / 100.0, side="left"))
+
+
+def otsu_level(hist: np.ndarray) -> int:
+    """Otsu's threshold of a 256-bin histogram: levels <= it form the dark class."""
+    h = np.asarray(hist, dtype=np.float64)
+    total = h.sum()
+    if total == 0:
+        return 127
+    levels = np.arange(256, dtype=np.float64)
+    w0 = np.cumsum(h)
+    m0 = np.cumsum(h * levels)
+    w1 = total - w0
+    valid = (w0 > 0) & (w1 > 0)
+    if not valid.any():
+        return 127
+    mu0 = np.where(valid, m0 / np.where(w0 > 0, w0, 1), 0)
+    mu1 = np.where(valid, (m0[-1] - m0) / np.where(w1 > 0, w1, 1), 0)
+    between = np.where(valid, w0 * w1 * (mu0 - mu1) ** 2, -1.0)
+    return int(np.argmax(between))
+
+
+def _apply(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    homog = np.hstack([pts, np.ones((pts.shape[0], 1))]) @ matrix.T
+    return homog[:, :2] / homog[:, 2:3]
+
+
+def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3 x 3 matrix mapping the 4 points ``src`` onto ``dst`` (both 4 x 2)."""
+    a = np.zeros((8, 8))
+    b = np.zeros(8)
+    for i, ((x, y), (u, v)) in enumerate(zip(src, dst, strict=True)):
+        a[2 * i] = [x, y, 1, 0, 0, 0, -u * x, -u * y]
+        a[2 * i + 1] = [0, 0, 0, x, y, 1, -v * x, -v * y]
+        b[2 * i], b[2 * i + 1] = u, v
+    try:
+        h = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        raise ValueError("homography: the points are degenerate (three in a line)") from None
+    return np.append(h, 1.0).reshape(3, 3)
+
+
+def rotation(angle_deg: float, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Deskew of a ``size`` (width, height) page whose content runs ``angle_deg``
+    counter-clockwise: the 3 x 3 map from the level output to the source, and the output size
+    (grown so that no corner of the source is lost)."""
+    w, h = size
+    t = math.radians(angle_deg)
+    c, s = math.cos(t), math.sin(t)
+    ow = math.ceil(w * abs(c) + h * abs(s) - 1e-6)
+    oh = math.ceil(w * abs(s) + h * abs(c) - 1e-6)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cu, cv = (ow - 1) / 2, (oh - 1) / 2
+    # A level line in the output maps to a source line of slope -tan(t) (image y points down).
+    m = np.array(
+        [[c, s, cx - c * cu - s * cv], [-s, c, cy + s * cu - c * cv], [0.0, 0.0, 1.0]],
+        dtype=np.float64,
+    )
+    return m, (ow, oh)
+
+
+def find_document(small: np.ndarray, level: int | None = None) -> tuple[np.ndarray | None, bool]:
+    """The outline of a bright document on a darker background in an analysis image: its
+    corners (TL, TR, BR, BL, in analysis pixels) and whether it touches the frame's edge.
+
+    (None, False) when the page fills the frame (the frame's edge is mostly paper, as from a
+    flatbed scanner) or no document-sized bright region is found. ``level`` is the Otsu level
+    of ``small`` when the caller has it.
+    """
+    require_gray(small, "find_document")
+    if level is None:
+        level = otsu_level(histogram(small))
+    bright = small > level
+    ring = np.concatenate([bright[0], bright[-1], bright[1:-1, 0], bright[1:-1, -1]])
+    if ring.mean() >= 0.5:
+        return None, False
+    labels, best, size = largest_component(bright.view(np.uint8))
+    if best == 0 or size < MIN_DOCUMENT_AREA * small.size:
+        return None, False
+    region = labels == best
+    ys, xs = np.nonzero(region)
+    s, d = xs + ys, xs - ys
+    corners = np.array(
+        [
+            [xs[np.argmin(s)], ys[np.argmin(s)]],
+            [xs[np.argmax(d)], ys[np.argmax(d)]],
+            [xs[np.argmax(s)], ys[np.argmax(s)]],
+            [xs[np.argmin(d)], ys[np.argmin(d)]],
+        ],
+        dtype=np.float64,
+    )
+    x, y = corners[:, 0], corners[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    if area < 0.8 * size or area > 1.25 * size:  # not a quadrilateral: leave the frame as is
+        return None, False
+    touches = bool(region[0].any() or region[-1].any() or region[:, 0].any()
+                   or region[:, -1].any())  # fmt: skip
+    return corners, touches
+
+
+def estimate_skew(small: np.ndarray, hist: np.ndarray | None = None) -> float:
+    """The angle (degrees, counter-clockwise positive) the text lines of a page run at, by
+    projection profiles of the ink's lower edges over +-MAX_SKEW_DEG: coarse steps, fine steps
+    around the best, then a parabola through the best three. 0.0 when there is too little ink.
+    ``hist`` is the histogram of ``small`` when the caller has it."""
+    require_gray(small, "estimate_skew")
+    h, w = small.shape
+    if h < 8 or w < 8:
+        return 0.0
+    if hist is None:
+        hist = histogram(small)
+    level = otsu_level(hist)
+    if hist[: level + 1].sum() > 0.5 * small.size:  # mostly dark: no paper to measure lines against
+        return 0.0
+    capacity = (h - 1) * w
+    all_x = np.empty(capacity, dtype=np.int32)
+    all_y = np.empty(capacity, dtype=np.int32)
+    count = _imaging.lower_edges(small, level, all_x, all_y, -(w // 2))
+    if count < 200:
+        return 0.0
+    step = max(1, count // SKEW_POINTS)
+    xs32 = np.ascontiguousarray(all_x[:count:step])
+    ys32 = np.ascontiguousarray(all_y[:count:step])
+    # The coarse search needs fewer points than the fine one.
+    coarse_step = max(1, xs32.size // (SKEW_POINTS // 4))
+    coarse_x = np.ascontiguousarray(xs32[::coarse_step])
+    coarse_y = np.ascontiguousarray(ys32[::coarse_step])
+    limit = math.tan(math.radians(MAX_SKEW_DEG))
+    offset = math.ceil(limit * (w / 2 + 1)) + 2
+    bins = h + 2 * offset + 2
+
+    def best_of(angles: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
+        slopes = np.ascontiguousarray(-np.tan(np.radians(angles)))
+        counts = np.empty((angles.size, bins), dtype=np.int32)
+        scores = np.empty(angles.size, dtype=np.float64)
+        _geometry.profile_scores(x, y, slopes, offset, counts, scores)
+        return int(np.argmax(scores)), scores
+
+    coarse = np.arange(-MAX_SKEW_DEG, MAX_SKEW_DEG + 1e-9, 0.25)
+    i, _ = best_of(coarse, coarse_x, coarse_y)
+    fine = coarse[i] + np.arange(-0.15, 0.15 + 1e-9, 0.025)  # the coarse best is within 0.125
+    j, scores = best_of(fine, xs32, ys32)
+    angle = float(fine[j])
+    if 0 < j < fine.size - 1:
+        a, b, c = scores[j - 1], scores[j], scores[j + 1]
+        denom = a - 2 * b + c
+        if denom < 0:
+            angle += 0.025 * 0.5 * (a - c) / denom
+    return angle
+
+
+def _analysis_factor(shape: tuple[int, ...]) -> int:
+    return max(1, math.ceil(max(shape[0], shape[1]) / ANALYSIS_SIDE))
+
+
+def _document_type(width: float, height: float) -> tuple[str, float | None]:
+    long, short = max(width, height), min(width, height)
+    ratio = long / short
+    for name, long_mm, short_mm, tolerance in DOCUMENT_SIZES:
+        if abs(ratio / (long_mm / short_mm) - 1.0) <= tolerance:
+            return name, round(long / long_mm * 25.4, 1)
+    return "", None
+
+
+def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> float | None:
+    """Median over content tiles of var(Laplacian) / var(grey): contrast-independent, high for
+    sharp strokes, low for blur. Tiles are picked on the analysis copy (those with ink or edges,
+    evenly spread), measured at full size."""
+    h, w = gray.shape
+    tile = min(FOCUS_TILE, h - 2, w - 2)
+    if tile < 8:
+        return None
+    st = max(2, tile // factor)
+    if small.shape[0] < st or small.shape[1] < st:
+        return None
+    coarse = tile_variance(small, st)
+    picked = np.flatnonzero(coarse.ravel() >= CONTENT_STD**2)
+    if picked.size < MIN_FOCUS_TILES:
+        return None
+    if picked.size > MAX_FOCUS_TILES:
+        picked = picked[np.linspace(0, picked.size - 1, MAX_FOCUS_TILES).astype(np.intp)]
+    rows, cols = np.divmod(picked, coarse.shape[1])
+    tops = np.clip(rows * st * factor, 1, h - 1 - tile)
+    lefts = np.clip(cols * st * factor, 1, w - 1 - tile)
+    lap, var = focus_tiles(gray, tops, lefts, tile)
+    keep = var >= (CONTENT_STD**2) / 2
+    if keep.sum() < MIN_FOCUS_TILES:
+        return None
+    return float(np.median(lap[keep] / var[keep]))
+
+
+def _glare(small: np.ndarray) -> float:
+    """Fraction of the page covered by the largest blob of saturated tiles that does not reach
+    the edge (white paper and margins reach the edge; a reflection sits inside the page)."""
+    if small.shape[0] < 3 * GLARE_TILE or small.shape[1] < 3 * GLARE_TILE:
+        return 0.0
+    fill = saturation_tiles(small, GLARE_TILE, GLARE_LEVEL)
+    mask = np.ascontiguousarray((fill >= GLARE_TILE_FILL).view(np.uint8))
+    labels, best, _ = largest_component(mask)
+    if best == 0:
+        return 0.0
+    sizes = np.bincount(labels.ravel())
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    sizes[edge] = 0
+    sizes[0] = 0
+    return float(sizes.max() / labels.size)
+
+
+def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPage:
+    """Prepare an upright 8-bit grey page (see :class:`PreparedPage`)."""
+    require_gray(gray, "prepare")
+    _require_size(gray, "prepare")
+    if gray.shape[0] < MIN_PAGE_SIDE or gray.shape[1] < MIN_PAGE_SIDE:
+        raise ValueError(
+            f"prepare: a page needs at least {MIN_PAGE_SIDE} pixels per side, got "
+            f"{gray.shape[1]}x{gray.shape[0]}"
+        )
+    if hist is None:
+        hist = histogram(gray)
+    total = max(1, gray.size)
+    levels = np.arange(256, dtype=np.float64)
+    mean = float((hist * levels).sum() / total)
+    variance = float((hist * (levels - mean) ** 2).sum() / total)
+    paper = _percentile(hist, 95.0)
+
+    factor = _analysis_factor(gray.shape)
+    small = box_downscale(gray, factor)
+    small_hist = hist if factor == 1 else histogram(small)
+    corners, touches = find_document(small, otsu_level(small_hist))
+    h, w = gray.shape
+    if corners is not None:
+        full = corners * factor + (factor - 1) / 2
+        top = np.linalg.norm(full[1] - full[0])
+        bottom = np.linalg.norm(full[2] - full[3])
+        left = np.linalg.norm(full[3] - full[0])
+        right = np.linalg.norm(full[2] - full[1])
+        doc_w, doc_h = max(2, round(max(top, bottom))), max(2, round(max(left, right)))
+        rect = np.array([[0, 0], [doc_w - 1, 0], [doc_w - 1, doc_h - 1], [0, doc_h - 1]], float)
+        crop = homography(rect, full)
+        small_crop = homography(rect / factor, corners)
+        sw, sh = max(1, doc_w // factor), max(1, doc_h // factor)
+        level_small = warp(small, small_crop, (sw, sh), paper)
+    else:
+        full = None
+        doc_w, doc_h = w, h
+        crop = np.eye(3)
+        level_small = small
+
+    skew = estimate_skew(level_small, small_hist if corners is None else None)
+    if abs(skew) >= MIN_SKEW_DEG:
+        turn, (out_w, out_h) = rotation(skew, (doc_w, doc_h))
+        transform = crop @ turn
+    else:
+        skew, out_w, out_h = 0.0, doc_w, doc_h
+        transform = crop
+    if corners is None and abs(skew) < MIN_SKEW_DEG:
+        normalized = gray
+        transform = None
+    elif corners is None:
+        normalized = rotate(gray, transform, (out_w, out_h), paper)
+    else:
+        normalized = warp(gray, transform, (out_w, out_h), paper)
+    # The analysis copy of the normalized page, for glare and the perceptual hashes: the same
+    # rotation applied to the (cropped) analysis copy, not another pass over every pixel.
+    norm_small = level_small
+    if skew and factor == 1 and corners is None:
+        norm_small = normalized
+    elif skew:
+        small_size = (level_small.shape[1], level_small.shape[0])
+        small_turn, small_out = rotation(skew, small_size)
+        norm_small = rotate(level_small, small_turn, small_out, paper)
+    # The hashes average down to 32 x 32 and 9 x 8: a copy of about HASH_SIDE pixels is plenty.
+    hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
+    document, dpi = _document_type(doc_w, doc_h)
+    ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
+    return PreparedPage(
+        gray=normalized,
+        mean=mean,
+        contrast=variance**0.5,
+        histogram=hist,
+        clipped_dark=float(hist[: DARK_LEVEL + 1].sum() / total),
+        clipped_bright=float(hist[BRIGHT_LEVEL:].sum() / total),
+        source=gray,
+        transform=transform,
+        quad=full,
+        cut_off=touches or ratio > MAX_PAGE_ASPECT,
+        skew_deg=round(skew, 3),
+        focus=_focus(gray, small, factor),
+        glare=_glare(norm_small),
+        document=document,
+        dpi_estimate=dpi,
+        phash=phash(hash_src),
+        dhash=dhash(hash_src),
+        sha256=content_sha256(normalized),
+    )
+
+
+_PARSERS: dict[str, type[ImageFile.ImageFile]] = {
+    "jpeg": JpegImagePlugin.JpegImageFile,
+    "png": PngImagePlugin.PngImageFile,
+    "tiff": TiffImagePlugin.TiffImageFile,
+}
+
+
+def open_image(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    """Parse the headers of ``data`` with the parser of ``fmt`` ("jpeg" | "png" | "tiff");
+    pixels are decoded on ``load()``.
+
+    Unlike ``Image.open`` this neither guesses among every format Pillow knows nor applies
+    Pillow's decompression-bomb check: admission applies our own caps to the header first.
+    Parse errors surface as Pillow raises them (SyntaxError, OSError, ...).
+    """
+    return _PARSERS[fmt](io.BytesIO(data))
+
+
+def decode_upright(page: AdmittedPage) -> Image.Image:
+    """Decode an admitted page and turn it upright by its EXIF orientation."""
+    with open_image(page.data, page.format) as im:
+        im.load()
+        upright = ImageOps.exif_transpose(im)
+    return upright
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """An 8-bit H x W x 3 (colour) or H x W (grey) C-contiguous array of ``img``."""
+    if img.mode in ("L", "1"):
+        return np.ascontiguousarray(np.asarray(img.convert("L")))
+    if img.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(img).astype(np.int64)
+        return np.ascontiguousarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8))
+    if img.mode == "F":
+        return np.ascontiguousarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8))
+    return np.ascontiguousarray(np.asarray(_flatten(img)))
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """RGB, with any transparency laid over white paper."""
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def draft_gray(im: ImageFile.ImageFile, fmt: str) -> None:
+    """Before ``load()``: have a colour JPEG decode straight to its luma (the Y plane libjpeg
+    already holds), skipping chroma upsampling and colour conversion: about a third faster
+    to decode, and no grey conversion after. Every scan is still entropy-decoded, so damaged
+    data fails ``load()`` as before; the grey levels match the BT.601 luma of the decoded RGB
+    within one level."""
+    if fmt == "jpeg" and im.mode == "RGB":
+        im.draft("L", im.size)
+
+
+def decode_for_preparation(page: AdmittedPage) -> Image.Image:
+    """Decode an admitted page, colour JPEGs straight to grey (:func:`draft_gray`), upright."""
+    with open_image(page.data, page.format) as im:
+        draft_gray(im, page.format)
+        im.load()
+        return ImageOps.exif_transpose(im) if page.orientation != 1 else im
+
+
+def prepare(page: AdmittedPage, image: Image.Image | None = None) -> PreparedPage:
+    """Decode (unless ``image``, the page as admission decoded it, upright, is given), convert
+    to grey through the native kernel, and prepare (see :func:`prepare_gray`)."""
+    upright = image if image is not None else decode_for_preparation(page)
+    gray, hist = to_gray(_pixels(upright))
+    return prepare_gray(gray, hist)
+
+
+def render_image(page: AdmittedPage) -> tuple[bytes, str]:
+    """The image to embed in the copy PDF at full fidelity, and its format ("jpeg" | "png").
+
+    An upright RGB or grey JPEG, and an upright PNG, pass through byte for byte; anything else
+    (a rotated or CMYK JPEG, a TIFF) becomes a lossless PNG of the upright image.
+    """
+    if page.orientation == 1:
+        if page.format == "png":
+            return page.data, "png"
+        if page.format == "jpeg":
+            with open_image(page.data, "jpeg") as im:
+                mode = im.mode
+            if mode in ("RGB", "L"):
+                return page.data, "jpeg"
+    img = decode_upright(page)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        img = Image.fromarray(_pixels(img), "L")
+    elif img.mode not in ("1", "L", "RGB"):
+        img = _flatten(img)
+    out = io.BytesIO()
+    img.save(out, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue(), "png"
