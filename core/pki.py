@@ -1,0 +1,808 @@
+"""A development PKI, generated on first start and reused after.
+
+Layout of the PKI directory::
+
+    root.pem          the root CA certificate (the trust anchor verifiers are given)
+    issuing-ca.p12    issuing CA key + certificate + root (it signs the CRLs it publishes)
+    official.p12      the certifying official: key + certificate + chain
+    seal.p12          the organization's seal: key + certificate + chain
+    tsa.p12           the in-process time-stamping authority: key + certificate + chain
+    qr.p12            the Ed25519 key that signs the offline QR payloads: key + certificate + chain
+    qr.pem            the QR certificate followed by the issuing CA's (what offline verifiers
+                      are given, with root.pem as the trust anchor)
+    crl/root.crl      the root's CRL (ARL, DER), covering the issuing CA's certificate
+    crl/issuing-ca.crl  the issuing CA's CRL (DER), covering the end-entity certificates
+    crl/revoked.json  end-entity certificates the issuing CA has revoked
+
+Every ``.p12`` file is protected by the same passphrase. The root CA's private key is not
+kept: it signs the issuing CA and one authority revocation list (valid as long as the issuing
+CA) at generation, and is then thrown away, so the only long-lived secret of the hierarchy is
+the issuing CA's. The issuing CA's CRL is reissued whenever it is older than the refresh period
+(a day by default) and stays valid a week, so a verifier holding any recent one can check
+revocation offline.
+
+Certificates name where their CRL is published (a CRL distribution point under
+``crl_base_url``, e.g. ``http://localhost:8080/pki/issuing-ca.crl``); :meth:`DevPki.crl_bytes`
+gives the current CRL for a name, for an HTTP server to publish.
+
+Keys are RSA-2048: pyHanko's in-process time-stamper signs with RSA only, every PDF reader
+(Adobe, Foxit, poppler/NSS) verifies RSA PKCS#1 v1.5, and Vietnam's public signing CAs issue
+RSA certificates, so one algorithm serves the whole hierarchy. The one exception is the QR key:
+the offline payload printed on every page must fit a QR code a phone reads from paper, and an
+Ed25519 signature (64 bytes) is a quarter of an RSA-2048 one. Its certificate is issued by the
+same RSA issuing CA, so it chains to the same root; a PKI generated before the QR key existed
+gets one on first use (:meth:`DevPki.qr_signer`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from saoy.core.errors import NotFound
+
+ROOT_FILE = "root.pem"
+ISSUING_CA_FILE = "issuing-ca.p12"
+OFFICIAL_FILE = "official.p12"
+SEAL_FILE = "seal.p12"
+TSA_FILE = "tsa.p12"
+QR_FILE = "qr.p12"
+QR_CERT_FILE = "qr.pem"
+_ALL_FILES = (ROOT_FILE, ISSUING_CA_FILE, OFFICIAL_FILE, SEAL_FILE, TSA_FILE)
+CRL_DIR = "crl"
+ROOT_CRL = "root"
+ISSUING_CA_CRL = "issuing-ca"
+CRL_NAMES = (ROOT_CRL, ISSUING_CA_CRL)
+"""Names of the CRLs the dev PKI publishes, as in ``{crl_base_url}{name}.crl``."""
+_REVOKED_FILE = "revoked.json"
+
+DEFAULT_CRL_BASE_URL = "http://localhost:8080/pki/"
+DEFAULT_CRL_REFRESH = dt.timedelta(days=1)
+_CRL_VALIDITY = dt.timedelta(days=7)  # nextUpdate: verifiers accept a CRL this long
+
+_KEY_SIZE = 2048
+_BACKDATE = dt.timedelta(days=1)  # tolerate clock skew and frozen clocks in tests
+_ROOT_LIFETIME = dt.timedelta(days=20 * 365)
+_ISSUING_LIFETIME = dt.timedelta(days=10 * 365)
+_END_ENTITY_LIFETIME = dt.timedelta(days=5 * 365)
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """A private key with its certificate and the chain above it, in pyHanko's types."""
+
+    key: asn1_keys.PrivateKeyInfo = field(repr=False)
+    certificate: asn1_x509.Certificate
+    chain: tuple[asn1_x509.Certificate, ...]  # issuing CA first, then the root
+
+
+@dataclass(frozen=True)
+class DevPki:
+    """Where the development PKI lives, and how to open it."""
+
+    directory: Path
+    organization: str  # the O= of the end-entity certificates: the issuer of copies
+    passphrase: bytes = field(repr=False)
+    crl_base_url: str | None = None  # where the certificates say their CRLs are published
+    crl_refresh: dt.timedelta = DEFAULT_CRL_REFRESH  # reissue a CRL older than this
+
+    @property
+    def root_path(self) -> Path:
+        return self.directory / ROOT_FILE
+
+    @property
+    def issuing_ca_path(self) -> Path:
+        return self.directory / ISSUING_CA_FILE
+
+    @property
+    def official_path(self) -> Path:
+        return self.directory / OFFICIAL_FILE
+
+    @property
+    def seal_path(self) -> Path:
+        return self.directory / SEAL_FILE
+
+    @property
+    def tsa_path(self) -> Path:
+        return self.directory / TSA_FILE
+
+    @property
+    def qr_path(self) -> Path:
+        return self.directory / QR_FILE
+
+    @property
+    def qr_certificate_path(self) -> Path:
+        return self.directory / QR_CERT_FILE
+
+    def qr_signer(self) -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate]:
+        """The Ed25519 key that signs the offline QR payloads, and its certificate (issued by
+        the issuing CA). Issued on first use for a PKI generated without one; cached after."""
+        key, cert, _ = self._qr_material()
+        return key, cert
+
+    def qr_certificate_pem(self) -> bytes:
+        """The QR certificate followed by the issuing CA's, in PEM: what ``saoy verify
+        --offline --cert`` takes (served at ``/pki/qr.pem``; the root is ``/pki/root.pem``)."""
+        _, cert, chain = self._qr_material()
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain[:1]))
+
+    def _qr_material(
+        self,
+    ) -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
+        path = self.qr_path
+        with _QR_LOCK:
+            if not path.is_file():
+                self._issue_qr_key()
+            stamp = _stamp(path)
+            hit = _QR_CACHE.get(path)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            try:
+                key, cert, chain = pkcs12.load_key_and_certificates(
+                    path.read_bytes(), self.passphrase
+                )
+            except ValueError as exc:
+                raise ValueError(f"cannot open {path}: wrong passphrase or damaged file") from exc
+            if not isinstance(key, ed25519.Ed25519PrivateKey) or cert is None:
+                raise ValueError(f"{path} holds no Ed25519 key and certificate")
+            material = (key, cert, tuple(chain))
+            _QR_CACHE[path] = (stamp, material)
+            if not self.qr_certificate_path.is_file():
+                _atomic_write(
+                    self.qr_certificate_path,
+                    b"".join(
+                        c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain[:1])
+                    ),
+                )
+            return material
+
+    def _issue_qr_key(self) -> None:
+        """Issue the QR key into a PKI made without one. Created with link(2), so two
+        processes racing here end up sharing the first one written."""
+        ca_key, ca_cert, others = pkcs12.load_key_and_certificates(
+            self.issuing_ca_path.read_bytes(), self.passphrase
+        )
+        if not isinstance(ca_key, rsa.RSAPrivateKey) or ca_cert is None:
+            raise ValueError(f"{self.issuing_ca_path} holds no RSA key and certificate")
+        data = _qr_p12(
+            organization=self.organization,
+            ca_key=ca_key,
+            chain=[ca_cert, *others],
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            crl_url=self.crl_url(ISSUING_CA_CRL),
+            passphrase=self.passphrase,
+        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{QR_FILE}.", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self.qr_path)
+            except FileExistsError:
+                pass  # another process issued it first: use theirs
+            else:
+                _fsync_dir(self.directory)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def root_certificate(self) -> asn1_x509.Certificate:
+        """The trust anchor, as the ``asn1crypto`` object pyHanko's validation takes."""
+        return load_pem_certificate(self.root_path)
+
+    def load(self, path: Path) -> KeyMaterial:
+        """Open one of this PKI's PKCS#12 files with its passphrase."""
+        return load_pkcs12(path, self.passphrase)
+
+    def crl_url(self, name: str) -> str | None:
+        """The URL certificates give for CRL ``name`` (None for a PKI made without them)."""
+        _check_crl_name(name)
+        return None if self.crl_base_url is None else _crl_url(self.crl_base_url, name)
+
+    def crl_path(self, name: str) -> Path:
+        """The file holding the current CRL ``name`` (DER), reissued first if it is stale.
+
+        Raises :class:`NotFound` for a name this PKI does not publish.
+        """
+        _check_crl_name(name)
+        path = self.directory / CRL_DIR / f"{name}.crl"
+        if name == ISSUING_CA_CRL:
+            with _CRL_LOCK:
+                if _is_stale(path, self.crl_refresh):
+                    self._reissue_issuing_ca_crl()
+        elif not path.is_file():
+            raise NotFound(
+                f"{self.directory} was generated before the dev PKI published a root CRL; "
+                "move it away to generate a new one",
+                field="name",
+            )
+        return path
+
+    def crl_bytes(self, name: str) -> bytes:
+        """The current CRL ``name`` as DER bytes (``application/pkix-crl``)."""
+        return _read_cached(self.crl_path(name))
+
+    def crls(self) -> list[asn1_crl.CertificateList]:
+        """Every current CRL this PKI publishes, parsed for pyHanko's validation contexts."""
+        out = []
+        for name in CRL_NAMES:
+            try:
+                out.append(_parse_crl_cached(self.crl_path(name)))
+            except NotFound:
+                continue
+        return out
+
+    def revoke(self, certificate: asn1_x509.Certificate, reason: str = "key_compromise") -> None:
+        """Revoke an end-entity certificate of this PKI and reissue the issuing CA's CRL.
+
+        ``reason`` is an RFC 5280 reason code name as ``cryptography`` spells it
+        (``key_compromise``, ``superseded``, ``cessation_of_operation``, ...).
+        """
+        try:
+            x509.ReasonFlags[reason]
+        except KeyError as exc:
+            raise ValueError(f"unknown revocation reason {reason!r}") from exc
+        ca = self.load(self.issuing_ca_path)
+        if certificate.issuer != ca.certificate.subject:
+            raise ValueError("only certificates issued by the dev issuing CA can be revoked")
+        with _CRL_LOCK:
+            revoked = _read_revoked(self.directory)
+            revoked[format(certificate.serial_number, "x")] = {
+                "at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+                "reason": reason,
+            }
+            _atomic_write(
+                self.directory / CRL_DIR / _REVOKED_FILE,
+                json.dumps(revoked, indent=1, sort_keys=True).encode(),
+            )
+            self._reissue_issuing_ca_crl()
+
+    def _reissue_issuing_ca_crl(self) -> None:
+        key, _, _ = pkcs12.load_key_and_certificates(
+            self.issuing_ca_path.read_bytes(), self.passphrase
+        )
+        ca_cert = x509.load_der_x509_certificate(self.load(self.issuing_ca_path).certificate.dump())
+        if not isinstance(key, rsa.RSAPrivateKey):  # pragma: no cover - generated as RSA
+            raise ValueError(f"{self.issuing_ca_path} holds no RSA key")
+        crl = _crl(
+            ca_cert,
+            key,
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            next_update=None,
+            revoked=_read_revoked(self.directory),
+        )
+        (self.directory / CRL_DIR).mkdir(exist_ok=True)
+        _atomic_write(self.directory / CRL_DIR / f"{ISSUING_CA_CRL}.crl", crl)
+
+
+def ensure_dev_pki(
+    directory: Path,
+    *,
+    organization: str,
+    passphrase: bytes,
+    crl_base_url: str = DEFAULT_CRL_BASE_URL,
+    crl_refresh: dt.timedelta = DEFAULT_CRL_REFRESH,
+) -> DevPki:
+    """Load the development PKI in ``directory``, generating it first if it is not there.
+
+    Generation happens in a sibling temporary directory that is renamed into place, so a crash
+    leaves either a complete PKI or none, and two processes racing on first start end up
+    sharing one PKI. An existing PKI keeps the organization and the CRL URLs it was made for:
+    ``organization`` and ``crl_base_url`` apply only when the PKI is generated.
+    """
+    directory = Path(directory)
+    if not passphrase:
+        raise ValueError("the PKI passphrase must not be empty")
+    if not crl_base_url.startswith(("http://", "https://")):
+        raise ValueError(f"crl_base_url must be an http(s) URL, not {crl_base_url!r}")
+    if crl_refresh <= dt.timedelta(0) or crl_refresh >= _CRL_VALIDITY:
+        raise ValueError(f"crl_refresh must be positive and shorter than {_CRL_VALIDITY}")
+    if not _is_complete(directory):
+        if directory.exists() and any(directory.iterdir()):
+            missing = ", ".join(n for n in _ALL_FILES if not (directory / n).is_file())
+            raise FileExistsError(
+                f"{directory} holds an incomplete PKI (missing {missing}); "
+                "move it away to generate a new one"
+            )
+        _generate_into(
+            directory, organization=organization, passphrase=passphrase, crl_base_url=crl_base_url
+        )
+    official = load_pkcs12(directory / OFFICIAL_FILE, passphrase)
+    return DevPki(
+        directory=directory,
+        organization=organization_of(official.certificate) or organization,
+        passphrase=passphrase,
+        crl_base_url=_crl_base_of(official.certificate),
+        crl_refresh=crl_refresh,
+    )
+
+
+def load_pkcs12(path: Path, passphrase: bytes) -> KeyMaterial:
+    """Read a PKCS#12 file into pyHanko's (asn1crypto) types."""
+    try:
+        key, cert, others = pkcs12.load_key_and_certificates(path.read_bytes(), passphrase)
+    except ValueError as exc:
+        raise ValueError(f"cannot open {path}: wrong passphrase or damaged file") from exc
+    if key is None or cert is None:
+        raise ValueError(f"{path} holds no key and certificate")
+    key_der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return KeyMaterial(
+        key=asn1_keys.PrivateKeyInfo.load(key_der),
+        certificate=_to_asn1(cert),
+        chain=tuple(_to_asn1(c) for c in others),
+    )
+
+
+def load_pem_certificate(path: Path) -> asn1_x509.Certificate:
+    """Read one PEM certificate into an ``asn1crypto`` object."""
+    return _to_asn1(x509.load_pem_x509_certificate(path.read_bytes()))
+
+
+def organization_of(cert: asn1_x509.Certificate) -> str | None:
+    """The organization (O=) named in a certificate's subject, if any."""
+    value = cert.subject.native.get("organization_name")
+    if isinstance(value, list):  # several O= attributes: take the first
+        value = value[0] if value else None
+    return value if isinstance(value, str) else None
+
+
+# --- generation ---------------------------------------------------------------------------
+
+
+def _is_complete(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in _ALL_FILES)
+
+
+def _generate_into(
+    directory: Path, *, organization: str, passphrase: bytes, crl_base_url: str
+) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        _write_pki(tmp, organization=organization, passphrase=passphrase, crl_base_url=crl_base_url)
+        _fsync_dir(tmp)
+        try:
+            # rename(2) replaces a missing or empty directory atomically, and fails when
+            # another process got there first with a complete PKI.
+            os.replace(tmp, directory)
+        except OSError:
+            if not _is_complete(directory):
+                raise
+        else:
+            _fsync_dir(directory.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url: str) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    root_crl_url = _crl_url(crl_base_url, ROOT_CRL)
+    issuing_crl_url = _crl_url(crl_base_url, ISSUING_CA_CRL)
+
+    root_key = _new_key()
+    root_name = _name(organization, "Saoy Dev Root CA")
+    root_cert = _ca_cert(
+        subject=root_name,
+        issuer=root_name,
+        public_key=root_key.public_key(),
+        signing_key=root_key,
+        issuer_public_key=root_key.public_key(),
+        now=now,
+        lifetime=_ROOT_LIFETIME,
+        path_length=1,
+        crl_url=None,
+    )
+
+    ca_key = _new_key()
+    ca_cert = _ca_cert(
+        subject=_name(organization, "Saoy Dev Issuing CA"),
+        issuer=root_name,
+        public_key=ca_key.public_key(),
+        signing_key=root_key,
+        issuer_public_key=root_key.public_key(),
+        now=now,
+        lifetime=_ISSUING_LIFETIME,
+        path_length=0,
+        crl_url=root_crl_url,
+    )
+    # The root signs twice, the issuing CA and an ARL valid as long as it, then is dropped.
+    (out / CRL_DIR).mkdir()
+    _write_file(
+        out / CRL_DIR / f"{ROOT_CRL}.crl",
+        _crl(root_cert, root_key, now=now, next_update=ca_cert.not_valid_after_utc, revoked={}),
+        0o644,
+    )
+    del root_key
+    _write_file(
+        out / CRL_DIR / f"{ISSUING_CA_CRL}.crl",
+        _crl(ca_cert, ca_key, now=now, next_update=None, revoked={}),
+        0o644,
+    )
+
+    chain = [ca_cert, root_cert]
+    _write_file(out / ISSUING_CA_FILE, _p12("issuing-ca", ca_key, ca_cert, [root_cert], passphrase))
+
+    signing_usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,  # nonRepudiation
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    ends: list[tuple[str, str, str, x509.KeyUsage, x509.ExtendedKeyUsage | None]] = [
+        (OFFICIAL_FILE, "official", "Cán bộ chứng thực (dev)", signing_usage, None),
+        (SEAL_FILE, "seal", organization, signing_usage, None),
+        (
+            TSA_FILE,
+            "tsa",
+            "Saoy Dev Time-Stamping Authority",
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+        ),
+    ]
+    for filename, friendly, common_name, usage, extended in ends:
+        key = _new_key()
+        cert = _end_entity_cert(
+            subject=_name(organization, common_name),
+            public_key=key.public_key(),
+            ca_cert=ca_cert,
+            ca_key=ca_key,
+            now=now,
+            usage=usage,
+            extended=extended,
+            crl_url=issuing_crl_url,
+        )
+        _write_file(out / filename, _p12(friendly, key, cert, chain, passphrase))
+    _write_file(
+        out / QR_FILE,
+        _qr_p12(
+            organization=organization,
+            ca_key=ca_key,
+            chain=chain,
+            now=now,
+            crl_url=issuing_crl_url,
+            passphrase=passphrase,
+        ),
+    )
+
+    _write_file(out / ROOT_FILE, root_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _qr_p12(
+    *,
+    organization: str,
+    ca_key: rsa.RSAPrivateKey,
+    chain: list[x509.Certificate],
+    now: dt.datetime,
+    crl_url: str | None,
+    passphrase: bytes,
+) -> bytes:
+    """A new Ed25519 QR key and its certificate from the issuing CA (``chain[0]``), as PKCS#12."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert = _end_entity_cert(
+        subject=_name(organization, "Saoy Dev QR Payload Signer"),
+        public_key=key.public_key(),
+        ca_cert=chain[0],
+        ca_key=ca_key,
+        now=now,
+        usage=x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        extended=None,
+        crl_url=crl_url,
+    )
+    return _p12("qr", key, cert, chain, passphrase)
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=_KEY_SIZE)
+
+
+def _name(organization: str, common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _ca_cert(
+    *,
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: rsa.RSAPublicKey,
+    signing_key: rsa.RSAPrivateKey,
+    issuer_public_key: rsa.RSAPublicKey,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    path_length: int,
+    crl_url: str | None,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),
+            critical=False,
+        )
+    )
+    if crl_url is not None:
+        builder = builder.add_extension(_distribution_point(crl_url), critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _end_entity_cert(
+    *,
+    subject: x509.Name,
+    public_key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    now: dt.datetime,
+    usage: x509.KeyUsage,
+    extended: x509.ExtendedKeyUsage | None,
+    crl_url: str | None,
+) -> x509.Certificate:
+    not_after = min(now + _END_ENTITY_LIFETIME, ca_cert.not_valid_after_utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    if crl_url is not None:
+        builder = builder.add_extension(_distribution_point(crl_url), critical=False)
+    if extended is not None:
+        # RFC 3161 §2.3: a TSA certificate carries exactly timeStamping, marked critical.
+        builder = builder.add_extension(extended, critical=True)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _p12(
+    friendly: str,
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    passphrase: bytes,
+) -> bytes:
+    return pkcs12.serialize_key_and_certificates(
+        friendly.encode(),
+        key,
+        cert,
+        chain,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+
+
+def _distribution_point(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
+def _crl_url(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}.crl"
+
+
+def _crl_base_of(cert: asn1_x509.Certificate) -> str | None:
+    """The base URL of the CRL a certificate names (None when it names none)."""
+    parsed = x509.load_der_x509_certificate(cert.dump())
+    try:
+        points = parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except x509.ExtensionNotFound:
+        return None
+    for point in points.value:
+        for name in point.full_name or ():
+            url = str(name.value)
+            if url.endswith(f"/{ISSUING_CA_CRL}.crl"):
+                return url[: -len(f"{ISSUING_CA_CRL}.crl")]
+    return None
+
+
+def _crl(
+    issuer: x509.Certificate,
+    key: rsa.RSAPrivateKey,
+    *,
+    now: dt.datetime,
+    next_update: dt.datetime | None,
+    revoked: dict[str, dict[str, str]],
+) -> bytes:
+    """A DER CRL from ``issuer``; thisUpdate is back-dated like the certificates."""
+    this_update = now - _BACKDATE
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(this_update)
+        .next_update(next_update if next_update is not None else now + _CRL_VALIDITY)
+        # Seconds since the epoch: increases with every reissue without keeping a counter.
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+    )
+    for serial, entry in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(int(serial, 16))
+            .revocation_date(dt.datetime.fromisoformat(entry["at"]))
+            .add_extension(x509.CRLReason(x509.ReasonFlags[entry["reason"]]), critical=False)
+            .build()
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _check_crl_name(name: str) -> None:
+    if name not in CRL_NAMES:
+        raise NotFound(
+            f"no CRL named {name!r}; the dev PKI publishes {', '.join(CRL_NAMES)}", field="name"
+        )
+
+
+_CRL_LOCK = threading.Lock()
+_QR_LOCK = threading.Lock()
+_QR_CACHE: dict[
+    Path,
+    tuple[
+        tuple[int, int],
+        tuple[ed25519.Ed25519PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]],
+    ],
+] = {}
+_FILE_CACHE: dict[Path, tuple[tuple[int, int], bytes, asn1_crl.CertificateList | None]] = {}
+
+
+def _is_stale(path: Path, refresh: dt.timedelta) -> bool:
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    return dt.datetime.now(dt.UTC).timestamp() - mtime >= refresh.total_seconds()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_ino
+
+
+def _read_cached(path: Path) -> bytes:
+    stamp = _stamp(path)
+    hit = _FILE_CACHE.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    data = path.read_bytes()
+    _FILE_CACHE[path] = (stamp, data, None)
+    return data
+
+
+def _parse_crl_cached(path: Path) -> asn1_crl.CertificateList:
+    data = _read_cached(path)
+    stamp, _, parsed = _FILE_CACHE[path]
+    if parsed is None:
+        parsed = asn1_crl.CertificateList.load(data)
+        _FILE_CACHE[path] = (stamp, data, parsed)
+    return parsed
+
+
+def _read_revoked(directory: Path) -> dict[str, dict[str, str]]:
+    path = directory / CRL_DIR / _REVOKED_FILE
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
