@@ -1,0 +1,393 @@
+"""Document-understanding accuracy on a generated corpus with ground truth.
+
+The corpus: CCCD card fronts and backs (2021 chip card and 2024 card, several fonts, full
+Vietnamese diacritics) captured with skew, blur, noise, uneven light and JPEG; some with a
+deliberately broken MRZ, QR code, ID number or expiry; birth certificates (with and without
+seal, some stamped "MẬT"); and bad input (blank page, a photograph, pages turned 90°/180°, a
+card half cut off). Every OCR engine that ``create_engine`` knows is run ("onnx" when it is
+installed). Printed per engine:
+
+- CER: character error rate of each drawn line against the words OCR'd inside its box;
+- field exact-match rate (CCCD fields; birth-certificate fields apart);
+- type accuracy (document type, or the bad-input condition);
+- broken-document detection rate (the broken dossier is not PASS) and false alarms (a
+  valid dossier that is not PASS);
+- time per page (OCR, and document analysis on top).
+
+    python benchmarks/accuracy.py                # 40 cards, a few minutes on one core
+    python benchmarks/accuracy.py --cards 100 --engines tesseract
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from saoy.clients.simulator import docgen
+from saoy.core.documents import DocumentReader, PageAnalysis, analyze_dossier
+from saoy.core.model import OcrResult, Outcome, Word
+from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
+
+TODAY = date(2025, 6, 1)
+
+
+@dataclass
+class Page:
+    """One captured page and what is true of it."""
+
+    image: Image.Image  # RGB as captured (decoded from JPEG)
+    lines: list[docgen.TextLine]  # drawn text with boxes in captured pixels (empty: no CER)
+    kind: str  # expected type, or the bad-input condition ("blank", "no_text", "rotated")
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    name: str
+    pages: list[Page]
+    broken: str = ""  # what is wrong with it ("" for a valid dossier)
+    expect: str = "pass"  # "pass" | "not_pass"
+    today: date = TODAY  # the day it is checked on
+
+
+def _dmy(d: date) -> str:
+    return "Không thời hạn" if d.year == 9999 else d.strftime("%d/%m/%Y")
+
+
+def _rotate_box(
+    box: tuple[int, int, int, int], size: tuple[int, int], new: tuple[int, int], deg: float
+) -> tuple[int, int, int, int]:
+    """Where a box lands after ``Image.rotate(deg, expand=True)``."""
+    w, h = size
+    nw, nh = new
+    a = math.radians(deg)
+    cos, sin = math.cos(a), math.sin(a)
+    xs, ys = [], []
+    for x, y in ((box[0], box[1]), (box[2], box[1]), (box[0], box[3]), (box[2], box[3])):
+        dx, dy = x - w / 2, y - h / 2
+        xs.append(cos * dx + sin * dy + nw / 2)
+        ys.append(-sin * dx + cos * dy + nh / 2)
+    return (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
+
+
+def capture(rendered: docgen.Rendered, rng: random.Random, seed: int) -> tuple[Image.Image, list]:
+    """Capture a render as a kiosk camera would, and carry its line boxes along."""
+    skew = rng.uniform(-1.5, 1.5)
+    blur = rng.choice((0.0, 0.3, 0.5, 0.8))
+    noise = rng.uniform(1.5, 6.0)
+    shade = rng.choice((0.0, 0.0, 0.2, 0.35))
+    quality = rng.choice((70, 80, 90, 95))
+    data = docgen.degrade(
+        rendered,
+        skew_deg=skew,
+        blur=blur,
+        noise=noise,
+        shade=shade,
+        jpeg_quality=quality,
+        seed=seed,
+    )
+    assert isinstance(data, bytes)
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    lines = [
+        replace(t, box=_rotate_box(t.box, rendered.image.size, image.size, skew))
+        for t in rendered.lines
+        if t.box[2] > t.box[0]
+    ]
+    return image, lines
+
+
+def card_truth(person: docgen.Person, variant: str) -> tuple[dict[str, str], dict[str, str]]:
+    front = {
+        "id_number": person.id_number,
+        "full_name": person.full_name.upper(),
+        "date_of_birth": _dmy(person.date_of_birth),
+        "sex": person.sex,
+        "nationality": person.nationality,
+    }
+    back = {"issue_date": _dmy(person.issue_date), "mrz": "\n".join(docgen.mrz_lines(person))}
+    if variant == "2021":
+        front |= {
+            "place_of_origin": person.place_of_origin,
+            "place_of_residence": person.place_of_residence,
+            "expiry_date": _dmy(person.expiry_date),
+        }
+    else:
+        back |= {
+            "place_of_residence": person.place_of_residence,
+            "place_of_birth": person.place_of_origin,
+            "expiry_date": _dmy(person.expiry_date),
+        }
+    return front, back
+
+
+CARD_DEFECTS = (
+    *(f"mrz:{d}" for d in docgen.MRZ_DEFECTS),
+    "qr:other_person",
+    "qr:damaged",
+    *(f"id:{d}" for d in docgen.ID_DEFECTS),
+    "expired",
+)
+
+
+def corpus(cards: int, seed: int) -> Iterator[Sample]:
+    rng = random.Random(seed)
+    for i in range(cards):
+        person = docgen.random_person(seed * 1000 + i)
+        variant = "2021" if i % 2 == 0 else "2024"
+        defect = CARD_DEFECTS[(i // 2) % len(CARD_DEFECTS)] if i % 3 == 2 else ""
+        if defect.startswith("id:"):
+            person = docgen.broken_id_number(person, defect[3:])
+        if defect == "expired":
+            born = person.date_of_birth
+            person = replace(
+                person,
+                issue_date=TODAY - timedelta(days=4000),
+                expiry_date=TODAY - timedelta(days=rng.randrange(10, 900)),
+            )
+            assert born == person.date_of_birth
+        front_kw: dict[str, Any] = {"variant": variant}
+        back_kw: dict[str, Any] = {"variant": variant}
+        if defect.startswith("mrz:"):
+            back_kw["mrz"] = docgen.broken_mrz(person, defect[4:])
+        if defect == "qr:other_person":
+            other = docgen.random_person(seed * 1000 + i + 500)
+            front_kw["qr_payload"] = docgen.cccd_qr_payload(other)
+        if defect == "qr:damaged":
+            front_kw["qr_damaged"] = True
+        front = docgen.id_card_front(person, i, **front_kw)
+        back = docgen.id_card_back(person, i, **back_kw)
+        truth_front, truth_back = card_truth(person, variant)
+        if defect.startswith("mrz:"):
+            truth_back["mrz"] = "\n".join(back_kw["mrz"])
+        pages = []
+        for j, (rendered, kind, truth) in enumerate(
+            ((front, "cccd_front", truth_front), (back, "cccd_back", truth_back))
+        ):
+            image, lines = capture(rendered, rng, seed * 1000 + 2 * i + j)
+            pages.append(Page(image, lines, kind, truth))
+        # Checked while the card is valid, unless it is the expired one.
+        today = TODAY if defect == "expired" else person.issue_date + timedelta(days=30)
+        today = min(today, person.expiry_date - timedelta(days=1)) if not defect else today
+        expect = "not_pass" if defect else "pass"
+        yield Sample(f"card {variant} #{i}", pages, defect, expect, today)
+
+    for i in range(max(2, cards // 5)):
+        person = docgen.random_person(seed * 1000 + 700 + i)
+        seal = i % 4 != 1
+        rendered = docgen.birth_certificate(person, i, dpi=200, seal=seal)
+        broken = "" if seal else "no_seal"
+        if i % 4 == 3:
+            rendered = docgen.confidential_stamp(rendered, i)
+            broken = "confidential"
+        image, lines = capture(rendered, rng, seed * 1000 + 900 + i)
+        truth = {k: v for k, v in rendered.fields.items() if k not in ("sex", "id_number")}
+        yield Sample(
+            f"birth #{i}",
+            [Page(image, lines, "birth_certificate", truth)],
+            broken,
+            "not_pass" if broken else "pass",
+        )
+
+    person = docgen.random_person(seed * 1000 + 999)
+    front = docgen.id_card_front(person, 1)
+    bad = [
+        ("blank page", docgen.blank_page(seed=seed), "blank"),
+        ("photo", docgen.scene_photo(seed), "no_text"),
+        ("card turned 90°", docgen.rotated(front, 90), "rotated"),
+        ("card turned 180°", docgen.rotated(front, 180), "rotated"),
+        (
+            "birth certificate turned 180°",
+            docgen.rotated(docgen.birth_certificate(person, 2, dpi=200), 180),
+            "rotated",
+        ),
+        ("card half cut off", docgen.cut_off(front, 0.5), "cccd_front"),
+        ("back cut off", docgen.cut_off(docgen.id_card_back(person, 1), 0.55), "cccd_back"),
+    ]
+    for name, rendered, kind in bad:
+        image = rendered.image.convert("RGB")
+        yield Sample(name, [Page(image, [], kind)], name, "not_pass")
+
+
+def levenshtein(a: str, b: str) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def line_errors(page: Page, result: OcrResult) -> tuple[int, int, int, int]:
+    """(errors, characters) over every drawn line, and the same without MRZ lines. Each OCR
+    word goes to the drawn line whose box holds its centre (the nearest one vertically); a
+    line reads as its words left to right."""
+    assigned: dict[int, list[Word]] = defaultdict(list)
+    for w in result.words:
+        cx, cy = (w.left + w.right) / 2, (w.top + w.bottom) / 2
+        best, best_d = None, 0.0
+        for i, line in enumerate(page.lines):
+            left, top, right, bottom = line.box
+            pad = (bottom - top) // 4
+            if left - pad <= cx <= right + pad and top <= cy <= bottom:
+                d = abs(cy - (top + bottom) / 2)
+                if best is None or d < best_d:
+                    best, best_d = i, d
+        if best is not None:
+            assigned[best].append(w)
+    errors = chars = errors_text = chars_text = 0
+    for i, line in enumerate(page.lines):
+        read = " ".join(w.text for w in sorted(assigned[i], key=lambda w: w.left))
+        e = levenshtein(" ".join(line.text.split()), read)
+        errors += e
+        chars += len(line.text)
+        if line.role != "mrz":
+            errors_text += e
+            chars_text += len(line.text)
+    return errors, chars, errors_text, chars_text
+
+
+def extracted(page: PageAnalysis) -> dict[str, str]:
+    out = {f.name: f.value for f in page.fields}
+    if page.mrz is not None:
+        out["mrz"] = "\n".join(page.mrz.lines)
+    return out
+
+
+@dataclass
+class Tally:
+    hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    total: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, key: str, ok: bool) -> None:
+        self.total[key] += 1
+        self.hits[key] += ok
+
+    def rate(self, keys: Callable[[str], bool] = lambda k: True) -> tuple[int, int]:
+        return (
+            sum(v for k, v in self.hits.items() if keys(k)),
+            sum(v for k, v in self.total.items() if keys(k)),
+        )
+
+
+def pct(hits: int, total: int) -> str:
+    return f"{100 * hits / total:6.2f} % ({hits}/{total})" if total else "   n/a"
+
+
+def run(engine: OcrEngine, reader: DocumentReader, samples: list[Sample], verbose: bool) -> None:
+    ocr_times: list[float] = []
+    analysis_times: list[float] = []
+    cer = [0, 0, 0, 0]
+    fields = Tally()
+    types = Tally()
+    detected = Tally()
+    misses: list[str] = []
+    for sample in samples:
+        inputs = []
+        for page in sample.pages:
+            rgb = np.ascontiguousarray(np.asarray(page.image))
+            gray = np.ascontiguousarray(np.asarray(page.image.convert("L")))
+            t0 = time.perf_counter()
+            result = engine.recognize(gray)
+            ocr_times.append(time.perf_counter() - t0)
+            inputs.append((gray, rgb, result))
+            for k, v in enumerate(line_errors(page, result)):
+                cer[k] += v
+        t0 = time.perf_counter()
+        analysis = analyze_dossier(inputs, sample.today, reader=reader)
+        analysis_times.append((time.perf_counter() - t0) / len(inputs))
+        for page, got in zip(sample.pages, analysis.pages, strict=True):
+            kind = got.condition if got.condition != "ok" else got.document_type
+            types.add(page.kind, kind == page.kind)
+            values = extracted(got)
+            group = "birth" if page.kind == "birth_certificate" else "cccd"
+            for name, truth in page.fields.items():
+                ok = values.get(name) == truth
+                fields.add(f"{group}:{name}", ok)
+                if not ok and verbose:
+                    misses.append(f"{sample.name} {name}: {values.get(name)!r} != {truth!r}")
+        outcome = analysis.outcome
+        passed = outcome is Outcome.PASS
+        if sample.expect == "pass":
+            detected.add("valid", passed)
+            if not passed and verbose:
+                reasons = "; ".join(c.reason for c in analysis.checks if c.outcome != "pass")
+                misses.append(f"{sample.name} false alarm: {reasons}")
+        else:
+            detected.add(f"broken:{sample.broken}", not passed)
+            if passed and verbose:
+                misses.append(f"{sample.name} {sample.broken}: not detected")
+
+    pages = len(ocr_times)
+    print(f"engine {engine.name}: {len(samples)} dossiers, {pages} pages")
+    print(f"  CER, all drawn lines      {100 * cer[0] / max(1, cer[1]):6.2f} % of {cer[1]} chars")
+    print(f"  CER, without MRZ lines    {100 * cer[2] / max(1, cer[3]):6.2f} % of {cer[3]} chars")
+    print(f"  CCCD fields exact         {pct(*fields.rate(lambda k: k.startswith('cccd:')))}")
+    for key in sorted(k for k in fields.total if k.startswith("cccd:")):
+        print(f"      {key[5:]:<22}{pct(fields.hits[key], fields.total[key])}")
+    print(f"  birth certificate fields  {pct(*fields.rate(lambda k: k.startswith('birth:')))}")
+    print(f"  type accuracy             {pct(*types.rate())}")
+    for key in sorted(types.total):
+        if types.hits[key] != types.total[key]:
+            print(f"      {key:<22}{pct(types.hits[key], types.total[key])}")
+    print(f"  broken detected           {pct(*detected.rate(lambda k: k.startswith('broken:')))}")
+    for key in sorted(k for k in detected.total if k.startswith("broken:")):
+        if detected.hits[key] != detected.total[key]:
+            print(f"      missed {key[7:]:<15}{pct(detected.hits[key], detected.total[key])}")
+    passed_valid, total = detected.rate(lambda k: k == "valid")
+    print(f"  valid dossiers passed     {pct(passed_valid, total)}  (the rest go to review)")
+    print(
+        f"  time per page             OCR {1000 * statistics.mean(ocr_times):.0f} ms"
+        f" (median {1000 * statistics.median(ocr_times):.0f}),"
+        f" analysis {1000 * statistics.mean(analysis_times):.0f} ms"
+    )
+    for line in misses[:60]:
+        print("    ", line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cards", type=int, default=40, help="card front+back pairs")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--engines", default="tesseract,onnx", help="comma-separated")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    samples = list(corpus(args.cards, args.seed))
+    print(
+        f"corpus: {len(samples)} dossiers, {sum(len(s.pages) for s in samples)} pages "
+        f"generated in {time.perf_counter() - t0:.1f} s"
+    )
+    reader = DocumentReader()
+    for name in args.engines.split(","):
+        try:
+            engine = create_engine(name)
+        except (ValueError, OcrUnavailable, ImportError) as e:
+            print(f"engine {name}: not available ({e})")
+            continue
+        try:
+            run(engine, reader, samples, args.verbose)
+        finally:
+            engine.close()
+    reader.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

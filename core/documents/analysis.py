@@ -1,0 +1,323 @@
+"""Per-page analysis: condition, type, fields, MRZ, QR, seal, confidential marking."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from saoy.core.documents.classify import (
+    BIRTH_CERTIFICATE,
+    CARD_ASPECT,
+    CCCD_BACK,
+    CCCD_FRONT,
+    GENERIC,
+    classify,
+)
+from saoy.core.documents.fields import (
+    Field,
+    birth_certificate_fields,
+    card_back_fields,
+    card_front_fields,
+)
+from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1
+from saoy.core.documents.qr import CardQr, read_card_qr
+from saoy.core.documents.reader import DocumentReader
+from saoy.core.documents.seal import Seal, find_red_boxes, find_seals
+from saoy.core.documents.text import Line, fold, group_lines
+from saoy.core.model import OcrResult
+
+PageInput = tuple[np.ndarray, "np.ndarray | None", OcrResult]
+"""One page as the pipeline holds it: upright grey (H x W uint8), the colour image
+(H' x W' x 3 uint8 RGB, any size; None when not available) and the page OCR."""
+
+GOOD_WORD_CONFIDENCE = 50.0
+MIN_DOCUMENT_WORDS = 6
+ILLEGIBLE_CONFIDENCE = 60.0
+OSD_MIN_CONFIDENCE = 1.5
+
+# Page conditions
+OK = "ok"
+BLANK = "blank"
+NO_TEXT = "no_text"
+ROTATED = "rotated"
+
+REQUIRED_FIELDS: dict[tuple[str, str | None], tuple[str, ...]] = {
+    (CCCD_FRONT, "2021"): (
+        "id_number", "full_name", "date_of_birth", "sex", "nationality", "place_of_origin",
+        "place_of_residence", "expiry_date",
+    ),
+    (CCCD_FRONT, "2024"): ("id_number", "full_name", "date_of_birth", "sex", "nationality"),
+    (CCCD_FRONT, None): ("id_number", "full_name", "date_of_birth", "sex", "nationality"),
+    (CCCD_BACK, "2021"): ("issue_date",),
+    (CCCD_BACK, "2024"): ("issue_date", "expiry_date", "place_of_residence"),
+    (CCCD_BACK, None): ("issue_date",),
+    (BIRTH_CERTIFICATE, None): (
+        "full_name", "date_of_birth", "place_of_birth", "registration_number",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PageAnalysis:
+    """What one page is and says."""
+
+    index: int
+    document_type: str  # "cccd_front" | "cccd_back" | "birth_certificate" | "generic"
+    confidence: float  # of the type, 0-1
+    variant: str | None = None  # "2021" | "2024" for ID cards, when it can be told
+    fields: tuple[Field, ...] = ()
+    condition: str = OK  # "ok" | "blank" | "no_text" | "rotated"
+    rotation: int = 0  # degrees the content is turned counter-clockwise, when detected
+    word_count: int = 0
+    mean_confidence: float = 0.0  # 0-100, of the page OCR
+    mrz: Mrz | None = None
+    mrz_reads_agree: bool = False  # two independent reads gave the same three lines
+    mrz_found: bool = False
+    qr: CardQr | None = None
+    seals: tuple[Seal, ...] | None = None  # None: not looked for (no colour, or not needed)
+    confidential: str = ""  # the marking found ("MẬT", "không được sao chụp"), else ""
+    aspect: float = 0.0  # width / height
+    missing: tuple[str, ...] = field(default=())  # required fields not found
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def value(self, name: str) -> str | None:
+        f = self.field(name)
+        return f.value if f else None
+
+    def field_map(self) -> dict[str, tuple[str, float]]:
+        """``{name: (value, confidence)}`` — what a RECOGNIZED event carries for the page."""
+        return {f.name: (f.value, f.confidence) for f in self.fields}
+
+
+@dataclass(frozen=True)
+class _Base:
+    index: int
+    word_count: int
+    mean_confidence: float
+    aspect: float
+
+    def kw(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "word_count": self.word_count,
+            "mean_confidence": self.mean_confidence,
+            "aspect": self.aspect,
+        }
+
+
+def _is_blank(gray: np.ndarray) -> bool:
+    """Almost no pixel darker than the paper: nothing printed on the page."""
+    step = max(1, round(max(gray.shape) / 800))
+    small = gray[::step, ::step]
+    paper = float(np.median(small))
+    ink = float(np.mean(small < paper - 60))
+    return ink < 0.0015 and float(small.std()) < 12.0
+
+
+_CONFIDENTIAL_LINES = {"mat": "MẬT", "toimat": "TỐI MẬT", "tuyetmat": "TUYỆT MẬT"}
+
+
+def confidential_marking(
+    result: OcrResult,
+    lines: Sequence[Line],
+    gray: np.ndarray | None = None,
+    rgb: np.ndarray | None = None,
+    reader: DocumentReader | None = None,
+) -> str:
+    """The confidentiality marking on a page (Decree 23/2015, art. 22(3)), else "".
+
+    Page OCR skips framed stamps as pictures, so red rectangular stamps found by colour are
+    read apart when a reader and the colour image are at hand."""
+    if gray is not None and rgb is not None and reader is not None:
+        h, w = gray.shape
+        for left, top, right, bottom in find_red_boxes(rgb)[:4]:
+            crop = gray[
+                int(top * h) : int(np.ceil(bottom * h)), int(left * w) : int(np.ceil(right * w))
+            ]
+            # Inside the frame, with a white margin: Tesseract takes a framed word for a picture.
+            m = max(3, int(0.14 * crop.shape[0]))
+            crop = np.pad(crop[m:-m, m:-m], 20, constant_values=255)
+            marking = _CONFIDENTIAL_LINES.get(fold(reader.read_text(crop)))
+            if marking:
+                return marking
+    for w in result.words:
+        if w.text.strip(".,:;!\"'()[]") in ("MẬT", "TỐI MẬT", "TUYỆT MẬT"):
+            return "MẬT"
+    for line in lines:
+        marking = _CONFIDENTIAL_LINES.get(line.folded)
+        if marking:
+            return marking
+    folded = fold(result.text)
+    if "khongduocsaochup" in folded or "cambansao" in folded:
+        return "không được sao chụp"
+    return ""
+
+
+def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
+    """The MRZ band: the box of the lines that look like MRZ text, padded, else the bottom
+    40 % of the card."""
+    h = gray.shape[0]
+    mrzish = [ln for ln in lines if re.search(r"[<«]{2,}|IDVNM", ln.text.replace(" ", ""))]
+    if mrzish:
+        top = min(ln.top for ln in mrzish)
+        bottom = max(ln.bottom for ln in mrzish)
+        pad = max(8, (bottom - top) // 6)
+        top = max(0, top - 2 * pad - (bottom - top) // 3)
+        bottom = min(h, bottom + 2 * pad + (bottom - top) // 3)
+        return gray[top:bottom, :]
+    return gray[int(h * 0.6) :, :]
+
+
+def _read_mrz(
+    gray: np.ndarray, lines: Sequence[Line], reader: DocumentReader | None, today: date
+) -> tuple[Mrz | None, bool, bool]:
+    """(the best zone from the page OCR and a second, MRZ-only reading; whether the two
+    reads agree on the lines that carry check digits; whether an MRZ was seen at all)."""
+    reads = []
+    first = find_td1([ln.text for ln in lines])
+    if first is not None:
+        reads.append(first)
+    second = None
+    if reader is not None:
+        second = find_td1(reader.read_mrz(np.ascontiguousarray(_mrz_crop(gray, lines))))
+        if second is not None:
+            reads.insert(0, second)  # the MRZ-only reading is the more accurate
+    if not reads:
+        return None, False, False
+    agree = False
+    if first is not None and second is not None:
+        a = parse_td1(first, today)
+        b = parse_td1(second, today)
+        agree = a is not None and b is not None and a.lines[:2] == b.lines[:2]
+    return combine_reads(reads, today), agree, True
+
+
+def _mrz_fields(m: Mrz) -> list[Field]:
+    conf = 0.99 if m.valid else 0.5
+    out = [
+        Field("mrz_document_number", m.document_number, conf, "mrz"),
+        Field("mrz_sex", m.sex, conf, "mrz"),
+        Field("mrz_name", m.full_name, conf, "mrz"),
+    ]
+    if m.id_number:
+        out.append(Field("mrz_id_number", m.id_number, conf, "mrz"))
+    if m.birth_date:
+        out.append(Field("mrz_birth_date", m.birth_date.strftime("%d/%m/%Y"), conf, "mrz"))
+    if m.expiry_date:
+        out.append(Field("mrz_expiry_date", m.expiry_date.strftime("%d/%m/%Y"), conf, "mrz"))
+    return out
+
+
+def _fuse_with_qr(fields: dict[str, Field], qr: CardQr) -> dict[str, Field]:
+    """Take the QR's spelling of a printed field that the OCR read the same but for accents
+    or look-alike characters: the QR is error-corrected, the OCR is not. A field that reads
+    differently once folded is left as read, for the agreement check to flag."""
+    values = {
+        "id_number": qr.id_number,
+        "full_name": qr.full_name.upper(),
+        "date_of_birth": qr.date_of_birth.strftime("%d/%m/%Y") if qr.date_of_birth else "",
+        "sex": qr.sex,
+        "place_of_residence": qr.address,
+    }
+    out = dict(fields)
+    for name, value in values.items():
+        f = out.get(name)
+        if f is not None and value and f.value != value and fold(f.value) == fold(value):
+            out[name] = Field(name, value, max(f.confidence, 0.95), "ocr+qr")
+    return out
+
+
+def _qr_fields(q: CardQr) -> list[Field]:
+    if not q.well_formed:
+        return []
+    values = {
+        "qr_id_number": q.id_number,
+        "qr_old_id_number": q.old_id_number,
+        "qr_full_name": q.full_name,
+        "qr_date_of_birth": q.date_of_birth.strftime("%d/%m/%Y") if q.date_of_birth else "",
+        "qr_sex": q.sex,
+        "qr_address": q.address,
+        "qr_issue_date": q.issue_date.strftime("%d/%m/%Y") if q.issue_date else "",
+    }
+    return [Field(k, v, 1.0, "qr") for k, v in values.items() if v]
+
+
+def analyze_page(
+    index: int,
+    gray: np.ndarray,
+    rgb: np.ndarray | None,
+    result: OcrResult,
+    today: date,
+    reader: DocumentReader | None = None,
+) -> PageAnalysis:
+    """Classify one page and extract what its type carries."""
+    h, w = gray.shape
+    base = _Base(
+        index, result.word_count, round(result.mean_confidence, 1), round(w / max(1, h), 3)
+    )
+    good = [
+        x for x in result.words if x.confidence >= GOOD_WORD_CONFIDENCE and len(fold(x.text)) >= 2
+    ]
+    if len(good) < 3 and _is_blank(gray):
+        return PageAnalysis(document_type=GENERIC, confidence=1.0, condition=BLANK, **base.kw())
+    lines = group_lines(result.words)
+    folded = fold(result.text)
+    found = classify(folded, w, h)
+    if reader is not None and (
+        len(good) < MIN_DOCUMENT_WORDS
+        or result.mean_confidence < 70
+        or (found.document_type == GENERIC and found.confidence > 0.9)
+    ):
+        turned = reader.orientation(gray)
+        if turned and turned.degrees and turned.confidence >= OSD_MIN_CONFIDENCE:
+            return PageAnalysis(
+                document_type=GENERIC,
+                confidence=0.0,
+                condition=ROTATED,
+                rotation=(360 - turned.degrees) % 360,
+                **base.kw(),
+            )
+    if len(good) < MIN_DOCUMENT_WORDS:
+        return PageAnalysis(document_type=GENERIC, confidence=0.0, condition=NO_TEXT, **base.kw())
+
+    fields: dict[str, Field] = {}
+    mrz, agree, mrz_found, qr, seals = None, False, False, None, None
+    if found.document_type == CCCD_FRONT:
+        fields = card_front_fields(lines)
+        qr = read_card_qr(gray)
+        if qr is not None and qr.well_formed:
+            fields = _fuse_with_qr(fields, qr)
+    elif found.document_type == CCCD_BACK:
+        fields = card_back_fields(lines)
+        mrz, agree, mrz_found = _read_mrz(gray, lines, reader, today)
+    elif found.document_type == BIRTH_CERTIFICATE:
+        fields = birth_certificate_fields(lines)
+        if rgb is not None:
+            seals = tuple(find_seals(rgb))
+    extra = (_mrz_fields(mrz) if mrz else []) + (_qr_fields(qr) if qr else [])
+    required = REQUIRED_FIELDS.get((found.document_type, found.variant), ())
+    return PageAnalysis(
+        document_type=found.document_type,
+        confidence=found.confidence,
+        variant=found.variant,
+        fields=tuple(fields.values()) + tuple(extra),
+        mrz=mrz,
+        mrz_reads_agree=agree,
+        mrz_found=mrz_found,
+        qr=qr,
+        seals=seals,
+        confidential=confidential_marking(result, lines, gray, rgb, reader),
+        missing=tuple(r for r in required if r not in fields),
+        **base.kw(),
+    )
+
+
+def is_card_shaped(page: PageAnalysis) -> bool:
+    return abs(page.aspect - CARD_ASPECT) / CARD_ASPECT < 0.2

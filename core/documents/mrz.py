@@ -1,0 +1,218 @@
+"""The TD1 machine-readable zone (ICAO 9303 part 5): 3 lines of 30 characters on the back of
+the card. Parsing reads look-alike characters by position (a digit field never holds an
+``O``), and every check digit is verified, the composite one included."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+TD1_LINE = 30
+_WEIGHTS = (7, 3, 1)
+_TO_DIGIT = str.maketrans("OQDIlLZSBGT", "00011125867")
+_TO_ALPHA = str.maketrans("0125868", "OIZSBGB")
+_FILLER_LOOKALIKES = str.maketrans({"«": "<<", "‹": "<", "(": "<", "{": "<", "[": "<",
+                                    "£": "<", "¢": "<", "€": "<", " ": ""})  # fmt: skip
+_MRZ_CHARS = re.compile(r"^[A-Z0-9<]+$")
+
+
+def check_digit(field: str) -> int:
+    """ICAO 9303 check digit: weights 7, 3, 1 over digits (value), letters (A=10 … Z=35) and
+    fillers (0), modulo 10."""
+    total = 0
+    for i, ch in enumerate(field):
+        if ch.isdigit():
+            value = int(ch)
+        elif "A" <= ch <= "Z":
+            value = ord(ch) - ord("A") + 10
+        else:
+            value = 0
+        total += value * _WEIGHTS[i % 3]
+    return total % 10
+
+
+@dataclass(frozen=True)
+class MrzCheck:
+    """One check digit: the field it protects, the digit printed, and whether it is right."""
+
+    field: str  # "document_number" | "birth_date" | "expiry_date" | "composite"
+    printed: str
+    expected: int
+
+    @property
+    def ok(self) -> bool:
+        return self.printed == str(self.expected)
+
+
+@dataclass(frozen=True)
+class Mrz:
+    """A parsed TD1 zone."""
+
+    lines: tuple[str, str, str]
+    document_code: str
+    issuing_state: str
+    document_number: str
+    optional_data: str  # on Vietnamese cards: the 12-digit personal identification number
+    birth_date: date | None
+    sex: str  # "M" | "F" | "<"
+    expiry_date: date | None
+    nationality: str
+    surname: str
+    given_names: str
+    checks: tuple[MrzCheck, ...]
+
+    @property
+    def valid(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(c.field for c in self.checks if not c.ok)
+
+    @property
+    def id_number(self) -> str | None:
+        """The 12-digit number from the optional data, when it holds one."""
+        m = re.match(r"(\d{12})", self.optional_data)
+        return m.group(1) if m else None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.surname} {self.given_names}".strip()
+
+
+def _yymmdd(text: str, *, future: bool, today: date | None = None) -> date | None:
+    """A YYMMDD date: birth dates lie in the past century window, expiry dates after 2000."""
+    if not re.fullmatch(r"\d{6}", text):
+        return None
+    yy, mm, dd = int(text[:2]), int(text[2:4]), int(text[4:6])
+    if future:
+        year = 2000 + yy
+    else:
+        pivot = (today or date.today()).year % 100
+        year = (2000 if yy <= pivot else 1900) + yy
+    try:
+        return date(year, mm, dd)
+    except ValueError:
+        return None
+
+
+def normalize_line(raw: str) -> str:
+    """One OCR'd MRZ line made of MRZ characters only, fillers' look-alikes read as '<'."""
+    text = raw.strip().upper().translate(_FILLER_LOOKALIKES)
+    return re.sub(r"[^A-Z0-9<]", "", text)
+
+
+def _fit(line: str) -> str:
+    """Pad a short line with fillers or cut a long one's trailing fillers to 30."""
+    if len(line) < TD1_LINE:
+        return line + "<" * (TD1_LINE - len(line))
+    if len(line) > TD1_LINE:
+        excess = line[TD1_LINE:]
+        if set(excess) <= {"<"}:
+            return line[:TD1_LINE]
+        stripped = line.rstrip("<")
+        if len(stripped) <= TD1_LINE:
+            return stripped.ljust(TD1_LINE, "<")
+        return line[:TD1_LINE]
+    return line
+
+
+def _digits(s: str) -> str:
+    return s.translate(_TO_DIGIT)
+
+
+def _alpha(s: str) -> str:
+    return s.translate(_TO_ALPHA)
+
+
+def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
+    """The three MRZ lines among OCR'd text lines: a line that starts like a TD1 line 1 (a
+    document code then a 3-letter state, e.g. "IDVNM"), about 30 MRZ characters long, and
+    the two lines after it, the next starting with a birth date."""
+    cleaned = [normalize_line(s) for s in lines]
+    candidates = [c for c in cleaned if 24 <= len(c) <= 36 and _MRZ_CHARS.match(c)]
+    for i, c in enumerate(candidates[:-2]):
+        starts = re.match(r"^[IAC1][A-Z<][A-Z<]{3}", c) is not None
+        born = sum(ch.isdigit() for ch in _digits(candidates[i + 1][:7])) >= 6
+        if starts and born:
+            return candidates[i], candidates[i + 1], candidates[i + 2]
+    return None
+
+
+def _one_inserted(longer: str, shorter: str) -> bool:
+    """``longer`` is ``shorter`` with one character inserted."""
+    if len(longer) != len(shorter) + 1:
+        return False
+    return any(longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer)))
+
+
+def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> Mrz | None:
+    """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
+    check digits) from whichever reads make the most check digits right; the name line
+    from the read without an inserted character (OCR tends to double a letter)."""
+    reads = [tuple(r) for r in reads if len(r) == 3]
+    if not reads:
+        return None
+    best: Mrz | None = None
+    best_score = -1
+    names = [normalize_line(r[2]).rstrip("<") for r in reads]
+    name = names[0]
+    for other in names[1:]:
+        if _one_inserted(name, other):
+            name = other
+    for l1 in {r[0] for r in reads}:
+        for l2 in {r[1] for r in reads}:
+            parsed = parse_td1((l1, l2, name), today)
+            if parsed is None:
+                continue
+            score = sum(c.ok for c in parsed.checks)
+            if score > best_score:
+                best, best_score = parsed, score
+    return best
+
+
+def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
+    """Parse three TD1 lines; None when they cannot be a TD1 zone at all."""
+    if len(lines) != 3:
+        return None
+    l1, l2, l3 = (_fit(normalize_line(s)) for s in lines)
+    if not l1 or not l2:
+        return None
+    # Characters are read by what each position may hold.
+    l1 = _alpha(l1[:5]) + l1[5:]
+    l1 = l1[:5] + l1[5:14] + _digits(l1[14]) + l1[15:]
+    l2 = (
+        _digits(l2[0:7]) + l2[7] + _digits(l2[8:15]) + _alpha(l2[15:18]) + l2[18:29]
+        + _digits(l2[29])
+    )  # fmt: skip
+    l1 = l1[:1].replace("1", "I") + l1[1:]
+    l3 = _alpha(l3)
+    document_number = l1[5:14]
+    optional = l1[15:30]
+    sex = l2[7] if l2[7] in ("M", "F") else "<"
+    checks = (
+        MrzCheck("document_number", l1[14], check_digit(document_number)),
+        MrzCheck("birth_date", l2[6], check_digit(l2[0:6])),
+        MrzCheck("expiry_date", l2[14], check_digit(l2[8:14])),
+        MrzCheck("composite", l2[29], check_digit(l1[5:30] + l2[0:7] + l2[8:15] + l2[18:29])),
+    )
+    names = l3.split("<<", 1)
+    surname = names[0].replace("<", " ").strip()
+    given = names[1].replace("<", " ").strip() if len(names) > 1 else ""
+    given = " ".join(given.split())
+    return Mrz(
+        lines=(l1, l2, l3),
+        document_code=l1[0:2].replace("<", ""),
+        issuing_state=l1[2:5],
+        document_number=document_number.replace("<", ""),
+        optional_data=optional.replace("<", " ").strip(),
+        birth_date=_yymmdd(l2[0:6], future=False, today=today),
+        sex=sex,
+        expiry_date=_yymmdd(l2[8:14], future=True),
+        nationality=l2[15:18],
+        surname=surname,
+        given_names=given,
+        checks=checks,
+    )

@@ -1,0 +1,422 @@
+"""Validity rules over a dossier's analysed pages. Each yields named checks with a reason a
+person can act on; anything uncertain is a WARN (an official looks), never a silent PASS.
+
+Reasons name fields, never their values: ID numbers must not reach logs or metrics.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from saoy.core.documents.analysis import (
+    BLANK,
+    ILLEGIBLE_CONFIDENCE,
+    NO_TEXT,
+    ROTATED,
+    PageAnalysis,
+    is_card_shaped,
+)
+from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRONT, GENERIC
+from saoy.core.documents.provinces import PROVINCES, gender_century_digit
+from saoy.core.documents.text import ascii_upper, fold
+from saoy.core.model import CheckResult, Outcome
+
+SURE = 0.80  # a field read at least this confidently counts as read
+NO_EXPIRY = "Không thời hạn"
+
+PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
+
+
+def _page(p: PageAnalysis) -> str:
+    return f"page {p.index + 1}"
+
+
+def _dmy(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%d/%m/%Y").date()
+    except ValueError:
+        return None
+
+
+def page_usable(p: PageAnalysis) -> CheckResult:
+    """Blank pages, photographs with no document text, and pages turned the wrong way."""
+    name = "page_usable"
+    if p.condition == BLANK:
+        return CheckResult(name, FAIL, f"{_page(p)} is blank: remove it or scan the document")
+    if p.condition == NO_TEXT:
+        return CheckResult(
+            name,
+            FAIL,
+            f"{_page(p)} shows no document text: scan the document itself, flat and in focus",
+        )
+    if p.condition == ROTATED:
+        return CheckResult(
+            name,
+            WARN,
+            f"{_page(p)} is turned {p.rotation}°: place it upright and rescan",
+        )
+    return CheckResult(name, PASS, f"{_page(p)} is an upright document page")
+
+
+def certifiable(p: PageAnalysis) -> CheckResult:
+    """Decree 23/2015/NĐ-CP art. 22: originals marked confidential, altered, damaged or
+    illegible may not be certified."""
+    name = "decree_23_certifiable"
+    if p.confidential:
+        return CheckResult(
+            name,
+            FAIL,
+            f"{_page(p)} is marked '{p.confidential}': a confidential document may not be "
+            "certified (Decree 23/2015/NĐ-CP, art. 22)",
+        )
+    if p.condition == OK_CONDITION and p.mean_confidence < ILLEGIBLE_CONFIDENCE:
+        return CheckResult(
+            name,
+            WARN,
+            f"{_page(p)} is hard to read (OCR confidence {p.mean_confidence:.0f}): it may be "
+            "worn or damaged — rescan it, or an official must judge it",
+        )
+    return CheckResult(name, PASS, f"{_page(p)} bears no marking that forbids certification")
+
+
+OK_CONDITION = "ok"
+
+
+def document_complete(p: PageAnalysis) -> CheckResult | None:
+    """Every field its type must show was found; a card missing some is likely cut off."""
+    if p.document_type == GENERIC or p.condition != OK_CONDITION:
+        return None
+    name = "document_complete"
+    label = p.document_type.replace("_", " ")
+    missing = list(p.missing)
+    if p.document_type == CCCD_BACK and p.mrz is None:
+        missing.append("machine-readable zone")
+    if not missing:
+        return CheckResult(name, PASS, f"{_page(p)}: every {label} field was found")
+    hint = "rescan it"
+    if p.document_type in (CCCD_FRONT, CCCD_BACK):
+        shape = "" if is_card_shaped(p) else "the card looks cut off; "
+        hint = f"{shape}place the whole card in the frame and rescan"
+    return CheckResult(name, WARN, f"{_page(p)}: {label} without {', '.join(missing)}: {hint}")
+
+
+def mrz_check_digits(p: PageAnalysis) -> CheckResult | None:
+    """ICAO 9303 check digits of the TD1 zone: document number, birth date, expiry, composite."""
+    if p.document_type != CCCD_BACK or p.condition != OK_CONDITION:
+        return None
+    name = "mrz_check_digits"
+    m = p.mrz
+    if m is None:
+        return CheckResult(
+            name, WARN, f"{_page(p)}: the machine-readable zone could not be read: rescan the card"
+        )
+    if m.valid:
+        return CheckResult(name, PASS, f"{_page(p)}: all 4 MRZ check digits are correct")
+    failed = ", ".join(m.failed)
+    if p.mrz_reads_agree:
+        return CheckResult(
+            name,
+            FAIL,
+            f"{_page(p)}: MRZ check digit wrong for {failed} (read the same twice): the card "
+            "may be forged or altered",
+        )
+    return CheckResult(
+        name,
+        WARN,
+        f"{_page(p)}: MRZ check digit does not match for {failed}; it may be a misread — an "
+        "official must compare it with the card",
+    )
+
+
+def qr_code(p: PageAnalysis) -> CheckResult | None:
+    """The chip card's QR code is present and in the card's format."""
+    if p.document_type != CCCD_FRONT or p.condition != OK_CONDITION:
+        return None
+    name = "qr_code"
+    if p.qr is None:
+        return CheckResult(
+            name, WARN, f"{_page(p)}: the card's QR code could not be read: rescan the card"
+        )
+    if not p.qr.well_formed:
+        return CheckResult(name, FAIL, f"{_page(p)}: the QR code does not hold an ID card's data")
+    return CheckResult(name, PASS, f"{_page(p)}: the card's QR code was read")
+
+
+def seal_present(p: PageAnalysis) -> CheckResult | None:
+    """A birth certificate bears the registering office's red round seal."""
+    if p.document_type != BIRTH_CERTIFICATE or p.condition != OK_CONDITION:
+        return None
+    name = "seal_present"
+    if p.seals is None:
+        return CheckResult(
+            name, WARN, f"{_page(p)}: no colour image, so the seal could not be checked"
+        )
+    if p.seals:
+        return CheckResult(name, PASS, f"{_page(p)}: a red round seal was found")
+    return CheckResult(
+        name,
+        WARN,
+        f"{_page(p)}: no red round seal found on the birth certificate: an official must check "
+        "the original",
+    )
+
+
+def id_number_structure(
+    source: str, number: str, conf: float, born: date | None, sex: str | None, sure: bool
+) -> CheckResult:
+    """The 12-digit number: province code, gender/century digit, birth-year digits."""
+    name = "id_number_structure"
+    if len(number) != 12 or not number.isdigit():
+        return CheckResult(name, WARN, f"{source}: the ID number is not 12 digits")
+    problems: list[str] = []
+    unknown: list[str] = []
+    if number[:3] not in PROVINCES:
+        problems.append("its first 3 digits are not a province code")
+        sure = True  # the number alone shows it
+    if born is None:
+        unknown.append("the birth year")
+    else:
+        if number[4:6] != f"{born.year % 100:02d}":
+            problems.append("digits 5-6 are not the last two digits of the birth year")
+        if sex in ("Nam", "Nữ"):
+            expected = gender_century_digit(sex == "Nam", born.year)
+            if expected is None or number[3] != str(expected):
+                problems.append("the 4th digit does not match sex and century of birth")
+        else:
+            unknown.append("the sex")
+    if problems:
+        outcome = FAIL if conf >= SURE and sure else WARN
+        tail = "" if outcome is FAIL else " (read with low confidence: an official must check)"
+        return CheckResult(
+            name, outcome, f"{source}: ID number invalid: {'; '.join(problems)}{tail}"
+        )
+    if conf < SURE or unknown:
+        what = f"without {' and '.join(unknown)}" if unknown else "with low confidence"
+        return CheckResult(
+            name, WARN, f"{source}: ID number read {what}: it could not be fully checked"
+        )
+    return CheckResult(
+        name, PASS, f"{source}: ID number structure agrees with province, sex and birth year"
+    )
+
+
+def _conf(p: PageAnalysis, field: str) -> float:
+    f = p.field(field)
+    return f.confidence if f else 0.0
+
+
+def id_number_checks(pages: Sequence[PageAnalysis]) -> list[CheckResult]:
+    out = []
+    for p in pages:
+        if p.condition != OK_CONDITION:
+            continue
+        number = p.value("id_number")
+        if p.document_type == CCCD_FRONT and number:
+            born = _dmy(p.value("date_of_birth")) or (p.qr.date_of_birth if p.qr else None)
+            sex = p.value("sex") or (p.qr.sex if p.qr and p.qr.well_formed else None)
+            sure = _conf(p, "date_of_birth") >= SURE and _conf(p, "sex") >= SURE
+            out.append(
+                id_number_structure(_page(p), number, _conf(p, "id_number"), born, sex, sure)
+            )
+        elif p.document_type == CCCD_BACK and p.mrz is not None and p.mrz.id_number:
+            m = p.mrz
+            sex = {"M": "Nam", "F": "Nữ"}.get(m.sex)
+            conf = 0.99 if m.valid else 0.5
+            out.append(
+                id_number_structure(
+                    f"{_page(p)} (MRZ)", m.id_number, conf, m.birth_date, sex, m.valid
+                )
+            )
+        elif p.document_type == BIRTH_CERTIFICATE and number:
+            born = _dmy(p.value("date_of_birth"))
+            sex = p.value("sex")
+            sure = _conf(p, "date_of_birth") >= SURE and _conf(p, "sex") >= SURE
+            out.append(
+                id_number_structure(_page(p), number, _conf(p, "id_number"), born, sex, sure)
+            )
+    return out
+
+
+def _pairs(pages: Sequence[PageAnalysis]) -> list[tuple[PageAnalysis | None, PageAnalysis | None]]:
+    """Card fronts paired with backs: a back goes with the front just before (or after) it."""
+    fronts = [p for p in pages if p.document_type == CCCD_FRONT and p.condition == OK_CONDITION]
+    backs = [p for p in pages if p.document_type == CCCD_BACK and p.condition == OK_CONDITION]
+    pairs: list[tuple[PageAnalysis | None, PageAnalysis | None]] = []
+    free = list(fronts)
+    for b in backs:
+        if not free:
+            pairs.append((None, b))
+            continue
+        f = min(free, key=lambda f: (abs(f.index - b.index), f.index > b.index))
+        free.remove(f)
+        pairs.append((f, b))
+    pairs.extend((f, None) for f in free)
+    pairs.sort(key=lambda fb: min(p.index for p in fb if p is not None))
+    return pairs
+
+
+def _similar(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, fold(a), fold(b)).ratio()
+
+
+def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[CheckResult]:
+    """The printed fields, the MRZ and the QR code of one card say the same thing."""
+    name = "fields_agree"
+    where = " and ".join(_page(p) for p in (front, back) if p is not None)
+    # (what, source a, value a, sure a, source b, value b, sure b, exact)
+    comparisons: list[tuple[str, str, str, bool, str, str, bool, bool]] = []
+
+    def printed(page: PageAnalysis | None, field: str) -> tuple[str, bool] | None:
+        if page is None:
+            return None
+        f = page.field(field)
+        return (f.value, f.confidence >= SURE) if f else None
+
+    mrz = back.mrz if back is not None else None
+    qr = front.qr if front is not None and front.qr is not None and front.qr.well_formed else None
+    mrz_vals: dict[str, str] = {}
+    if mrz is not None:
+        mrz_vals = {
+            "id_number": mrz.id_number or "",
+            "date_of_birth": mrz.birth_date.strftime("%d/%m/%Y") if mrz.birth_date else "",
+            "sex": {"M": "Nam", "F": "Nữ"}.get(mrz.sex, ""),
+            "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
+            "full_name": mrz.full_name,
+        }
+    qr_vals: dict[str, str] = {}
+    if qr is not None:
+        qr_vals = {
+            "id_number": qr.id_number,
+            "date_of_birth": qr.date_of_birth.strftime("%d/%m/%Y") if qr.date_of_birth else "",
+            "sex": qr.sex,
+            "full_name": qr.full_name.upper(),
+            "place_of_residence": qr.address,
+            "issue_date": qr.issue_date.strftime("%d/%m/%Y") if qr.issue_date else "",
+        }
+    mrz_sure = mrz is not None and mrz.valid
+    for field in ("id_number", "date_of_birth", "sex", "expiry_date", "full_name",
+                  "place_of_residence", "issue_date"):  # fmt: skip
+        shown = printed(front, field) or printed(back, field)
+        exact = field not in ("full_name", "place_of_residence")
+        if shown is not None:
+            value, sure = shown
+            if field == "expiry_date" and value == NO_EXPIRY:
+                continue
+            if mrz_vals.get(field):
+                comparisons.append(
+                    (field, "printed", value, sure, "MRZ", mrz_vals[field], mrz_sure, exact)
+                )
+            if qr_vals.get(field):
+                comparisons.append(
+                    (field, "printed", value, sure, "QR", qr_vals[field], True, exact)
+                )
+        if mrz_vals.get(field) and qr_vals.get(field):
+            comparisons.append(
+                (field, "MRZ", mrz_vals[field], mrz_sure, "QR", qr_vals[field], True, exact)
+            )
+    if not comparisons:
+        return []
+    out: list[CheckResult] = []
+    for field, sa, va, ka, sb, vb, kb, exact in comparisons:
+        if field == "full_name" and "MRZ" in (sa, sb):
+            va, vb = ascii_upper(va), ascii_upper(vb)
+            if mrz is not None and len(mrz.lines[2].rstrip("<")) >= 29:
+                n = min(len(va), len(vb))  # a long name is cut to fit 30 characters
+                va, vb = va[:n], vb[:n]
+        same = (
+            fold(va) == fold(vb)
+            if exact
+            else _similar(va, vb)
+            >= (0.97 if field == "full_name" and "MRZ" not in (sa, sb) else 0.9)
+        )
+        if same:
+            continue
+        what = field.replace("_", " ")
+        if ka and kb and (exact or _similar(va, vb) < 0.6):
+            out.append(
+                CheckResult(
+                    name,
+                    FAIL,
+                    f"{where}: the {what} differs between {sa} and {sb}: the card may be altered",
+                )
+            )
+        else:
+            out.append(
+                CheckResult(
+                    name,
+                    WARN,
+                    f"{where}: the {what} may differ between {sa} and {sb} (uncertain reading): "
+                    "an official must compare",
+                )
+            )
+    if not out:
+        sources = sorted({s for c in comparisons for s in (c[1], c[4])})
+        out.append(
+            CheckResult(
+                name,
+                PASS,
+                f"{where}: {', '.join(sources)} agree on {len(comparisons)} comparison(s)",
+            )
+        )
+    return out
+
+
+def card_not_expired(
+    front: PageAnalysis | None, back: PageAnalysis | None, today: date
+) -> CheckResult:
+    name = "card_not_expired"
+    where = " and ".join(_page(p) for p in (front, back) if p is not None)
+    for page in (front, back):
+        if page is None:
+            continue
+        f = page.field("expiry_date")
+        if f is None:
+            continue
+        if f.value == NO_EXPIRY:
+            return CheckResult(name, PASS, f"{where}: the card has no expiry date")
+        expiry = _dmy(f.value)
+        if expiry is None:
+            continue
+        if expiry >= today:
+            if f.confidence >= SURE:
+                return CheckResult(name, PASS, f"{where}: valid until {f.value}")
+            return CheckResult(name, WARN, f"{where}: expiry {f.value} read with low confidence")
+        outcome = FAIL if f.confidence >= SURE else WARN
+        return CheckResult(
+            name,
+            outcome,
+            f"{where}: the card expired on {f.value}: an expired card cannot be certified",
+        )
+    mrz = back.mrz if back is not None else None
+    if mrz is not None and mrz.expiry_date is not None and mrz.valid:
+        if mrz.expiry_date >= today:
+            return CheckResult(name, PASS, f"{where}: valid until {mrz.expiry_date:%d/%m/%Y} (MRZ)")
+        return CheckResult(
+            name, FAIL, f"{where}: the card expired on {mrz.expiry_date:%d/%m/%Y} (MRZ)"
+        )
+    return CheckResult(
+        name, WARN, f"{where}: the expiry date could not be read: an official must check it"
+    )
+
+
+def dossier_checks(pages: Sequence[PageAnalysis], today: date) -> tuple[CheckResult, ...]:
+    """Every check over the analysed pages of one dossier, in a stable order."""
+    checks: list[CheckResult] = []
+    for p in pages:
+        checks.append(page_usable(p))
+        if p.condition in (BLANK, NO_TEXT):
+            continue
+        checks.append(certifiable(p))
+        for rule in (document_complete, mrz_check_digits, qr_code, seal_present):
+            c = rule(p)
+            if c is not None:
+                checks.append(c)
+    checks.extend(id_number_checks(pages))
+    for front, back in _pairs(pages):
+        checks.extend(fields_agree(front, back))
+        checks.append(card_not_expired(front, back, today))
+    return tuple(checks)

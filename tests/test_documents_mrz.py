@@ -1,0 +1,97 @@
+"""ICAO 9303 TD1 parsing and check digits, ID-number provinces, card QR parsing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from saoy.clients.simulator import docgen
+from saoy.core.documents.fields import normalize_place
+from saoy.core.documents.mrz import check_digit, find_td1, parse_td1
+from saoy.core.documents.provinces import PROVINCES, gender_century_digit
+from saoy.core.documents.qr import parse_card_qr
+from saoy.core.documents.text import find_date
+
+# The specimen of ICAO Doc 9303 part 5 (TD1).
+SPECIMEN = (
+    "I<UTOD231458907<<<<<<<<<<<<<<<",
+    "7408122F1204159UTO<<<<<<<<<<<6",
+    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+)
+
+
+def test_check_digits_of_the_icao_specimen() -> None:
+    assert check_digit("D23145890") == 7
+    assert check_digit("740812") == 2
+    assert check_digit("120415") == 9
+    assert check_digit("<<<") == 0
+    m = parse_td1(SPECIMEN, date(2010, 1, 1))
+    assert m is not None and m.valid
+    assert m.document_number == "D23145890"
+    assert m.birth_date == date(1974, 8, 12) and m.expiry_date == date(2012, 4, 15)
+    assert m.sex == "F" and m.nationality == "UTO"
+    assert (m.surname, m.given_names) == ("ERIKSSON", "ANNA MARIA")
+
+
+def test_a_generated_vietnamese_zone_parses_with_the_12_digit_number() -> None:
+    person = docgen.random_person(4)
+    m = parse_td1(docgen.mrz_lines(person), date(2025, 1, 1))
+    assert m is not None and m.valid and m.issuing_state == "VNM"
+    assert m.id_number == person.id_number
+    assert m.document_number == person.id_number[3:]
+    assert m.birth_date == person.date_of_birth
+
+
+def test_each_broken_check_digit_is_named() -> None:
+    person = docgen.random_person(4)
+    for defect, field in (
+        ("number_check", "document_number"),
+        ("birth_check", "birth_date"),
+        ("expiry_check", "expiry_date"),
+        ("composite_check", "composite"),
+    ):
+        m = parse_td1(docgen.broken_mrz(person, defect), date(2025, 1, 1))
+        assert m is not None and m.failed == (field,)
+
+
+def test_ocr_look_alikes_are_read_by_position() -> None:
+    person = docgen.random_person(4)
+    l1, l2, l3 = docgen.mrz_lines(person)
+    misread = (
+        l1.replace("<", "«", 1).replace("<<", "<"),  # a filler pair read as one glyph
+        l2[:2] + "O" + l2[3:],  # a zero read as O in the birth date
+        l3.replace("<", " <", 1),
+    )
+    found = find_td1(["some other line", *misread])
+    assert found is not None
+    m = parse_td1(found, date(2025, 1, 1))
+    assert m is not None
+    if l2[2] == "0":
+        assert m.valid and m.lines == (l1, l2, l3)
+
+
+def test_provinces_are_the_63_with_their_codes() -> None:
+    assert len(PROVINCES) == 63
+    assert PROVINCES["001"] == "Hà Nội" and PROVINCES["079"] == "Thành phố Hồ Chí Minh"
+    assert "003" not in PROVINCES
+    assert gender_century_digit(True, 1999) == 0 and gender_century_digit(False, 1999) == 1
+    assert gender_century_digit(True, 2001) == 2 and gender_century_digit(False, 2100) == 5
+
+
+def test_card_qr_fields() -> None:
+    person = docgen.random_person(8)
+    q = parse_card_qr(docgen.cccd_qr_payload(person))
+    assert q.well_formed and q.id_number == person.id_number
+    assert q.date_of_birth == person.date_of_birth and q.issue_date == person.issue_date
+    assert q.full_name == person.full_name and q.address == person.place_of_residence
+    assert not parse_card_qr("https://example.org").well_formed
+
+
+def test_dates_and_places_read_through_ocr_noise() -> None:
+    assert find_date("Ngày sinh: O6/09/l994") == (date(1994, 9, 6), "06/09/1994")
+    assert find_date("31/02/2020") is None
+    assert normalize_place("Xã Trường Long, Huyện Phong Điền, Can Thơ") == (
+        "Xã Trường Long, Huyện Phong Điền, Cần Thơ"
+    )
+    assert normalize_place("Phường Phú Hội, Thanh phố Huế, Thùa Thiên Huế") == (
+        "Phường Phú Hội, Thành phố Huế, Thừa Thiên Huế"
+    )
