@@ -1,0 +1,1 @@
+"""Kiosk SDK, the ``saoy`` command line, and the kiosk simulator. Imports only the stubs."""

@@ -1,0 +1,291 @@
+"""The ``saoy`` command: ``serve``, ``certify`` and ``verify``.
+
+``serve`` and ``verify --offline`` (which needs the domain code to check signatures and read the
+QR) are provided by the server package through the ``saoy.commands`` entry point group, so this
+module (like all of clients/) depends on the generated stubs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from saoy.clients.sdk import CertifyResult, KioskClient, OfficialClient, PageRejectedError
+from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import verification_pb2 as vpb
+
+EXIT_OK, EXIT_NOT_VALID, EXIT_ERROR = 0, 1, 2
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when stderr is not one."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+        self.total = max(total, 1)
+        self.sent = 0
+        self.status = "sending"
+        self.stream = stream
+        self.enabled = stream.isatty()
+
+    def advance(self, n: int) -> None:
+        self.sent += n
+        self.draw()
+
+    def note(self, status: str) -> None:
+        self.status = status
+        self.draw()
+
+    def draw(self) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * min(self.sent / self.total, 1.0))
+        bar = "#" * filled + "-" * (width - filled)
+        pct = 100 * self.sent // self.total
+        self.stream.write(f"\r[{bar}] {pct:3d}%  {self.status:<40.40}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def _describe(event: cpb.CertifyEvent) -> str:
+    kind = event.WhichOneof("event")
+    if kind == "page_accepted":
+        return f"page {event.page_accepted.page + 1} accepted"
+    if kind == "page_rejected":
+        return f"page {event.page_rejected.page + 1} rejected"
+    return {"recognized": "recognized", "validated": "checked"}.get(str(kind), str(kind))
+
+
+def _checks(checks: Sequence[Any]) -> list[dict[str, str]]:
+    return [
+        {"name": c.name, "outcome": c.Outcome.Name(c.outcome).lower(), "reason": c.reason}
+        for c in checks
+    ]
+
+
+def _error_line(error: grpc.RpcError) -> str:
+    return f"error: {error.code().name}: {error.details()}"
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_ERROR
+    pages = [f.read_bytes() for f in files]
+    progress = Progress(sum(len(p) for p in pages))
+    if args.json:
+        progress.enabled = False
+    with KioskClient(args.server, kiosk_id=args.kiosk, session_token=args.session) as client:
+        try:
+            result = client.certify(
+                pages,
+                request_id=args.request_id,
+                on_event=lambda e: progress.note(_describe(e)),
+                on_sent=progress.advance,
+            )
+        except PageRejectedError as error:
+            progress.close()
+            print(f"{files[error.rejection.page]}: {error.rejection.message}", file=sys.stderr)
+            return EXIT_NOT_VALID
+        except grpc.RpcError as error:
+            progress.close()
+            print(_error_line(error), file=sys.stderr)
+            return EXIT_ERROR
+        progress.close()
+        pdf_path = None
+        issued = result.issued
+        if issued is not None:
+            out_dir = Path(args.out)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            pdf_path = out_dir / f"{issued.code}.pdf"
+            pdf_path.write_bytes(client.download(issued.code))
+    return _report_certify(result, pdf_path, files, args.json)
+
+
+def _report_certify(
+    result: CertifyResult, pdf_path: Path | None, files: list[Path], as_json: bool
+) -> int:
+    validated = result.of_kind("validated")
+    checks = _checks(validated[-1].validated.checks) if validated else []
+    issued = result.issued
+    terminal = result.terminal
+    if as_json:
+        out: dict[str, Any] = {
+            "state": result.state,
+            "request_id": result.request_id,
+            "dossier_id": result.dossier_id,
+            "code": issued.code if issued else None,
+            "url": issued.url if issued else None,
+            "sha256": issued.sha256 if issued else None,
+            "pdf_path": str(pdf_path) if pdf_path else None,
+            "pages": len(files),
+            "checks": checks,
+        }
+        if terminal is not None and terminal.HasField("needs_review"):
+            out["reasons"] = list(terminal.needs_review.reasons)
+        if terminal is not None and terminal.HasField("rejected"):
+            out["reasons"] = [terminal.rejected.message]
+        print(json.dumps(out, ensure_ascii=False))
+    elif issued is not None:
+        print(f"ISSUED  {issued.code}")
+        print(f"  url:    {issued.url}")
+        print(f"  pdf:    {pdf_path}")
+        print(f"  sha256: {issued.sha256}")
+        print(f"  pages:  {issued.pages}   issuer: {issued.issuer}")
+    elif terminal is not None and terminal.HasField("needs_review"):
+        print("NEEDS_REVIEW: an official will look at this dossier")
+        for reason in terminal.needs_review.reasons:
+            print(f"  - {reason}")
+    elif terminal is not None and terminal.HasField("rejected"):
+        print(f"REJECTED: {terminal.rejected.message}")
+    return EXIT_OK if issued is not None else EXIT_NOT_VALID
+
+
+def _print_verification(result: vpb.VerificationResult, as_json: bool) -> int:
+    verdict = vpb.VerificationResult.Verdict.Name(result.verdict)
+    if as_json:
+        out = MessageToDict(result, preserving_proto_field_name=True)
+        out["verdict"] = verdict
+        out["checks"] = _checks(result.checks)
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(f"{verdict}: {result.reason}")
+        if result.code:
+            print(f"  code:   {result.code}")
+        if result.issuer:
+            issued = result.issued_at.ToDatetime().isoformat() + "Z"
+            print(f"  issuer: {result.issuer}")
+            print(f"  issued: {issued}")
+            print(f"  pages:  {result.pages}")
+        for check in result.checks:
+            mark = {1: "ok", 2: "warn", 3: "FAIL"}.get(check.outcome, "?")
+            print(f"  [{mark}] {check.name}: {check.reason}")
+    return EXIT_OK if result.verdict == vpb.VerificationResult.VALID else EXIT_NOT_VALID
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    with KioskClient(args.server) as client:
+        try:
+            if target.is_file():
+                result = client.verify_pdf(target.read_bytes())
+            else:
+                result = client.verify_code(args.target)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                result = vpb.VerificationResult(
+                    verdict=vpb.VerificationResult.UNKNOWN, reason=str(error.details())
+                )
+            else:
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                "verdict": None,
+                                "error": error.code().name,
+                                "reason": error.details(),
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
+                else:
+                    print(_error_line(error), file=sys.stderr)
+                return EXIT_ERROR
+    return _print_verification(result, args.json)
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    token = os.environ.get("SAOY_ADMIN_TOKEN", "")
+    if args.token_file:
+        token = Path(args.token_file).read_text().split()[0]
+    if not token:
+        print("error: give --token-file or set SAOY_ADMIN_TOKEN", file=sys.stderr)
+        return EXIT_ERROR
+    with OfficialClient(args.server, token) as client:
+        try:
+            result = client.revoke(args.code, args.reason)
+        except grpc.RpcError as error:
+            print(_error_line(error), file=sys.stderr)
+            return EXIT_ERROR
+    _print_verification(result, args.json)
+    return EXIT_OK if result.verdict == vpb.VerificationResult.REVOKED else EXIT_ERROR
+
+
+def _add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default="localhost:50051", help="host:port of the server")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saoy", description="Certified electronic copies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
+
+    certify = sub.add_parser("certify", help="certify scanned pages into a signed copy")
+    certify.add_argument("files", nargs="+", help="page images (JPEG, PNG, TIFF), in order")
+    _add_server(certify)
+    certify.add_argument("--out", default=".", help="folder for the signed PDF")
+    certify.add_argument("--kiosk", default="kiosk-cli", help="kiosk identifier")
+    certify.add_argument("--session", default="", help="session token from Authenticate")
+    certify.add_argument("--request-id", default=None, help="idempotency key (retries)")
+    certify.set_defaults(func=cmd_certify)
+
+    verify = sub.add_parser("verify", help="verify a copy by code or PDF file")
+    verify.add_argument("target", help="a verification code or the path of a copy PDF")
+    _add_server(verify)
+    verify.add_argument(
+        "--offline",
+        action="store_true",
+        help="no server: check a copy PDF or a photo of its QR with the issuer's QR certificate "
+        "(flags: saoy verify --offline --help)",
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    revoke = sub.add_parser("revoke", help="revoke a copy (officials only)")
+    revoke.add_argument("code", help="the copy's verification code")
+    revoke.add_argument("--reason", required=True, help="why, for the register")
+    revoke.add_argument(
+        "--token-file", help="file holding an official's token (else $SAOY_ADMIN_TOKEN)"
+    )
+    _add_server(revoke)
+    revoke.set_defaults(func=cmd_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        return _plugin("serve", argv[1:])
+    if argv and argv[0] == "verify" and "--offline" in argv[1:]:
+        return _plugin("verify-offline", [a for a in argv[1:] if a != "--offline"])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+def _plugin(name: str, argv: list[str]) -> int:
+    """Run a command contributed by another installed saoy package (e.g. the server)."""
+    found = entry_points(group="saoy.commands", name=name)
+    if not found:
+        print(f"error: 'saoy {name}' needs the saoy server package", file=sys.stderr)
+        return EXIT_ERROR
+    command = next(iter(found)).load()
+    return int(command(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""KioskClient: the kiosk's side of the saoy API, over the generated stubs only.
+
+Certify streams a dossier's pages in chunks of at most 1 MiB without waiting for each page's
+verdict, rescans pages the server rejects (when the caller can), and retries a dropped stream
+with the same request_id: the server replays a decision it already took instead of issuing twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from saoy.v1 import administration_pb2 as apb
+from saoy.v1 import administration_pb2_grpc as agrpc
+from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import certification_pb2_grpc as cgrpc
+from saoy.v1 import verification_pb2 as vpb
+from saoy.v1 import verification_pb2_grpc as vgrpc
+
+CHUNK_BYTES = 1024 * 1024
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+Rescan = Callable[[int, cpb.PageRejected], bytes | None]
+"""Called with (page index, rejection); returns the rescanned file, or None to give up."""
+
+
+class PageRejectedError(Exception):
+    """A page was rejected for quality and no rescan was provided."""
+
+    def __init__(self, rejection: cpb.PageRejected) -> None:
+        super().__init__(f"page {rejection.page + 1} rejected: {rejection.message}")
+        self.rejection = rejection
+
+
+@dataclass
+class CertifyResult:
+    """Everything the server said about one dossier."""
+
+    request_id: str
+    dossier_id: str = ""
+    events: list[cpb.CertifyEvent] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> cpb.CertifyEvent | None:
+        for event in reversed(self.events):
+            if event.WhichOneof("event") in ("issued", "needs_review", "rejected"):
+                return event
+        return None
+
+    @property
+    def state(self) -> str:
+        terminal = self.terminal
+        return "" if terminal is None else str(terminal.WhichOneof("event")).upper()
+
+    @property
+    def issued(self) -> cpb.Issued | None:
+        terminal = self.terminal
+        return terminal.issued if terminal and terminal.HasField("issued") else None
+
+    def of_kind(self, kind: str) -> list[cpb.CertifyEvent]:
+        return [e for e in self.events if e.WhichOneof("event") == kind]
+
+
+def new_request_id() -> str:
+    return "req-" + secrets.token_hex(12)
+
+
+def _chunks(page: int, data: bytes) -> Iterator[cpb.CertifyRequest]:
+    view = memoryview(data)
+    offsets = range(0, max(len(data), 1), CHUNK_BYTES)
+    for offset in offsets:
+        yield cpb.CertifyRequest(
+            chunk=cpb.PageChunk(
+                page=page,
+                data=bytes(view[offset : offset + CHUNK_BYTES]),
+                last=offset + CHUNK_BYTES >= len(data),
+            )
+        )
+
+
+class KioskClient:
+    """A connection to a saoy server for one kiosk."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        kiosk_id: str = "kiosk-dev",
+        session_token: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 300.0,
+        retries: int = 3,
+    ) -> None:
+        options = [("grpc.max_receive_message_length", 4 * CHUNK_BYTES)]
+        self.channel = (
+            grpc.secure_channel(target, credentials, options)
+            if credentials
+            else grpc.insecure_channel(target, options)
+        )
+        self.kiosk_id = kiosk_id
+        self.session_token = session_token
+        self.timeout = timeout
+        self.retries = retries
+        self._certification = cgrpc.CertificationStub(self.channel)
+        self._verification = vgrpc.VerificationStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> KioskClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def certify(
+        self,
+        pages: Sequence[bytes],
+        *,
+        request_id: str | None = None,
+        on_event: Callable[[cpb.CertifyEvent], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
+        rescan: Rescan | None = None,
+        hints: Sequence[cpb.DocumentHint] = (),
+    ) -> CertifyResult:
+        """Certify one dossier and return every event; retries dropped streams."""
+        request_id = request_id or new_request_id()
+        attempt = 0
+        while True:
+            try:
+                return self._certify_once(list(pages), request_id, on_event, on_sent, rescan, hints)
+            except grpc.RpcError as error:
+                attempt += 1
+                if error.code() not in RETRYABLE or attempt > self.retries:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 5.0))
+
+    def _certify_once(
+        self,
+        pages: list[bytes],
+        request_id: str,
+        on_event: Callable[[cpb.CertifyEvent], None] | None,
+        on_sent: Callable[[int], None] | None,
+        rescan: Rescan | None,
+        hints: Sequence[cpb.DocumentHint],
+    ) -> CertifyResult:
+        followups: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
+
+        def requests() -> Iterator[cpb.CertifyRequest]:
+            yield cpb.CertifyRequest(
+                header=cpb.Header(
+                    request_id=request_id,
+                    kiosk_id=self.kiosk_id,
+                    session_token=self.session_token,
+                    hints=list(hints),
+                )
+            )
+            for index, data in enumerate(pages):
+                for message in _chunks(index, data):
+                    yield message
+                    if on_sent:
+                        on_sent(len(message.chunk.data))
+            while True:  # rescans, until every page has a verdict and none is pending
+                item = followups.get()
+                if item is None:
+                    break
+                index, data = item
+                yield from _chunks(index, data)
+            yield cpb.CertifyRequest(end=cpb.End(page_count=len(pages)))
+
+        result = CertifyResult(request_id=request_id)
+        verdicts: dict[int, bool] = {}
+        call = self._certification.Certify(requests(), timeout=self.timeout)
+        try:
+            for event in call:
+                result.events.append(event)
+                result.dossier_id = event.dossier_id or result.dossier_id
+                if on_event:
+                    on_event(event)
+                kind = event.WhichOneof("event")
+                if kind == "page_accepted":
+                    verdicts[event.page_accepted.page] = True
+                elif kind == "page_rejected":
+                    rejection = event.page_rejected
+                    verdicts[rejection.page] = False
+                    replacement = rescan(rejection.page, rejection) if rescan else None
+                    if replacement is None:
+                        call.cancel()
+                        raise PageRejectedError(rejection)
+                    pages[rejection.page] = replacement
+                    followups.put((rejection.page, replacement))
+                    continue
+                if (
+                    kind in ("page_accepted",)
+                    and len(verdicts) == len(pages)
+                    and all(verdicts.values())
+                ):
+                    followups.put(None)
+                if kind in ("issued", "needs_review", "rejected"):
+                    # A replayed decision ends the stream before the pages are all sent.
+                    followups.put(None)
+        finally:
+            followups.put(None)
+        return result
+
+    def verify_code(self, code: str) -> vpb.VerificationResult:
+        return self._verification.VerifyCode(vpb.VerifyCodeRequest(code=code), timeout=30)
+
+    def verify_pdf(self, pdf: bytes) -> vpb.VerificationResult:
+        return self._verification.VerifyDocument(vpb.VerifyDocumentRequest(pdf=pdf), timeout=60)
+
+    def download(self, code: str) -> bytes:
+        return b"".join(
+            chunk.data
+            for chunk in self._verification.GetCopy(vpb.GetCopyRequest(code=code), timeout=60)
+        )
+
+
+class OfficialClient:
+    """Acts reserved to authorized officials, with their bearer token."""
+
+    def __init__(self, target: str, token: str) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._administration = agrpc.AdministrationStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> OfficialClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def revoke(self, code: str, reason: str) -> vpb.VerificationResult:
+        return self._administration.Revoke(
+            apb.RevokeRequest(code=code, reason=reason), metadata=self._metadata, timeout=30
+        )

@@ -1,0 +1,1 @@
+"""A simulated kiosk: synthetic Vietnamese documents as a scanner or camera would produce them."""

@@ -1,0 +1,492 @@
+"""The certification pipeline of one dossier, from admitted pages to a decided, stored outcome.
+
+The server owns the stream protocol; this module owns the work. One :class:`Certifier` is built
+at start-up with its collaborators (OCR engine, signer, registry, blob store, a bounded executor)
+and one :class:`DossierContext` is made per dossier. CPU work runs in the executor so the event
+loop only moves bytes; OCR of a page starts as soon as the page is accepted, overlapping the
+upload of the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from saoy.core import codes
+from saoy.core.admission import Limits, admit_decoded, quality_issues
+from saoy.core.blobs import BlobStore
+from saoy.core.errors import DeadlineExceeded
+from saoy.core.imaging import PreparedPage, prepare, render_image, result_to_source
+from saoy.core.model import (
+    AdmittedPage,
+    CertificationBlock,
+    CheckResult,
+    OcrResult,
+    Outcome,
+    RenderPage,
+)
+from saoy.core.ocr import OcrEngine
+from saoy.core.publication import LogPublisher
+from saoy.core.registry import (
+    CopyRecord,
+    DossierRecord,
+    DuplicateRequest,
+    PageRecord,
+    Registry,
+    store_dossier,
+)
+from saoy.core.render import render_copy
+from saoy.core.signing import CopySigner
+
+log = logging.getLogger("saoy.pipeline")
+
+T = TypeVar("T")
+
+DEFAULT_DPI = 300.0
+MIN_WORDS = 3  # a page with fewer readable words goes to review
+MIN_CONFIDENCE = 60.0  # mean word confidence (0-100) below which a page goes to review
+
+
+class StageObserver(Protocol):
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
+
+    def observe_queue_wait(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    limits: Limits
+    base_url: str  # verification URLs are f"{base_url}/v/{code}"
+    min_words: int = MIN_WORDS
+    min_confidence: float = MIN_CONFIDENCE
+
+    def url_for(self, code: str) -> str:
+        return f"{self.base_url}/v/{code}"
+
+
+# Events of a dossier, in the order they happen. The server maps them onto the proto.
+
+
+@dataclass(frozen=True)
+class PageAccepted:
+    page: AdmittedPage
+
+
+@dataclass(frozen=True)
+class PageRejected:
+    index: int
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RecognizedPage:
+    index: int
+    document_type: str
+    word_count: int
+    mean_confidence: float
+
+
+@dataclass(frozen=True)
+class Recognized:
+    pages: tuple[RecognizedPage, ...]
+
+
+@dataclass(frozen=True)
+class Validated:
+    checks: tuple[CheckResult, ...]
+
+
+@dataclass(frozen=True)
+class Issued:
+    code: str
+    url: str
+    sha256: str
+    pages: int
+    size_bytes: int
+    issuer: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
+class NeedsReview:
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    message: str
+
+
+Terminal = Issued | NeedsReview | Rejected
+Event = Recognized | Validated | Terminal
+
+
+@dataclass
+class _PageWork:
+    page: AdmittedPage
+    ocr: asyncio.Future[OcrResult]
+
+
+@dataclass
+class DossierContext:
+    """Per-dossier state: what was received, and the work started on it."""
+
+    request_id: str
+    kiosk_id: str
+    deadline: float | None = None  # time.monotonic() value, None = no deadline
+    dossier_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    pages: dict[int, _PageWork] = field(default_factory=dict)
+
+    def check_deadline(self, stage: str) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlineExceeded(
+                f"the deadline passed before {stage}; retry with the same request_id",
+                reason="DEADLINE_EXCEEDED",
+            )
+
+    def discard(self) -> None:
+        """Drop work in flight (a cut stream): nothing of this dossier is kept."""
+        for work in self.pages.values():
+            work.ocr.cancel()
+        self.pages.clear()
+
+
+def decision_of(dossier: DossierRecord, copy: CopyRecord | None, base_url: str) -> Terminal:
+    """The terminal event of a decided dossier, for replays of its request_id."""
+    if copy is not None:
+        return Issued(
+            code=copy.code,
+            url=f"{base_url}/v/{copy.code}",
+            sha256=copy.blob_key,
+            pages=copy.pages,
+            size_bytes=copy.size_bytes,
+            issuer=copy.issuer,
+            issued_at=copy.issued_at,
+        )
+    if dossier.state == "NEEDS_REVIEW":
+        return NeedsReview(dossier.reasons)
+    return Rejected("REJECTED", "; ".join(dossier.reasons) or "the dossier was rejected")
+
+
+class Certifier:
+    """Runs the stages of a dossier with the collaborators it was built with."""
+
+    def __init__(
+        self,
+        *,
+        config: PipelineConfig,
+        ocr: OcrEngine,
+        signer: CopySigner,
+        registry: Registry,
+        blobs: BlobStore,
+        executor: Executor,
+        observer: StageObserver | None = None,
+        publisher: LogPublisher | None = None,
+    ) -> None:
+        self.config = config
+        self.ocr = ocr
+        self.signer = signer
+        self.registry = registry
+        self.blobs = blobs
+        self.executor = executor
+        self.observer = observer
+        self.publisher = publisher
+
+    async def _run(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work in the executor. The stage's time is measured inside the worker, so
+        it excludes the wait for a free worker, which is observed on its own."""
+        queued = time.perf_counter()
+
+        def timed() -> T:
+            start = time.perf_counter()
+            if self.observer is not None:
+                self.observer.observe_queue_wait(start - queued)
+            try:
+                return fn(*args)
+            finally:
+                self._observe(stage, time.perf_counter() - start)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, timed)
+
+    def _observe(self, stage: str, seconds: float) -> None:
+        if self.observer is not None:
+            self.observer.observe_stage(stage, seconds)
+
+    async def replay(self, kiosk_id: str, request_id: str) -> Terminal | None:
+        """The decision already taken for this request, if any."""
+        found = await self._run("lookup", self.registry.find_by_request, kiosk_id, request_id)
+        if found is None:
+            return None
+        return decision_of(found[0], found[1], self.config.base_url)
+
+    async def add_page(
+        self, ctx: DossierContext, index: int, data: bytes
+    ) -> PageAccepted | PageRejected:
+        """Admit one page file; on success start its OCR at once. Bad files raise SaoyError."""
+        page, image = await self._run("admit", admit_decoded, index, data, self.config.limits)
+        prepared = await self._run("preprocess", prepare, page, image)  # no second decode
+        issues = quality_issues(page, prepared)
+        if issues:
+            first = issues[0]
+            return PageRejected(index, first.reason, first.message)
+        previous = ctx.pages.pop(index, None)
+        if previous is not None:
+            previous.ocr.cancel()
+        ocr = asyncio.ensure_future(self._run("ocr", _read, self.ocr, prepared))
+        ctx.pages[index] = _PageWork(page, ocr)
+        return PageAccepted(page)
+
+    async def process(self, ctx: DossierContext) -> AsyncIterator[Event]:
+        """Recognize, validate, and decide the dossier; the last event is terminal."""
+        indices = sorted(ctx.pages)
+        works = [ctx.pages[i] for i in indices]
+        results = list(await asyncio.gather(*(w.ocr for w in works)))
+        ctx.check_deadline("recognition")
+        yield Recognized(
+            tuple(
+                RecognizedPage(i, "generic", r.word_count, round(r.mean_confidence, 1))
+                for i, r in zip(indices, results, strict=True)
+            )
+        )
+
+        checks = self._checks(works, results)
+        yield Validated(checks)
+
+        failed = [c for c in checks if c.outcome is Outcome.FAIL]
+        warned = [c for c in checks if c.outcome is Outcome.WARN]
+        if failed:
+            yield await self._decide_without_copy(ctx, works, results, checks, "REJECTED", failed)
+            return
+        if warned:
+            yield await self._decide_without_copy(
+                ctx, works, results, checks, "NEEDS_REVIEW", warned
+            )
+            return
+        yield await self._issue(ctx, works, results, checks)
+
+    def _checks(self, works: list[_PageWork], results: list[OcrResult]) -> tuple[CheckResult, ...]:
+        checks = [
+            CheckResult("pages_admitted", Outcome.PASS, f"{len(works)} page(s) admitted"),
+        ]
+        unreadable = [
+            str(w.page.index + 1)
+            for w, r in zip(works, results, strict=True)
+            if r.word_count < self.config.min_words
+            or r.mean_confidence < self.config.min_confidence
+        ]
+        if unreadable:
+            checks.append(
+                CheckResult(
+                    "text_readable",
+                    Outcome.WARN,
+                    "little or no readable text on page(s) " + ", ".join(unreadable),
+                )
+            )
+        else:
+            checks.append(CheckResult("text_readable", Outcome.PASS, "text read on every page"))
+        seen: dict[str, int] = {}
+        duplicates = []
+        for w in works:
+            first = seen.setdefault(w.page.sha256, w.page.index)
+            if first != w.page.index:
+                duplicates.append(f"{w.page.index + 1} = {first + 1}")
+        if duplicates:
+            checks.append(
+                CheckResult(
+                    "distinct_pages",
+                    Outcome.WARN,
+                    "the same file was sent twice: pages " + ", ".join(duplicates),
+                )
+            )
+        else:
+            checks.append(CheckResult("distinct_pages", Outcome.PASS, "every page is distinct"))
+        return tuple(checks)
+
+    def _page_records(
+        self, ctx: DossierContext, works: list[_PageWork], results: list[OcrResult]
+    ) -> list[PageRecord]:
+        return [
+            PageRecord(
+                dossier_id=ctx.dossier_id,
+                index=w.page.index,
+                blob_key=w.page.sha256,
+                format=w.page.format,
+                width=w.page.width,
+                height=w.page.height,
+                text=r.text,
+                mean_confidence=r.mean_confidence,
+            )
+            for w, r in zip(works, results, strict=True)
+        ]
+
+    async def _decide_without_copy(
+        self,
+        ctx: DossierContext,
+        works: list[_PageWork],
+        results: list[OcrResult],
+        checks: tuple[CheckResult, ...],
+        state: str,
+        causes: list[CheckResult],
+    ) -> Terminal:
+        reasons = tuple(c.reason for c in causes)
+        dossier = self._dossier(ctx, state, len(works), reasons, checks)
+        stored = await self._store(ctx, works, results, dossier, None, None)
+        if stored is not None:
+            return stored
+        if state == "NEEDS_REVIEW":
+            return NeedsReview(reasons)
+        return Rejected(causes[0].name.upper(), "; ".join(reasons))
+
+    def _dossier(
+        self,
+        ctx: DossierContext,
+        state: str,
+        page_count: int,
+        reasons: tuple[str, ...],
+        checks: tuple[CheckResult, ...],
+    ) -> DossierRecord:
+        return DossierRecord(
+            id=ctx.dossier_id,
+            request_id=ctx.request_id,
+            kiosk_id=ctx.kiosk_id,
+            state=state,
+            created_at=ctx.created_at,
+            decided_at=datetime.now(UTC),
+            page_count=page_count,
+            reasons=reasons,
+            checks=checks,
+        )
+
+    async def _issue(
+        self,
+        ctx: DossierContext,
+        works: list[_PageWork],
+        results: list[OcrResult],
+        checks: tuple[CheckResult, ...],
+    ) -> Terminal:
+        code = codes.new_code()
+        issued_at = datetime.now(UTC).replace(microsecond=0)
+        block = CertificationBlock(
+            code=code,
+            url=self.config.url_for(code),
+            issuer=self.signer.issuer,
+            issued_at=issued_at,
+        )
+        render_pages = await self._run("render", _render_pages, [w.page for w in works], results)
+        pdf = await self._run("render", render_copy, render_pages, block)
+        ctx.check_deadline("signing")
+        start = time.perf_counter()
+        signed = await self.signer.sign(pdf)
+        self._observe("sign", time.perf_counter() - start)
+        ctx.check_deadline("storage")
+
+        dossier = self._dossier(ctx, "ISSUED", len(works), (), checks)
+        copy = CopyRecord(
+            code=code,
+            dossier_id=ctx.dossier_id,
+            blob_key=hashlib.sha256(signed).hexdigest(),
+            size_bytes=len(signed),
+            issuer=self.signer.issuer,
+            issued_at=issued_at,
+            pages=len(works),
+            revoked_at=None,
+            revoke_reason=None,
+        )
+        replayed = await self._store(ctx, works, results, dossier, copy, signed)
+        if replayed is not None:
+            return replayed
+        if self.publisher is not None:
+            await self._run("publish", self.publisher.issued, copy)
+        return Issued(
+            code=code,
+            url=block.url,
+            sha256=copy.blob_key,
+            pages=copy.pages,
+            size_bytes=copy.size_bytes,
+            issuer=copy.issuer,
+            issued_at=issued_at,
+        )
+
+    async def _store(
+        self,
+        ctx: DossierContext,
+        works: list[_PageWork],
+        results: list[OcrResult],
+        dossier: DossierRecord,
+        copy: CopyRecord | None,
+        pdf: bytes | None,
+    ) -> Terminal | None:
+        """Store the outcome in one atomic step. If another stream with the same request_id
+        won the race, return its decision instead."""
+        pages = self._page_records(ctx, works, results)
+        try:
+            await self._run(
+                "store",
+                lambda: store_dossier(
+                    self.registry,
+                    self.blobs,
+                    page_files=[w.page.data for w in works],
+                    pdf=pdf,
+                    dossier=dossier,
+                    pages=pages,
+                    copy=copy,
+                    event_kind=dossier.state.lower(),
+                    event_detail={"pages": len(works), "kiosk": ctx.kiosk_id},
+                ),
+            )
+        except DuplicateRequest:
+            replay = await self.replay(ctx.kiosk_id, ctx.request_id)
+            if replay is None:
+                raise
+            return replay
+        return None
+
+
+def _read(engine: OcrEngine, prepared: PreparedPage) -> OcrResult:
+    """OCR the prepared (cropped, deskewed) page; word boxes mapped back onto the scan, which
+    is what the copy shows."""
+    return result_to_source(engine.recognize(prepared.gray), prepared)
+
+
+def _render_pages(pages: list[AdmittedPage], results: list[OcrResult]) -> list[RenderPage]:
+    out = []
+    for page, result in zip(pages, results, strict=True):
+        image, fmt = render_image(page)
+        out.append(
+            RenderPage(
+                image=image,
+                format=fmt,
+                width=page.width,
+                height=page.height,
+                dpi=page.dpi or DEFAULT_DPI,
+                words=result.words,
+            )
+        )
+    return out
+
+
+__all__ = [
+    "Certifier",
+    "DossierContext",
+    "Event",
+    "Issued",
+    "NeedsReview",
+    "PageAccepted",
+    "PageRejected",
+    "PipelineConfig",
+    "Recognized",
+    "Rejected",
+    "Terminal",
+    "Validated",
+]

@@ -1,0 +1,276 @@
+"""One factory builds the server: collaborators, servicers, health, reflection, interceptors,
+and the HTTP side. ``saoy serve`` runs it until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from saoy.core.admission import Limits
+from saoy.core.blobs import FileBlobStore
+from saoy.core.ocr import create_engine
+from saoy.core.pipeline import Certifier, PipelineConfig
+from saoy.core.pki import ensure_dev_pki
+from saoy.core.publication import LogPublisher
+from saoy.core.registry import SqliteRegistry, sweep_orphans
+from saoy.core.signing import create_copy_signer
+from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
+from saoy.core.verify import Verifier
+from saoy.server.administration import (
+    AdministrationServicer,
+    ensure_admin_token,
+    load_token_digests,
+)
+from saoy.server.certification import CertificationServicer
+from saoy.server.http import create_http_app
+from saoy.server.interceptors import ErrorInterceptor
+from saoy.server.metrics import Metrics
+from saoy.server.settings import MiB, Settings
+from saoy.server.verification import VerificationServicer
+from saoy.v1 import (
+    administration_pb2,
+    administration_pb2_grpc,
+    certification_pb2,
+    certification_pb2_grpc,
+    verification_pb2,
+    verification_pb2_grpc,
+)
+
+log = logging.getLogger("saoy.server")
+
+SERVICE_NAMES = (
+    certification_pb2.DESCRIPTOR.services_by_name["Certification"].full_name,
+    verification_pb2.DESCRIPTOR.services_by_name["Verification"].full_name,
+    administration_pb2.DESCRIPTOR.services_by_name["Administration"].full_name,
+)
+ORPHAN_AGE = timedelta(minutes=10)
+
+
+@dataclass
+class Readiness:
+    """Whether the server takes new work; read by /healthz, flipped on shutdown."""
+
+    serving: bool = False
+
+
+@dataclass
+class SaoyServer:
+    """A running server: the gRPC server, the HTTP site, and what they share."""
+
+    settings: Settings
+    grpc_server: grpc.aio.Server
+    grpc_port: int
+    http_runner: web.AppRunner
+    http_port: int
+    health: health.aio.HealthServicer
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    certifier: Certifier
+    verifier: Verifier
+    readiness: Readiness
+    background: list[asyncio.Future[None]]
+    translog: SqliteTransparencyLog
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url(self.http_port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Flip health to NOT_SERVING, let streams in flight finish within the grace period,
+        then close everything."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.readiness.serving = False
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(self.settings.grace_seconds if grace is None else grace)
+        await self.http_runner.cleanup()
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.certifier.registry.close()
+        self.certifier.signer.close()
+        self.translog.close()
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def create_server(settings: Settings, *, metrics: Metrics | None = None) -> SaoyServer:
+    """Build and start a server on the settings' ports (0 binds a free one)."""
+    metrics = metrics or Metrics()
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    pki = ensure_dev_pki(
+        data_dir / "pki",
+        organization=settings.organization,
+        passphrase=settings.pki_passphrase.encode(),
+        crl_base_url=settings.base_url() + "/pki/",
+    )
+    signer = create_copy_signer(
+        pki,
+        backend=settings.signer_backend,
+        level=settings.signing_level,
+        pkcs11_module=settings.pkcs11_module or None,
+        pkcs11_token=settings.pkcs11_token or None,
+        pkcs11_pin=settings.pkcs11_pin or None,
+    )
+    registry = SqliteRegistry(data_dir / "registry.sqlite3")
+    blobs = FileBlobStore(data_dir / "blobs")
+    swept = sweep_orphans(registry, blobs, older_than=ORPHAN_AGE)
+    if swept:
+        log.warning("removed %d orphan blob(s) left by an interrupted store", swept)
+    translog = SqliteTransparencyLog(data_dir / "translog.sqlite3")
+    publisher = LogPublisher(
+        translog,
+        CheckpointSigner.from_file(ensure_log_key(data_dir / "keys"), settings.log_origin),
+        registry,
+    )
+    publisher.reconcile()
+    publisher.checkpoint_if_grown()
+    ocr = create_engine(settings.ocr_engine, tessdata=settings.tessdata)
+    executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="saoy-cpu")
+    metrics.build.info(
+        {
+            "ocr_engine": ocr.name,
+            "workers": str(settings.worker_count),
+            "signer": settings.signer_backend,
+            "signing_level": str(signer.level),
+        }
+    )
+
+    # HTTP first: the verification URLs printed on copies need its bound port.
+    holder: dict[str, Any] = {"publisher": publisher}
+    health_servicer = health.aio.HealthServicer()
+    readiness = Readiness()
+    http_app = create_http_app(
+        verifier=lambda: holder.get("verifier"),
+        executor=executor,
+        metrics=metrics,
+        ready=lambda: readiness.serving,
+        crl=pki.crl_bytes,
+        log_key=lambda: holder["publisher"].signer.verifier_key,
+        max_upload_bytes=settings.max_pdf_bytes + MiB,
+    )
+    runner = web.AppRunner(http_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.http_port)
+    await site.start()
+    http_port = runner.addresses[0][1]
+    base_url = settings.base_url(http_port)
+
+    verifier = Verifier(
+        registry=registry,
+        blobs=blobs,
+        trust_roots=[pki.root_certificate()],
+        crls=pki.crls,
+        base_url=base_url,
+        publisher=publisher,
+    )
+    holder["verifier"] = verifier
+    certifier = Certifier(
+        config=PipelineConfig(
+            limits=Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels),
+            base_url=base_url,
+        ),
+        ocr=ocr,
+        signer=signer,
+        registry=registry,
+        blobs=blobs,
+        executor=executor,
+        observer=metrics,
+        publisher=publisher,
+    )
+
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor(metrics)],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_pdf_bytes + 64 * 1024),
+            ("grpc.max_send_message_length", 2 * MiB),
+        ],
+    )
+    certification_pb2_grpc.add_CertificationServicer_to_server(
+        CertificationServicer(certifier, settings, metrics), server
+    )
+    verification_pb2_grpc.add_VerificationServicer_to_server(
+        VerificationServicer(verifier, executor, metrics, settings.max_pdf_bytes, publisher),
+        server,
+    )
+    ensure_admin_token(settings.admin_tokens_path)
+    administration_pb2_grpc.add_AdministrationServicer_to_server(
+        AdministrationServicer(verifier, executor, load_token_digests(settings.admin_tokens_path)),
+        server,
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    grpc_port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    readiness.serving = True
+    checkpoints = asyncio.ensure_future(
+        _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
+    )
+    log.info(
+        "serving gRPC on %s:%d, HTTP on %s (ocr=%s, workers=%d, data=%s)",
+        settings.host,
+        grpc_port,
+        base_url,
+        ocr.name,
+        settings.worker_count,
+        data_dir,
+    )
+    saoy = SaoyServer(
+        settings=settings,
+        grpc_server=server,
+        grpc_port=grpc_port,
+        http_runner=runner,
+        http_port=http_port,
+        health=health_servicer,
+        metrics=metrics,
+        executor=executor,
+        certifier=certifier,
+        verifier=verifier,
+        readiness=readiness,
+        background=[checkpoints],
+        translog=translog,
+    )
+    return saoy
+
+
+async def _checkpoint_loop(
+    publisher: LogPublisher, executor: ThreadPoolExecutor, every: float
+) -> None:
+    """Sign a checkpoint whenever the log has grown, every ``every`` seconds."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await loop.run_in_executor(executor, publisher.checkpoint_if_grown)
+        except Exception:  # a failed checkpoint is retried on the next tick
+            log.exception("checkpoint failed")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = await create_server(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+    await server.wait()

@@ -1,0 +1,282 @@
+"""The Certify stream: the protocol (order, chunking, limits) around the core pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from saoy.core import pipeline as pl
+from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge
+from saoy.server.metrics import Metrics
+from saoy.server.settings import MiB, Settings
+from saoy.v1 import certification_pb2 as pb
+from saoy.v1 import certification_pb2_grpc as pb_grpc
+from saoy.v1 import common_pb2
+
+MAX_CHUNK_BYTES = 1 * MiB
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+KIOSK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def timestamp(at: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+def check_to_proto(check: pl.CheckResult) -> common_pb2.Check:
+    return common_pb2.Check(
+        name=check.name,
+        outcome=common_pb2.Check.Outcome.Value(check.outcome.name),
+        reason=check.reason,
+    )
+
+
+def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
+    """Map a pipeline event onto the wire (the envelope's ids are set by the caller)."""
+    match event:
+        case pl.PageAccepted(page=page):
+            return pb.CertifyEvent(
+                page_accepted=pb.PageAccepted(
+                    page=page.index,
+                    format=page.format,
+                    width=page.width,
+                    height=page.height,
+                    sha256=page.sha256,
+                )
+            )
+        case pl.PageRejected(index=index, reason=reason, message=message):
+            return pb.CertifyEvent(
+                page_rejected=pb.PageRejected(page=index, reason=reason, message=message)
+            )
+        case pl.Recognized(pages=pages):
+            return pb.CertifyEvent(
+                recognized=pb.Recognized(
+                    pages=[
+                        pb.RecognizedPage(
+                            page=p.index,
+                            document_type=p.document_type,
+                            word_count=p.word_count,
+                            mean_confidence=p.mean_confidence,
+                        )
+                        for p in pages
+                    ]
+                )
+            )
+        case pl.Validated(checks=checks):
+            return pb.CertifyEvent(
+                validated=pb.Validated(checks=[check_to_proto(c) for c in checks])
+            )
+        case pl.Issued():
+            return pb.CertifyEvent(
+                issued=pb.Issued(
+                    code=event.code,
+                    url=event.url,
+                    sha256=event.sha256,
+                    pages=event.pages,
+                    size_bytes=event.size_bytes,
+                    issuer=event.issuer,
+                    issued_at=timestamp(event.issued_at),
+                )
+            )
+        case pl.NeedsReview(reasons=reasons):
+            return pb.CertifyEvent(needs_review=pb.NeedsReview(reasons=list(reasons)))
+        case pl.Rejected(reason=reason, message=message):
+            return pb.CertifyEvent(rejected=pb.Rejected(reason=reason, message=message))
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _validate_header(header: pb.Header) -> None:
+    if not REQUEST_ID.fullmatch(header.request_id):
+        raise InvalidInput(
+            "header.request_id must be 8-64 characters of A-Z, a-z, 0-9, _ or -",
+            field="header.request_id",
+        )
+    if not KIOSK_ID.fullmatch(header.kiosk_id):
+        raise InvalidInput(
+            "header.kiosk_id must be 1-64 characters of A-Z, a-z, 0-9, _, . or -",
+            field="header.kiosk_id",
+        )
+
+
+class CertificationServicer(pb_grpc.CertificationServicer):
+    def __init__(self, certifier: pl.Certifier, settings: Settings, metrics: Metrics) -> None:
+        self.certifier = certifier
+        self.settings = settings
+        self.metrics = metrics
+
+    async def _next(self, stream: AsyncIterator[pb.CertifyRequest]) -> pb.CertifyRequest | None:
+        try:
+            return await asyncio.wait_for(anext(stream), self.settings.stream_idle_seconds)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no message for {self.settings.stream_idle_seconds:g} s: the stream was closed;"
+                " retry with the same request_id",
+                reason="STREAM_IDLE",
+            ) from None
+
+    async def Certify(
+        self,
+        request_iterator: AsyncIterator[pb.CertifyRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.CertifyEvent]:
+        self.metrics.in_flight.inc()
+        try:
+            async for event in self._certify(request_iterator.__aiter__(), context):
+                yield event
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _certify(
+        self, stream: AsyncIterator[pb.CertifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.CertifyEvent]:
+        first = await self._next(stream)
+        if first is None:
+            raise InvalidInput("the stream is empty: send a Header first", field="header")
+        if first.WhichOneof("part") != "header":
+            raise OutOfOrder("the first message must be a Header", field="header")
+        header = first.header
+        _validate_header(header)
+        remaining = context.time_remaining()
+        ctx = pl.DossierContext(
+            request_id=header.request_id,
+            kiosk_id=header.kiosk_id,
+            deadline=None if remaining is None else time.monotonic() + remaining,
+        )
+
+        def envelope(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
+            message = event_to_proto(event)
+            message.request_id = ctx.request_id
+            message.dossier_id = ctx.dossier_id
+            message.at.GetCurrentTime()
+            return message
+
+        replay = await self.certifier.replay(ctx.kiosk_id, ctx.request_id)
+        if replay is not None:
+            yield envelope(replay)
+            return
+
+        try:
+            async for event in self._receive(stream, ctx):
+                yield envelope(event)
+            started = time.perf_counter()
+            async for event in self.certifier.process(ctx):
+                if isinstance(event, pl.Issued | pl.NeedsReview | pl.Rejected):
+                    outcome = type(event).__name__.lower()
+                    self.metrics.dossiers.labels(outcome=outcome).inc()
+                    self.metrics.dossier_duration.labels(outcome=outcome).observe(
+                        time.perf_counter() - started
+                    )
+                yield envelope(event)
+        finally:
+            ctx.discard()
+
+    async def _receive(
+        self, stream: AsyncIterator[pb.CertifyRequest], ctx: pl.DossierContext
+    ) -> AsyncIterator[pl.PageAccepted | pl.PageRejected]:
+        """Assemble pages from chunks until End, admitting each page as it completes."""
+        limits = self.settings
+        buffer = bytearray()
+        current: int | None = None  # page being received
+        accepted: set[int] = set()
+        rejected: set[int] = set()
+        total = 0
+        while True:
+            message = await self._next(stream)
+            if message is None:
+                raise InvalidInput(
+                    "the stream ended before End: nothing was certified; send it again",
+                    reason="STREAM_INCOMPLETE",
+                )
+            part = message.WhichOneof("part")
+            if part == "header":
+                raise OutOfOrder("a second Header arrived; one stream is one dossier")
+            if part == "end":
+                self._check_end(message.end, current, accepted, rejected)
+                return
+            if part != "chunk":
+                raise InvalidInput("empty message: set header, chunk or end")
+            chunk = message.chunk
+            if current is None:
+                self._check_new_page(chunk.page, accepted, rejected)
+                current = chunk.page
+            elif chunk.page != current:
+                raise OutOfOrder(
+                    f"page {chunk.page + 1} started before page {current + 1} was finished"
+                    " (set last on its final chunk)",
+                    field="chunk.page",
+                )
+            if len(chunk.data) > MAX_CHUNK_BYTES:
+                raise TooLarge("a chunk may hold at most 1 MiB", field="chunk.data")
+            total += len(chunk.data)
+            self.metrics.received_bytes.inc(len(chunk.data))
+            if total > limits.max_dossier_bytes:
+                raise TooLarge(
+                    f"the dossier is larger than {limits.max_dossier_bytes // MiB} MiB",
+                    field="chunk.data",
+                )
+            buffer += chunk.data
+            if len(buffer) > limits.max_page_bytes:
+                raise TooLarge(
+                    f"page {current + 1} is larger than {limits.max_page_bytes // MiB} MiB:"
+                    " scan at a lower resolution",
+                    field="chunk.data",
+                )
+            if not chunk.last:
+                continue
+            event = await self.certifier.add_page(ctx, current, bytes(buffer))
+            if isinstance(event, pl.PageAccepted):
+                accepted.add(current)
+                rejected.discard(current)
+                self.metrics.pages.labels(result="accepted").inc()
+            else:
+                rejected.add(current)
+                self.metrics.pages.labels(result="rejected").inc()
+            buffer.clear()
+            current = None
+            yield event
+
+    def _check_new_page(self, page: int, accepted: set[int], rejected: set[int]) -> None:
+        if page in rejected:
+            return  # a rescan of a rejected page
+        if page in accepted:
+            raise OutOfOrder(f"page {page + 1} was already accepted", field="chunk.page")
+        expected = len(accepted) + len(rejected)
+        if page != expected:
+            raise OutOfOrder(
+                f"page {page + 1} arrived but page {expected + 1} was expected",
+                field="chunk.page",
+            )
+        if page >= self.settings.max_pages:
+            raise TooLarge(
+                f"a dossier holds at most {self.settings.max_pages} pages", field="chunk.page"
+            )
+
+    @staticmethod
+    def _check_end(
+        end: pb.End, current: int | None, accepted: set[int], rejected: set[int]
+    ) -> None:
+        if current is not None:
+            raise OutOfOrder(f"End arrived while page {current + 1} was incomplete", field="end")
+        if rejected:
+            pages = ", ".join(str(i + 1) for i in sorted(rejected))
+            raise OutOfOrder(
+                f"page(s) {pages} were rejected: rescan them before End",
+                reason="PAGES_REJECTED",
+                field="end",
+            )
+        if not accepted:
+            raise InvalidInput("End arrived with no pages: scan at least one", field="end")
+        if end.page_count != len(accepted):
+            raise InvalidInput(
+                f"End says {end.page_count} page(s) but {len(accepted)} arrived",
+                field="end.page_count",
+            )

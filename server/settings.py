@@ -1,0 +1,135 @@
+"""Server settings: read once from flags and ``SAOY_*`` environment variables, validated, frozen."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to start. Flags win over environment, environment over
+    defaults; nothing reads the environment after start-up."""
+
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_port: int = 8080
+    data_dir: Path = Path("var")
+    public_url: str = ""  # base of verification URLs; default http://<host>:<http_port>
+    workers: int = 0  # CPU worker threads; 0 = one per core
+    ocr_engine: str = "tesseract"
+    tessdata: Path | None = None
+    organization: str = "UBND Phường Hoàn Kiếm (dev)"
+    pki_passphrase: str = "saoy-dev"
+    max_pages: int = 20
+    max_page_bytes: int = 25 * MiB
+    max_dossier_bytes: int = 100 * MiB
+    max_pixels: int = 60_000_000
+    max_pdf_bytes: int = 32 * MiB
+    stream_idle_seconds: float = 60.0  # a Certify stream silent this long is cut
+    signer_backend: str = "pkcs12"  # "pkcs12": the dev PKI's files; "pkcs11": an HSM
+    signing_level: str = "B-LTA"  # "B-T", "B-LT" or "B-LTA"
+    pkcs11_module: str = ""  # e.g. /usr/lib/softhsm/libsofthsm2.so
+    pkcs11_token: str = ""
+    pkcs11_pin: str = ""
+    log_origin: str = "localhost/saoy/log"  # names the transparency log in its checkpoints
+    checkpoint_seconds: float = 10.0  # how often a grown log gets a signed checkpoint
+    admin_tokens: Path | None = None  # officials' bearer tokens; default <data_dir>/admin.tokens
+    grace_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("grpc_port", "http_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be 0..65535, got {port}")
+        if self.checkpoint_seconds <= 0:
+            raise ValueError("checkpoint_seconds must be positive")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
+        if self.ocr_engine not in ("tesseract", "none"):
+            raise ValueError(f"ocr_engine must be 'tesseract' or 'none', got {self.ocr_engine!r}")
+        if self.signer_backend not in ("pkcs12", "pkcs11"):
+            raise ValueError("signer_backend must be 'pkcs12' or 'pkcs11'")
+        if self.signing_level not in ("B-T", "B-LT", "B-LTA"):
+            raise ValueError("signing_level must be B-T, B-LT or B-LTA")
+        if not 1 <= self.max_pages <= 500:
+            raise ValueError("max_pages must be 1..500")
+        for name in ("max_page_bytes", "max_dossier_bytes", "max_pixels", "max_pdf_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_page_bytes > self.max_dossier_bytes:
+            raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")
+
+    @property
+    def admin_tokens_path(self) -> Path:
+        return self.admin_tokens or self.data_dir / "admin.tokens"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+    def base_url(self, bound_http_port: int | None = None) -> str:
+        """Base of the verification URLs printed on copies."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{bound_http_port or self.http_port}"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one ``--flag`` per field (``data_dir`` → ``--data-dir``)."""
+        defaults = cls()
+        for f in fields(cls):
+            default = getattr(defaults, f.name)
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                default=None,
+                help=f"(env SAOY_{f.name.upper()}; default {default!s})",
+            )
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from parsed flags (None = unset) and an environment mapping."""
+        environ = os.environ if environ is None else environ
+        flags = flags or {}
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = flags.get(f.name)
+            if raw is None:
+                raw = environ.get(f"SAOY_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, str(raw), getattr(cls(), f.name))
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    try:
+        if name in ("tessdata", "admin_tokens"):
+            return Path(raw) if raw else None
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"setting {name}: cannot read {raw!r}") from None
+
+
+def parse_serve_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(prog="saoy serve", description="Run the saoy server.")
+    Settings.add_arguments(parser)
+    return Settings.load(vars(parser.parse_args(argv)))

@@ -1,0 +1,141 @@
+"""The command line as a person uses it: `saoy serve`, `saoy certify`, `saoy verify`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SAOY = [sys.executable, "-c", "from saoy.clients.cli import main; raise SystemExit(main())"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def saoy(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SAOY, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+class Served:
+    def __init__(self, data_dir: Path) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.data_dir = data_dir
+        self.process = subprocess.Popen(
+            [
+                *SAOY,
+                "serve",
+                "--grpc-port",
+                str(self.grpc_port),
+                "--http-port",
+                str(self.http_port),
+                "--data-dir",
+                str(data_dir),
+                "--workers",
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, self.process.stdout.read()  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz"):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def terminate(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(30)
+        return code, self.process.stdout.read()  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    running = Served(tmp_path_factory.mktemp("cli-data"))
+    yield running
+    if running.process.poll() is None:
+        running.terminate()
+
+
+@pytest.fixture(scope="module")
+def scans(
+    tmp_path_factory: pytest.TempPathFactory, reference_dossier: list[tuple[str, bytes]]
+) -> list[Path]:
+    folder = tmp_path_factory.mktemp("scans")
+    paths = []
+    for name, data in reference_dossier[:2]:
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def test_certify_then_verify_by_code_and_by_file(
+    served: Served, scans: list[Path], tmp_path: Path
+) -> None:
+    done = saoy(
+        "certify", "--server", served.target, "--json", "--out", str(tmp_path), *map(str, scans)
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["state"] == "ISSUED" and out["pages"] == 2
+    assert set(out) >= {"state", "code", "url", "sha256", "pdf_path", "pages", "checks"}
+    assert Path(out["pdf_path"]).read_bytes().startswith(b"%PDF")
+    assert all(c["outcome"] == "pass" for c in out["checks"])
+
+    by_code = saoy("verify", "--server", served.target, out["code"])
+    assert by_code.returncode == 0, by_code.stdout + by_code.stderr
+    assert by_code.stdout.startswith("VALID") and "pages:  2" in by_code.stdout
+
+    by_file = saoy("verify", "--server", served.target, "--json", out["pdf_path"])
+    assert json.loads(by_file.stdout)["verdict"] == "VALID"
+
+    tampered = tmp_path / "tampered.pdf"
+    data = bytearray(Path(out["pdf_path"]).read_bytes())
+    data[len(data) // 2] ^= 0x20
+    tampered.write_bytes(bytes(data))
+    broken = saoy("verify", "--server", served.target, str(tampered))
+    assert broken.returncode == 1 and broken.stdout.startswith("ALTERED")
+
+
+def test_unknown_code_and_bad_files_say_why(served: Served, tmp_path: Path) -> None:
+    unknown = saoy("verify", "--server", served.target, "0000-0000-0000-0000-0000")
+    assert unknown.returncode == 1 and unknown.stdout.startswith("UNKNOWN")
+    typo = saoy("verify", "--server", served.target, "0000-0000-0000-0000-0001")
+    assert typo.returncode == 2 and "INVALID_ARGUMENT" in typo.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    refused = saoy("certify", "--server", served.target, str(notes))
+    assert refused.returncode == 2 and "INVALID_ARGUMENT" in refused.stderr
+
+
+def test_sigterm_stops_gracefully_and_the_pki_is_reused(tmp_path: Path) -> None:
+    first = Served(tmp_path)
+    root = (tmp_path / "pki" / "root.pem").read_bytes()
+    code, _ = first.terminate()
+    assert code == 0
+    second = Served(tmp_path)
+    try:
+        assert (tmp_path / "pki" / "root.pem").read_bytes() == root
+    finally:
+        code, _ = second.terminate()
+    assert code == 0

@@ -1,0 +1,137 @@
+"""OCR engines: Tesseract reads a generated ID card; the no-OCR engine reads nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from saoy.clients.simulator import docgen
+from saoy.core.admission import Limits, admit
+from saoy.core.imaging import prepare
+from saoy.core.model import Word
+from saoy.core.ocr import (
+    NoOcrEngine,
+    OcrUnavailable,
+    TesseractEngine,
+    create_engine,
+    find_tessdata,
+)
+
+Card = tuple[docgen.Person, docgen.Rendered, np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[TesseractEngine]:
+    try:
+        find_tessdata("vie+eng")
+    except OcrUnavailable as e:
+        pytest.skip(str(e))
+    built = create_engine("tesseract")
+    assert isinstance(built, TesseractEngine)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def card() -> Card:
+    person = docgen.random_person(0)
+    rendered = docgen.id_card_front(person, 0)
+    page = admit(0, docgen.encode(rendered, "jpeg", 90), Limits())
+    return person, rendered, prepare(page).gray
+
+
+def _union(words: list[Word]) -> tuple[int, int, int, int]:
+    return (
+        min(w.left for w in words),
+        min(w.top for w in words),
+        max(w.right for w in words),
+        max(w.bottom for w in words),
+    )
+
+
+def test_tesseract_reads_the_name_with_diacritics_and_the_id_number(
+    engine: TesseractEngine, card: Card
+) -> None:
+    person, _, gray = card
+    result = engine.recognize(gray)
+    assert person.full_name.upper() in result.text  # "LÊ VĂN PHÚC", every mark exact
+    assert person.id_number in {w.text for w in result.words}
+    assert result.word_count > 30
+    assert 60 < result.mean_confidence <= 100
+
+
+def test_word_boxes_lie_inside_the_page_and_the_name_is_where_it_was_drawn(
+    engine: TesseractEngine, card: Card
+) -> None:
+    person, rendered, gray = card
+    h, w = gray.shape
+    result = engine.recognize(gray)
+    for word in result.words:
+        assert 0 <= word.left < word.right <= w
+        assert 0 <= word.top < word.bottom <= h
+        assert 0 <= word.confidence <= 100
+    name_parts = person.full_name.upper().split()
+    name_words = [word for word in result.words if word.text in name_parts]
+    drawn = rendered.line("full_name").box
+    near = [word for word in name_words if abs(word.top - drawn[1]) < 20]
+    assert [word.text for word in near] == name_parts
+    found = _union(near)
+    assert all(abs(a - b) <= 12 for a, b in zip(found, drawn, strict=True)), (found, drawn)
+
+
+def test_engine_reuses_one_api_object_per_thread(engine: TesseractEngine, card: Card) -> None:
+    _, _, gray = card
+    small = np.ascontiguousarray(gray[250:320, 280:700])
+    engine.recognize(small)
+    before = engine.api_count
+    api = engine._api()
+    engine.recognize(small)
+    engine.recognize(small)
+    assert engine.api_count == before
+    assert engine._api() is api
+
+    other = threading.Thread(target=engine.recognize, args=(small,))
+    other.start()
+    other.join()
+    assert engine.api_count == before + 1  # a second thread gets its own, once
+
+
+def test_blank_page_reads_nothing(engine: TesseractEngine) -> None:
+    result = engine.recognize(np.full((400, 600), 255, dtype=np.uint8))
+    assert result.words == () and result.text == "" and result.mean_confidence == 0.0
+
+
+def test_engines_reject_non_grey_input(engine: TesseractEngine) -> None:
+    for eng in (engine, NoOcrEngine()):
+        with pytest.raises(ValueError, match="uint8"):
+            eng.recognize(np.zeros((10, 10, 3), dtype=np.uint8))
+
+
+def test_no_ocr_engine_returns_an_empty_result() -> None:
+    engine = create_engine("none")
+    assert isinstance(engine, NoOcrEngine) and engine.name == "none"
+    result = engine.recognize(np.zeros((50, 80), dtype=np.uint8))
+    assert result.words == () and result.text == "" and result.word_count == 0
+    assert result.mean_confidence == 0.0
+
+
+def test_unknown_engine_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="tesseract"):
+        create_engine("abbyy")
+
+
+def test_missing_language_data_fails_at_construction_naming_the_package(tmp_path: Path) -> None:
+    with pytest.raises(OcrUnavailable, match="tesseract-ocr-vie"):
+        TesseractEngine(tessdata=tmp_path, languages="vie+eng")
+
+
+def test_tessdata_prefix_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
+    with pytest.raises(OcrUnavailable, match="TESSDATA_PREFIX"):
+        find_tessdata("vie")
+    (tmp_path / "vie.traineddata").write_bytes(b"")
+    assert find_tessdata("vie") == tmp_path
