@@ -6,6 +6,10 @@ and where the time goes stage by stage (from the server's own /metrics).
 
     python benchmarks/load.py --kiosks 8 --dossiers 3
     python benchmarks/load.py --server localhost:50051 --http http://localhost:8080
+
+The server it starts runs with ``--identity off``: this measures the certification path, and
+simulated kiosks have no citizen to authenticate (``benchmarks/face.py`` measures
+authentication). A server given with ``--server`` must run with ``--identity off`` too.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def free_port() -> int:
 
 @contextmanager
 def local_server(workers: int) -> Iterator[tuple[str, str]]:
-    """Start ``saoy serve`` in its own process on free ports with a throwaway data dir."""
+    """Start ``saoy serve`` in its own process on free ports with a throwaway data dir, with
+    identity checks off (it warns about that at start-up)."""
     grpc_port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="saoy-bench-") as data_dir:
         command = [
@@ -59,6 +64,8 @@ def local_server(workers: int) -> Iterator[tuple[str, str]]:
             str(workers),
             "--log-level",
             "WARNING",
+            "--identity",
+            "off",
         ]
         process = subprocess.Popen(command)
         http = f"http://127.0.0.1:{http_port}"

@@ -1,4 +1,4 @@
-"""The ``saoy`` command: ``serve``, ``certify`` and ``verify``.
+"""The ``saoy`` command: ``serve``, ``authenticate``, ``certify``, ``verify`` and ``revoke``.
 
 ``serve`` and ``verify --offline`` (which needs the domain code to check signatures and read the
 QR) are provided by the server package through the ``saoy.commands`` entry point group, so this
@@ -21,6 +21,7 @@ from google.protobuf.json_format import MessageToDict
 
 from saoy.clients.sdk import CertifyResult, KioskClient, OfficialClient, PageRejectedError
 from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import identity_pb2 as ipb
 from saoy.v1 import verification_pb2 as vpb
 
 EXIT_OK, EXIT_NOT_VALID, EXIT_ERROR = 0, 1, 2
@@ -89,11 +90,15 @@ def cmd_certify(args: argparse.Namespace) -> int:
     progress = Progress(sum(len(p) for p in pages))
     if args.json:
         progress.enabled = False
-    with KioskClient(args.server, kiosk_id=args.kiosk, session_token=args.session) as client:
+    token = args.session_token
+    if token is None:
+        token = os.environ.get("SAOY_SESSION_TOKEN", "")
+    with KioskClient(args.server, kiosk_id=args.kiosk) as client:
         try:
             result = client.certify(
                 pages,
                 request_id=args.request_id,
+                session_token=token,
                 on_event=lambda e: progress.note(_describe(e)),
                 on_sent=progress.advance,
             )
@@ -114,6 +119,68 @@ def cmd_certify(args: argparse.Namespace) -> int:
             pdf_path = out_dir / f"{issued.code}.pdf"
             pdf_path.write_bytes(client.download(issued.code))
     return _report_certify(result, pdf_path, files, args.json)
+
+
+def cmd_authenticate(args: argparse.Namespace) -> int:
+    """Run Identity.Authenticate with a card image and frame files; print the token."""
+    paths = [Path(p) for p in (args.card, *args.frames, *(args.left or ()), *(args.right or ()))]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_ERROR
+    asked: list[str] = []
+
+    def capture(challenge: ipb.HeadTurnChallenge) -> list[bytes]:
+        direction = "left" if challenge.direction == ipb.HEAD_TURN_LEFT else "right"
+        asked.append(direction)
+        if not args.json:
+            print(challenge.instruction, file=sys.stderr)
+        chosen = getattr(args, direction) or args.frames
+        if not chosen:
+            raise _NoFrames(direction)
+        return [Path(p).read_bytes() for p in chosen]
+
+    with KioskClient(args.server, kiosk_id=args.kiosk) as client:
+        try:
+            done = client.authenticate(Path(args.card).read_bytes(), capture)
+        except _NoFrames as error:
+            print(
+                f"error: the server asked for a turn to the {error.direction.upper()}: give the"
+                f" frames of that turn with --{error.direction}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        except grpc.RpcError as error:
+            print(_error_line(error), file=sys.stderr)
+            unauthenticated = error.code() == grpc.StatusCode.UNAUTHENTICATED
+            return EXIT_NOT_VALID if unauthenticated else EXIT_ERROR
+    expires = done.expires_at.ToDatetime().isoformat(timespec="seconds") + "Z"
+    if args.json:
+        out = {
+            "session_token": done.session_token,
+            "expires_at": expires,
+            "match_score": round(done.match_score, 4),
+            "match_threshold": round(done.match_threshold, 4),
+            "liveness": done.liveness,
+            "challenge": asked[0] if asked else None,
+            "kiosk": args.kiosk,
+        }
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(
+            f"authenticated: face match {done.match_score:.3f} (threshold"
+            f" {done.match_threshold:.3f}), liveness {done.liveness}, valid until {expires}"
+            f" for one dossier at kiosk {args.kiosk}",
+            file=sys.stderr,
+        )
+        print(done.session_token)
+    return EXIT_OK
+
+
+class _NoFrames(Exception):
+    def __init__(self, direction: str) -> None:
+        super().__init__(direction)
+        self.direction = direction
 
 
 def _report_certify(
@@ -236,12 +303,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
 
+    authenticate = sub.add_parser(
+        "authenticate",
+        help="prove who the citizen is (ID card + live face); prints a session token",
+        description="Send the front of the ID card, then live camera frames (a frontal one"
+        " first, then the head turn the server asks for). Prints the session token on stdout"
+        " (details on stderr), e.g. export SAOY_SESSION_TOKEN=$(saoy authenticate ...).",
+    )
+    authenticate.add_argument("--card", required=True, help="image of the ID card's front")
+    authenticate.add_argument(
+        "frames", nargs="*", help="frames to send whichever way the server asks to turn"
+    )
+    authenticate.add_argument(
+        "--left", nargs="+", metavar="FRAME", help="frames to send if asked to turn LEFT"
+    )
+    authenticate.add_argument(
+        "--right", nargs="+", metavar="FRAME", help="frames to send if asked to turn RIGHT"
+    )
+    _add_server(authenticate)
+    authenticate.add_argument("--kiosk", default="kiosk-cli", help="kiosk identifier")
+    authenticate.set_defaults(func=cmd_authenticate)
+
     certify = sub.add_parser("certify", help="certify scanned pages into a signed copy")
     certify.add_argument("files", nargs="+", help="page images (JPEG, PNG, TIFF), in order")
     _add_server(certify)
     certify.add_argument("--out", default=".", help="folder for the signed PDF")
     certify.add_argument("--kiosk", default="kiosk-cli", help="kiosk identifier")
-    certify.add_argument("--session", default="", help="session token from Authenticate")
+    certify.add_argument(
+        "--session-token",
+        "--session",
+        dest="session_token",
+        default=None,
+        help="session token from `saoy authenticate` (else $SAOY_SESSION_TOKEN)",
+    )
     certify.add_argument("--request-id", default=None, help="idempotency key (retries)")
     certify.set_defaults(func=cmd_certify)
 

@@ -1,5 +1,9 @@
 """KioskClient: the kiosk's side of the saoy API, over the generated stubs only.
 
+Authenticate sends the front of the citizen's ID card, receives a head-turn challenge, sends the
+live frames the caller captures for it, and returns the session token that Certify needs (one
+token per dossier, from this kiosk only).
+
 Certify streams a dossier's pages in chunks of at most 1 MiB without waiting for each page's
 verdict, rescans pages the server rejects (when the caller can), and retries a dropped stream
 with the same request_id: the server replays a decision it already took instead of issuing twice.
@@ -14,11 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from saoy.v1 import administration_pb2 as apb
 from saoy.v1 import administration_pb2_grpc as agrpc
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import certification_pb2_grpc as cgrpc
+from saoy.v1 import identity_pb2 as ipb
+from saoy.v1 import identity_pb2_grpc as igrpc
 from saoy.v1 import verification_pb2 as vpb
 from saoy.v1 import verification_pb2_grpc as vgrpc
 
@@ -27,6 +34,11 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 Rescan = Callable[[int, cpb.PageRejected], bytes | None]
 """Called with (page index, rejection); returns the rescanned file, or None to give up."""
+
+Capture = Callable[[ipb.HeadTurnChallenge], Sequence[bytes | tuple[bytes, float]]]
+"""Called with the challenge; returns the live frames (JPEG or PNG), a frontal one first, each
+alone (stamped with the time it is sent) or with its capture time in seconds since the epoch."""
+FRAME_INTERVAL = 0.04  # seconds between the stamps of frames given without a capture time
 
 
 class PageRejectedError(Exception):
@@ -107,6 +119,7 @@ class KioskClient:
         self.timeout = timeout
         self.retries = retries
         self._certification = cgrpc.CertificationStub(self.channel)
+        self._identity = igrpc.IdentityStub(self.channel)
         self._verification = vgrpc.VerificationStub(self.channel)
 
     def close(self) -> None:
@@ -118,22 +131,66 @@ class KioskClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def authenticate(self, card: bytes, capture: Capture) -> ipb.Authenticated:
+        """Authenticate the citizen at this kiosk: the ID card front, then the frames that
+        ``capture`` returns for the server's challenge. Returns the session token and the match
+        evidence; a failed check raises grpc.RpcError (UNAUTHENTICATED, INVALID_ARGUMENT...)
+        whose details say what the citizen should do. Not retried: a new attempt needs new
+        frames."""
+        outbox: queue.Queue[ipb.AuthenticateRequest | None] = queue.Queue()
+
+        def requests() -> Iterator[ipb.AuthenticateRequest]:
+            yield ipb.AuthenticateRequest(header=ipb.AuthenticateHeader(kiosk_id=self.kiosk_id))
+            view = memoryview(card)
+            for offset in range(0, max(len(card), 1), CHUNK_BYTES):
+                yield ipb.AuthenticateRequest(
+                    card=ipb.CardChunk(
+                        data=bytes(view[offset : offset + CHUNK_BYTES]),
+                        last=offset + CHUNK_BYTES >= len(card),
+                    )
+                )
+            while (item := outbox.get()) is not None:
+                yield item
+
+        call = self._identity.Authenticate(requests(), timeout=self.timeout)
+        try:
+            for response in call:
+                if response.HasField("authenticated"):
+                    return response.authenticated
+                if response.HasField("challenge"):
+                    try:
+                        frames = capture(response.challenge)
+                    except BaseException:
+                        call.cancel()
+                        raise
+                    for message in _frame_messages(frames):
+                        outbox.put(message)
+        finally:
+            outbox.put(None)
+        raise RuntimeError("the server ended Authenticate without a verdict")
+
     def certify(
         self,
         pages: Sequence[bytes],
         *,
         request_id: str | None = None,
+        session_token: str | None = None,
         on_event: Callable[[cpb.CertifyEvent], None] | None = None,
         on_sent: Callable[[int], None] | None = None,
         rescan: Rescan | None = None,
         hints: Sequence[cpb.DocumentHint] = (),
     ) -> CertifyResult:
-        """Certify one dossier and return every event; retries dropped streams."""
+        """Certify one dossier and return every event; retries dropped streams (with the same
+        request_id and session token, which the server accepts again for the same dossier).
+        ``session_token`` (from :meth:`authenticate`) defaults to the client's."""
         request_id = request_id or new_request_id()
+        token = self.session_token if session_token is None else session_token
         attempt = 0
         while True:
             try:
-                return self._certify_once(list(pages), request_id, on_event, on_sent, rescan, hints)
+                return self._certify_once(
+                    list(pages), request_id, token, on_event, on_sent, rescan, hints
+                )
             except grpc.RpcError as error:
                 attempt += 1
                 if error.code() not in RETRYABLE or attempt > self.retries:
@@ -144,6 +201,7 @@ class KioskClient:
         self,
         pages: list[bytes],
         request_id: str,
+        session_token: str,
         on_event: Callable[[cpb.CertifyEvent], None] | None,
         on_sent: Callable[[int], None] | None,
         rescan: Rescan | None,
@@ -156,7 +214,7 @@ class KioskClient:
                 header=cpb.Header(
                     request_id=request_id,
                     kiosk_id=self.kiosk_id,
-                    session_token=self.session_token,
+                    session_token=session_token,
                     hints=list(hints),
                 )
             )
@@ -219,6 +277,20 @@ class KioskClient:
             chunk.data
             for chunk in self._verification.GetCopy(vpb.GetCopyRequest(code=code), timeout=60)
         )
+
+
+def _frame_messages(
+    frames: Sequence[bytes | tuple[bytes, float]],
+) -> Iterator[ipb.AuthenticateRequest]:
+    """LiveFrame messages (frames without a capture time are stamped now, a little apart),
+    then AuthenticateEnd."""
+    now = time.time()
+    for i, frame in enumerate(frames):
+        image, at = frame if isinstance(frame, tuple) else (frame, now + i * FRAME_INTERVAL)
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromNanoseconds(int(at * 1e9))
+        yield ipb.AuthenticateRequest(frame=ipb.LiveFrame(image=image, captured_at=stamp))
+    yield ipb.AuthenticateRequest(end=ipb.AuthenticateEnd(frame_count=len(frames)))
 
 
 class OfficialClient:

@@ -753,6 +753,45 @@ def prepare(page: AdmittedPage, image: Image.Image | None = None) -> PreparedPag
     return prepare_gray(gray, hist)
 
 
+COLOUR_SIDE = 1000  # longer side of the colour view, at most (what seal detection works on)
+_GREY_MODES = frozenset({"1", "L", "LA", "F", *_SIXTEEN_BIT_MODES})
+
+
+def colour_view(
+    page: AdmittedPage, prepared: PreparedPage, max_side: int = COLOUR_SIDE
+) -> np.ndarray | None:
+    """The page in colour (H x W x 3 uint8 RGB) laid out as ``prepared.gray`` (the same crop
+    and deskew) and reduced so its longer side is at most ``max_side``: what looks for stamp
+    ink and seals reads it, and a place found on it is the same fraction of ``gray``. None for
+    a grey scan. A colour JPEG decodes at a reduced scale (libjpeg's DCT scaling)."""
+    if max_side < 1:
+        raise ValueError(f"colour_view: max_side must be positive, got {max_side}")
+    gray_h, gray_w = prepared.gray.shape
+    scale = min(1.0, max_side / max(gray_w, gray_h))
+    with open_image(page.data, page.format) as im:
+        if im.mode in _GREY_MODES:
+            return None
+        if page.format == "jpeg":
+            im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+        im.load()
+        img = ImageOps.exif_transpose(im) if page.orientation != 1 else im
+        src_h, src_w = prepared.source.shape if prepared.source is not None else (gray_h, gray_w)
+        reduce = int(img.width / src_w / scale)  # what libjpeg's scaling did not already
+        if reduce >= 2:
+            img = img.reduce(reduce)  # a box filter: bilinear alone would skip pixels
+        rgb = _pixels(img if img.mode == "RGB" else _flatten(img.convert("RGBA")))
+    if rgb.ndim != 3:
+        return None
+    out_w, out_h = max(1, round(gray_w * scale)), max(1, round(gray_h * scale))
+    # Output pixel -> gray pixel -> source pixel -> decoded colour pixel.
+    to_gray = np.diag([gray_w / out_w, gray_h / out_h, 1.0])
+    to_colour = np.diag([rgb.shape[1] / src_w, rgb.shape[0] / src_h, 1.0])
+    transform = prepared.transform if prepared.transform is not None else np.eye(3)
+    matrix = to_colour @ transform @ to_gray
+    channels = [warp(np.ascontiguousarray(rgb[..., c]), matrix, (out_w, out_h)) for c in range(3)]
+    return np.ascontiguousarray(np.stack(channels, axis=2))
+
+
 def render_image(page: AdmittedPage) -> tuple[bytes, str]:
     """The image to embed in the copy PDF at full fidelity, and its format ("jpeg" | "png").
 

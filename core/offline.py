@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
@@ -51,7 +51,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from saoy.core import codes
 from saoy.core.errors import InvalidInput
-from saoy.core.model import CheckResult, Outcome, RenderPage
+from saoy.core.model import CertificationBlock, CheckResult, Outcome, RenderPage
 from saoy.core.pdfcheck import inspect_pdf
 from saoy.core.qrpayload import (
     QrFields,
@@ -63,7 +63,13 @@ from saoy.core.qrpayload import (
     qr_text,
     split_qr_text,
 )
-from saoy.core.render import BAND_HEIGHT, code_from_info, embedded_image_streams, qr_from_info
+from saoy.core.render import (
+    BAND_HEIGHT,
+    code_from_info,
+    embedded_image_streams,
+    qr_from_info,
+    render_copy,
+)
 from saoy.core.verify import Verdict, VerificationReport
 
 RASTER_DPI: Final = 300
@@ -76,6 +82,9 @@ _IMAGE_FORMATS: Final = ("PNG", "JPEG", "TIFF", "WEBP")
 _QR_FORMATS: Final = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 Root: TypeAlias = asn1_x509.Certificate | x509.Certificate
+QrKey: TypeAlias = tuple[Ed25519PrivateKey, x509.Certificate]
+"""The issuer's QR signing key and its certificate, as :meth:`saoy.core.pki.DevPki.qr_signer`
+gives them."""
 
 
 def qr_content(
@@ -100,6 +109,26 @@ def qr_content(
         issued_at=issued_at,
     )
     return qr_text(url, encode_payload(fields, key, key_id(cert)))
+
+
+def render_with_qr(
+    pages: Sequence[RenderPage], block: CertificationBlock, qr_key: QrKey | None
+) -> bytes:
+    """The unsigned copy PDF, its QR carrying the payload signed over the very image streams
+    the PDF embeds (what an offline verifier recomputes from the file); the bare URL in the QR
+    when there is no key."""
+    if qr_key is not None:
+        key, cert = qr_key
+        qr = qr_content(
+            code=block.code,
+            url=block.url,
+            pages=pages,
+            issued_at=block.issued_at,
+            key=key,
+            cert=cert,
+        )
+        block = replace(block, qr=qr)
+    return render_copy(list(pages), block)
 
 
 def load_qr_certificates(pem: bytes) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
@@ -754,9 +783,11 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 __all__ = [
+    "QrKey",
     "load_qr_certificates",
     "qr_content",
     "rasterize_page",
     "read_qr_texts",
+    "render_with_qr",
     "verify_offline",
 ]

@@ -3,8 +3,13 @@
 The server owns the stream protocol; this module owns the work. One :class:`Certifier` is built
 at start-up with its collaborators (OCR engine, signer, registry, blob store, a bounded executor)
 and one :class:`DossierContext` is made per dossier. CPU work runs in the executor so the event
-loop only moves bytes; OCR of a page starts as soon as the page is accepted, overlapping the
-upload of the next one.
+loop only moves bytes; OCR and document analysis of a page start as soon as the page is accepted,
+overlapping the upload of the next one. Once every page is read, the dossier's validity rules
+decide: a failed rule rejects it, an uncertain one sends it to an official, and only a dossier
+that passes every check is issued.
+
+Recognized fields are personal data: they go to the kiosk and into the registry, never into logs
+or metric labels.
 """
 
 from __future__ import annotations
@@ -17,14 +22,23 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
 from saoy.core import codes
 from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.blobs import BlobStore
+from saoy.core.documents import DocumentReader, Field, PageAnalysis
+from saoy.core.documents.analysis import analyze_page
+from saoy.core.documents.rules import dossier_checks
 from saoy.core.errors import DeadlineExceeded
-from saoy.core.imaging import PreparedPage, prepare, render_image, result_to_source
+from saoy.core.imaging import (
+    PreparedPage,
+    colour_view,
+    prepare,
+    render_image,
+    result_to_source,
+)
 from saoy.core.model import (
     AdmittedPage,
     CertificationBlock,
@@ -34,6 +48,7 @@ from saoy.core.model import (
     RenderPage,
 )
 from saoy.core.ocr import OcrEngine
+from saoy.core.offline import QrKey, render_with_qr
 from saoy.core.publication import LogPublisher
 from saoy.core.registry import (
     CopyRecord,
@@ -43,7 +58,6 @@ from saoy.core.registry import (
     Registry,
     store_dossier,
 )
-from saoy.core.render import render_copy
 from saoy.core.signing import CopySigner
 
 log = logging.getLogger("saoy.pipeline")
@@ -51,8 +65,27 @@ log = logging.getLogger("saoy.pipeline")
 T = TypeVar("T")
 
 DEFAULT_DPI = 300.0
-MIN_WORDS = 3  # a page with fewer readable words goes to review
-MIN_CONFIDENCE = 60.0  # mean word confidence (0-100) below which a page goes to review
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+# The machine-readable reason of a rejection, by the first failed check.
+REJECTION_REASONS = {
+    "page_usable": "PAGE_UNUSABLE",  # blank, or no document on it
+    "decree_23_certifiable": "NOT_CERTIFIABLE",  # marked confidential
+    "mrz_check_digits": "MRZ_INVALID",
+    "qr_code": "QR_INVALID",
+    "id_number_structure": "ID_NUMBER_INVALID",
+    "fields_agree": "FIELDS_DISAGREE",
+    "card_not_expired": "EXPIRED",
+}
+
+
+def local_today() -> date:
+    """Today at the kiosks (Vietnam, UTC+7): the day that decides whether a card has expired."""
+    return datetime.now(VIETNAM).date()
+
+
+def rejection_reason(check: CheckResult) -> str:
+    return REJECTION_REASONS.get(check.name, check.name.upper())
 
 
 class StageObserver(Protocol):
@@ -65,8 +98,7 @@ class StageObserver(Protocol):
 class PipelineConfig:
     limits: Limits
     base_url: str  # verification URLs are f"{base_url}/v/{code}"
-    min_words: int = MIN_WORDS
-    min_confidence: float = MIN_CONFIDENCE
+    today: Callable[[], date] = local_today  # the day validity rules judge expiry on
 
     def url_for(self, code: str) -> str:
         return f"{self.base_url}/v/{code}"
@@ -90,9 +122,26 @@ class PageRejected:
 @dataclass(frozen=True)
 class RecognizedPage:
     index: int
-    document_type: str
+    document_type: str  # one of saoy.core.documents.DOCUMENT_TYPES
     word_count: int
-    mean_confidence: float
+    mean_confidence: float  # 0-100
+    fields: tuple[Field, ...] = ()  # confidences 0-1
+    type_confidence: float = 0.0  # 0-1
+    variant: str = ""  # "2021" | "2024" for ID cards, when it can be told
+    condition: str = "ok"  # "ok" | "blank" | "no_text" | "rotated"
+
+    @classmethod
+    def of(cls, page: PageAnalysis) -> RecognizedPage:
+        return cls(
+            index=page.index,
+            document_type=page.document_type,
+            word_count=page.word_count,
+            mean_confidence=round(page.mean_confidence, 1),
+            fields=page.fields,
+            type_confidence=round(page.confidence, 3),
+            variant=page.variant or "",
+            condition=page.condition,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +183,8 @@ Event = Recognized | Validated | Terminal
 @dataclass
 class _PageWork:
     page: AdmittedPage
-    ocr: asyncio.Future[OcrResult]
+    # The words mapped onto the scan (the copy's text layer), and the page's analysis.
+    reading: asyncio.Future[tuple[OcrResult, PageAnalysis]]
 
 
 @dataclass
@@ -147,6 +197,8 @@ class DossierContext:
     dossier_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pages: dict[int, _PageWork] = field(default_factory=dict)
+    today: date | None = None  # the day the dossier is judged on, fixed by its first page
+    identity_evidence: dict[str, Any] | None = None  # kept on the dossier (see DossierRecord)
 
     def check_deadline(self, stage: str) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -158,7 +210,7 @@ class DossierContext:
     def discard(self) -> None:
         """Drop work in flight (a cut stream): nothing of this dossier is kept."""
         for work in self.pages.values():
-            work.ocr.cancel()
+            work.reading.cancel()
         self.pages.clear()
 
 
@@ -176,7 +228,11 @@ def decision_of(dossier: DossierRecord, copy: CopyRecord | None, base_url: str) 
         )
     if dossier.state == "NEEDS_REVIEW":
         return NeedsReview(dossier.reasons)
-    return Rejected("REJECTED", "; ".join(dossier.reasons) or "the dossier was rejected")
+    failed = next((c for c in dossier.checks if c.outcome is Outcome.FAIL), None)
+    return Rejected(
+        "REJECTED" if failed is None else rejection_reason(failed),
+        "; ".join(dossier.reasons) or "the dossier was rejected",
+    )
 
 
 class Certifier:
@@ -193,7 +249,13 @@ class Certifier:
         executor: Executor,
         observer: StageObserver | None = None,
         publisher: LogPublisher | None = None,
+        qr_key: QrKey | None = None,
+        reader: DocumentReader | None = None,
     ) -> None:
+        """``qr_key`` signs the offline payload printed in every copy's QR; without it the QR
+        carries the verification URL alone (and the copy cannot be checked offline).
+        ``reader`` gives document analysis a second, MRZ-only reading and page orientation
+        detection; without it turned pages read as pages without text."""
         self.config = config
         self.ocr = ocr
         self.signer = signer
@@ -202,6 +264,8 @@ class Certifier:
         self.executor = executor
         self.observer = observer
         self.publisher = publisher
+        self.qr_key = qr_key
+        self.reader = reader
 
     async def _run(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work in the executor. The stage's time is measured inside the worker, so
@@ -233,7 +297,8 @@ class Certifier:
     async def add_page(
         self, ctx: DossierContext, index: int, data: bytes
     ) -> PageAccepted | PageRejected:
-        """Admit one page file; on success start its OCR at once. Bad files raise SaoyError."""
+        """Admit one page file; on success start its OCR and analysis at once. Bad files raise
+        SaoyError."""
         page, image = await self._run("admit", admit_decoded, index, data, self.config.limits)
         prepared = await self._run("preprocess", prepare, page, image)  # no second decode
         issues = quality_issues(page, prepared)
@@ -242,25 +307,32 @@ class Certifier:
             return PageRejected(index, first.reason, first.message)
         previous = ctx.pages.pop(index, None)
         if previous is not None:
-            previous.ocr.cancel()
-        ocr = asyncio.ensure_future(self._run("ocr", _read, self.ocr, prepared))
-        ctx.pages[index] = _PageWork(page, ocr)
+            previous.reading.cancel()
+        if ctx.today is None:
+            ctx.today = self.config.today()
+        reading = asyncio.ensure_future(self._read_page(page, prepared, ctx.today))
+        ctx.pages[index] = _PageWork(page, reading)
         return PageAccepted(page)
+
+    async def _read_page(
+        self, page: AdmittedPage, prepared: PreparedPage, today: date
+    ) -> tuple[OcrResult, PageAnalysis]:
+        """OCR one page, then analyse it: type, fields, MRZ, QR code, seal, markings."""
+        raw, on_scan = await self._run("ocr", _read, self.ocr, prepared)
+        analysis = await self._run("analyze", _analyze, page, prepared, raw, today, self.reader)
+        return on_scan, analysis
 
     async def process(self, ctx: DossierContext) -> AsyncIterator[Event]:
         """Recognize, validate, and decide the dossier; the last event is terminal."""
-        indices = sorted(ctx.pages)
-        works = [ctx.pages[i] for i in indices]
-        results = list(await asyncio.gather(*(w.ocr for w in works)))
+        works = [ctx.pages[i] for i in sorted(ctx.pages)]
+        readings = await asyncio.gather(*(w.reading for w in works))
+        results = [result for result, _ in readings]
+        analyses = [analysis for _, analysis in readings]
         ctx.check_deadline("recognition")
-        yield Recognized(
-            tuple(
-                RecognizedPage(i, "generic", r.word_count, round(r.mean_confidence, 1))
-                for i, r in zip(indices, results, strict=True)
-            )
-        )
+        yield Recognized(tuple(RecognizedPage.of(a) for a in analyses))
 
-        checks = self._checks(works, results)
+        today = ctx.today or self.config.today()
+        checks = await self._run("validate", _checks, works, analyses, today)
         yield Validated(checks)
 
         failed = [c for c in checks if c.outcome is Outcome.FAIL]
@@ -275,60 +347,27 @@ class Certifier:
             return
         yield await self._issue(ctx, works, results, checks)
 
-    def _checks(self, works: list[_PageWork], results: list[OcrResult]) -> tuple[CheckResult, ...]:
-        checks = [
-            CheckResult("pages_admitted", Outcome.PASS, f"{len(works)} page(s) admitted"),
-        ]
-        unreadable = [
-            str(w.page.index + 1)
-            for w, r in zip(works, results, strict=True)
-            if r.word_count < self.config.min_words
-            or r.mean_confidence < self.config.min_confidence
-        ]
-        if unreadable:
-            checks.append(
-                CheckResult(
-                    "text_readable",
-                    Outcome.WARN,
-                    "little or no readable text on page(s) " + ", ".join(unreadable),
-                )
-            )
-        else:
-            checks.append(CheckResult("text_readable", Outcome.PASS, "text read on every page"))
-        seen: dict[str, int] = {}
-        duplicates = []
-        for w in works:
-            first = seen.setdefault(w.page.sha256, w.page.index)
-            if first != w.page.index:
-                duplicates.append(f"{w.page.index + 1} = {first + 1}")
-        if duplicates:
-            checks.append(
-                CheckResult(
-                    "distinct_pages",
-                    Outcome.WARN,
-                    "the same file was sent twice: pages " + ", ".join(duplicates),
-                )
-            )
-        else:
-            checks.append(CheckResult("distinct_pages", Outcome.PASS, "every page is distinct"))
-        return tuple(checks)
-
     def _page_records(
         self, ctx: DossierContext, works: list[_PageWork], results: list[OcrResult]
     ) -> list[PageRecord]:
-        return [
-            PageRecord(
-                dossier_id=ctx.dossier_id,
-                index=w.page.index,
-                blob_key=w.page.sha256,
-                format=w.page.format,
-                width=w.page.width,
-                height=w.page.height,
-                text=r.text,
-                mean_confidence=r.mean_confidence,
+        records = []
+        for w, r in zip(works, results, strict=True):
+            analysis = w.reading.result()[1]  # done: the dossier was read before it is stored
+            records.append(
+                PageRecord(
+                    dossier_id=ctx.dossier_id,
+                    index=w.page.index,
+                    blob_key=w.page.sha256,
+                    format=w.page.format,
+                    width=w.page.width,
+                    height=w.page.height,
+                    text=r.text,
+                    mean_confidence=r.mean_confidence,
+                    document_type=analysis.document_type,
+                    fields=tuple((f.name, f.value, f.confidence) for f in analysis.fields),
+                )
             )
-            for w, r in zip(works, results, strict=True)
-        ]
+        return records
 
     async def _decide_without_copy(
         self,
@@ -346,7 +385,7 @@ class Certifier:
             return stored
         if state == "NEEDS_REVIEW":
             return NeedsReview(reasons)
-        return Rejected(causes[0].name.upper(), "; ".join(reasons))
+        return Rejected(rejection_reason(causes[0]), "; ".join(reasons))
 
     def _dossier(
         self,
@@ -366,6 +405,7 @@ class Certifier:
             page_count=page_count,
             reasons=reasons,
             checks=checks,
+            identity_evidence=ctx.identity_evidence,
         )
 
     async def _issue(
@@ -384,7 +424,7 @@ class Certifier:
             issued_at=issued_at,
         )
         render_pages = await self._run("render", _render_pages, [w.page for w in works], results)
-        pdf = await self._run("render", render_copy, render_pages, block)
+        pdf = await self._run("render", render_with_qr, render_pages, block, self.qr_key)
         ctx.check_deadline("signing")
         start = time.perf_counter()
         signed = await self.signer.sign(pdf)
@@ -453,10 +493,51 @@ class Certifier:
         return None
 
 
-def _read(engine: OcrEngine, prepared: PreparedPage) -> OcrResult:
-    """OCR the prepared (cropped, deskewed) page; word boxes mapped back onto the scan, which
-    is what the copy shows."""
-    return result_to_source(engine.recognize(prepared.gray), prepared)
+def _read(engine: OcrEngine, prepared: PreparedPage) -> tuple[OcrResult, OcrResult]:
+    """OCR the prepared (cropped, deskewed) page: the words as read, which is what document
+    analysis looks at, and the same with their boxes mapped back onto the scan, which is what
+    the copy shows."""
+    raw = engine.recognize(prepared.gray)
+    return raw, result_to_source(raw, prepared)
+
+
+def _analyze(
+    page: AdmittedPage,
+    prepared: PreparedPage,
+    result: OcrResult,
+    today: date,
+    reader: DocumentReader | None,
+) -> PageAnalysis:
+    """Classify the page and read what its type carries, on the prepared page and a colour
+    view of it laid out the same way (for stamp ink and seals)."""
+    rgb = colour_view(page, prepared)
+    return analyze_page(page.index, prepared.gray, rgb, result, today, reader)
+
+
+def _checks(
+    works: list[_PageWork], analyses: list[PageAnalysis], today: date
+) -> tuple[CheckResult, ...]:
+    """Every check over the dossier: the document rules over the analysed pages (see
+    :mod:`saoy.core.documents.rules`), and that no page was sent twice."""
+    checks = [CheckResult("pages_admitted", Outcome.PASS, f"{len(works)} page(s) admitted")]
+    checks.extend(dossier_checks(analyses, today))
+    seen: dict[str, int] = {}
+    duplicates = []
+    for w in works:
+        first = seen.setdefault(w.page.sha256, w.page.index)
+        if first != w.page.index:
+            duplicates.append(f"{w.page.index + 1} = {first + 1}")
+    if duplicates:
+        checks.append(
+            CheckResult(
+                "distinct_pages",
+                Outcome.WARN,
+                "the same file was sent twice: pages " + ", ".join(duplicates),
+            )
+        )
+    else:
+        checks.append(CheckResult("distinct_pages", Outcome.PASS, "every page is distinct"))
+    return tuple(checks)
 
 
 def _render_pages(pages: list[AdmittedPage], results: list[OcrResult]) -> list[RenderPage]:
@@ -486,6 +567,7 @@ __all__ = [
     "PageRejected",
     "PipelineConfig",
     "Recognized",
+    "RecognizedPage",
     "Rejected",
     "Terminal",
     "Validated",

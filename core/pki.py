@@ -69,6 +69,9 @@ ROOT_CRL = "root"
 ISSUING_CA_CRL = "issuing-ca"
 CRL_NAMES = (ROOT_CRL, ISSUING_CA_CRL)
 """Names of the CRLs the dev PKI publishes, as in ``{crl_base_url}{name}.crl``."""
+CERTIFICATE_NAMES = ("root", "qr")
+"""Certificates the dev PKI publishes in PEM, as ``/pki/{name}.pem``: the trust anchor, and the
+QR certificate with its issuing CA (what offline verifiers are given)."""
 _REVOKED_FILE = "revoked.json"
 
 DEFAULT_CRL_BASE_URL = "http://localhost:8080/pki/"
@@ -140,6 +143,17 @@ class DevPki:
         --offline --cert`` takes (served at ``/pki/qr.pem``; the root is ``/pki/root.pem``)."""
         _, cert, chain = self._qr_material()
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain[:1]))
+
+    def certificate_pem(self, name: str) -> bytes:
+        """A published certificate file (one of ``CERTIFICATE_NAMES``) in PEM."""
+        if name == "root":
+            return _read_cached(self.root_path)
+        if name == "qr":
+            return self.qr_certificate_pem()
+        raise NotFound(
+            f"no certificate named {name!r}; the dev PKI publishes {', '.join(CERTIFICATE_NAMES)}",
+            field="name",
+        )
 
     def _qr_material(
         self,

@@ -54,11 +54,17 @@ class DossierRecord:
     page_count: int
     reasons: tuple[str, ...]
     checks: tuple[CheckResult, ...]
+    identity_evidence: Mapping[str, Any] | None = None
+    """How the citizen was authenticated (face match score, liveness check, time; see
+    :meth:`saoy.core.sessions.Identity.evidence`); never an image, an embedding or an ID number.
+    None when the server ran without identity checks."""
 
 
 @dataclass(frozen=True)
 class PageRecord:
-    """One page of a dossier; ``blob_key`` is the SHA-256 of the page file as received."""
+    """One page of a dossier; ``blob_key`` is the SHA-256 of the page file as received.
+    ``document_type`` and ``fields`` ((name, value, confidence 0-1), in reading order) are
+    what document analysis recognized on it: personal data, kept here and nowhere else."""
 
     dossier_id: str
     index: int
@@ -68,6 +74,8 @@ class PageRecord:
     height: int
     text: str
     mean_confidence: float
+    document_type: str = "generic"
+    fields: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,18 @@ def _checks_of(text: str) -> tuple[CheckResult, ...]:
     )
 
 
+def _fields_json(fields: Sequence[tuple[str, str, float]]) -> str:
+    return json.dumps([[n, v, float(c)] for n, v, c in fields], ensure_ascii=False)
+
+
+def _fields_of(text: str) -> tuple[tuple[str, str, float], ...]:
+    return tuple((name, value, float(conf)) for name, value, conf in json.loads(text))
+
+
+def _evidence_json(evidence: Mapping[str, Any] | None) -> str | None:
+    return None if evidence is None else json.dumps(dict(evidence), sort_keys=True)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -288,6 +308,11 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX IF NOT EXISTS pages_blob_key ON pages (blob_key)",
         "CREATE INDEX IF NOT EXISTS copies_blob_key ON copies (blob_key)",
         "CREATE INDEX IF NOT EXISTS events_dossier ON events (dossier_id, id)",
+    ),
+    ("ALTER TABLE dossiers ADD COLUMN identity_evidence TEXT",),  # JSON object, or NULL
+    (
+        "ALTER TABLE pages ADD COLUMN document_type TEXT NOT NULL DEFAULT 'generic'",
+        "ALTER TABLE pages ADD COLUMN fields TEXT NOT NULL DEFAULT '[]'",  # [[name, value, conf]]
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -433,7 +458,8 @@ class SqliteRegistry(Registry):
             raise DuplicateRequest(dossier.kiosk_id, dossier.request_id)
         db.execute(
             "INSERT INTO dossiers (id, request_id, kiosk_id, state, created_at, decided_at,"
-            " page_count, reasons, checks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " page_count, reasons, checks, identity_evidence)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 dossier.id,
                 dossier.request_id,
@@ -444,11 +470,12 @@ class SqliteRegistry(Registry):
                 dossier.page_count,
                 json.dumps(list(dossier.reasons), ensure_ascii=False),
                 _checks_json(dossier.checks),
+                _evidence_json(dossier.identity_evidence),
             ),
         )
         db.executemany(
             "INSERT INTO pages (dossier_id, idx, blob_key, format, width, height, text,"
-            " mean_confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " mean_confidence, document_type, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     p.dossier_id,
@@ -459,6 +486,8 @@ class SqliteRegistry(Registry):
                     p.height,
                     p.text,
                     float(p.mean_confidence),
+                    p.document_type,
+                    _fields_json(p.fields),
                 )
                 for p in pages
             ],
@@ -546,13 +575,13 @@ class SqliteRegistry(Registry):
         rows = (
             self._connection()
             .execute(
-                "SELECT dossier_id, idx, blob_key, format, width, height, text, mean_confidence"
-                " FROM pages WHERE dossier_id = ? ORDER BY idx",
+                "SELECT dossier_id, idx, blob_key, format, width, height, text, mean_confidence,"
+                " document_type, fields FROM pages WHERE dossier_id = ? ORDER BY idx",
                 (dossier_id,),
             )
             .fetchall()
         )
-        return [PageRecord(*row) for row in rows]
+        return [_page_of(row) for row in rows]
 
     @_busy_to_unavailable
     def events(self, dossier_id: str) -> list[EventRecord]:
@@ -602,8 +631,8 @@ class SqliteRegistry(Registry):
 
 
 _DOSSIER_SELECT: Final = (
-    "SELECT id, request_id, kiosk_id, state, created_at, decided_at, page_count, reasons, checks"
-    " FROM dossiers"
+    "SELECT id, request_id, kiosk_id, state, created_at, decided_at, page_count, reasons, checks,"
+    " identity_evidence FROM dossiers"
 )
 _COPY_SELECT: Final = (
     "SELECT code, dossier_id, blob_key, size_bytes, issuer, issued_at, pages, revoked_at,"
@@ -612,7 +641,7 @@ _COPY_SELECT: Final = (
 
 
 def _dossier_of(row: tuple[Any, ...]) -> DossierRecord:
-    id_, request_id, kiosk_id, state, created, decided, page_count, reasons, checks = row
+    id_, request_id, kiosk_id, state, created, decided, page_count, reasons, checks, evidence = row
     return DossierRecord(
         id=id_,
         request_id=request_id,
@@ -623,6 +652,23 @@ def _dossier_of(row: tuple[Any, ...]) -> DossierRecord:
         page_count=page_count,
         reasons=tuple(json.loads(reasons)),
         checks=_checks_of(checks),
+        identity_evidence=None if evidence is None else json.loads(evidence),
+    )
+
+
+def _page_of(row: tuple[Any, ...]) -> PageRecord:
+    dossier_id, idx, blob_key, fmt, width, height, text, conf, document_type, fields = row
+    return PageRecord(
+        dossier_id=dossier_id,
+        index=idx,
+        blob_key=blob_key,
+        format=fmt,
+        width=width,
+        height=height,
+        text=text,
+        mean_confidence=conf,
+        document_type=document_type,
+        fields=_fields_of(fields),
     )
 
 

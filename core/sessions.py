@@ -48,6 +48,23 @@ class Identity:
     """The liveness check passed, e.g. "head_turn:left+screen"."""
     authenticated_at: datetime
 
+    def evidence(self, match_threshold: float | None = None) -> dict[str, Any]:
+        """What the dossier keeps of the authentication behind it: the method, the face match
+        score (and the threshold it was held to), the liveness check and the time, plus the keyed
+        subject hash when the card's number was read. Never an image, an embedding, an ID number
+        or the token."""
+        evidence: dict[str, Any] = {
+            "method": "id_card_face",
+            "match_score": round(float(self.match_score), 4),
+            "liveness": self.liveness,
+            "authenticated_at": self.authenticated_at.astimezone(UTC).isoformat(),
+        }
+        if match_threshold is not None:
+            evidence["match_threshold"] = match_threshold
+        if self.subject is not None:
+            evidence["subject"] = self.subject
+        return evidence
+
 
 def subject_of(id_number: str, key: bytes) -> str:
     """The keyed hash stored instead of an ID number: without ``key`` the 12-digit space cannot

@@ -18,11 +18,14 @@ from grpc_reflection.v1alpha import reflection
 
 from saoy.core.admission import Limits
 from saoy.core.blobs import FileBlobStore
+from saoy.core.documents import DocumentReader
+from saoy.core.identity.face import FaceEngine
 from saoy.core.ocr import create_engine
 from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.registry import SqliteRegistry, sweep_orphans
+from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer
 from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
 from saoy.core.verify import Verifier
@@ -33,6 +36,7 @@ from saoy.server.administration import (
 )
 from saoy.server.certification import CertificationServicer
 from saoy.server.http import create_http_app
+from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
@@ -42,13 +46,17 @@ from saoy.v1 import (
     administration_pb2_grpc,
     certification_pb2,
     certification_pb2_grpc,
+    identity_pb2,
+    identity_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
 
 log = logging.getLogger("saoy.server")
 
+IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["Identity"].full_name
 SERVICE_NAMES = (
+    IDENTITY_SERVICE,
     certification_pb2.DESCRIPTOR.services_by_name["Certification"].full_name,
     verification_pb2.DESCRIPTOR.services_by_name["Verification"].full_name,
     administration_pb2.DESCRIPTOR.services_by_name["Administration"].full_name,
@@ -80,6 +88,8 @@ class SaoyServer:
     readiness: Readiness
     background: list[asyncio.Future[None]]
     translog: SqliteTransparencyLog
+    sessions: SessionStore | None = None  # None: identity checks are off
+    face: FaceEngine | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -102,7 +112,11 @@ class SaoyServer:
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.certifier.registry.close()
         self.certifier.signer.close()
+        if self.certifier.reader is not None:
+            self.certifier.reader.close()
         self.translog.close()
+        if self.sessions is not None:
+            self.sessions.close()
         log.info("stopped")
 
     async def wait(self) -> None:
@@ -142,7 +156,9 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     )
     publisher.reconcile()
     publisher.checkpoint_if_grown()
-    ocr = create_engine(settings.ocr_engine, tessdata=settings.tessdata)
+    ocr_options = {"tessdata": settings.tessdata} if settings.ocr_engine == "tesseract" else {}
+    ocr = create_engine(settings.ocr_engine, **ocr_options)
+    face, sessions = _load_identity(settings)
     executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="saoy-cpu")
     metrics.build.info(
         {
@@ -150,6 +166,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             "workers": str(settings.worker_count),
             "signer": settings.signer_backend,
             "signing_level": str(signer.level),
+            "identity": settings.identity,
+            "face_provider": face.provider if face is not None else "none",
         }
     )
 
@@ -163,6 +181,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         metrics=metrics,
         ready=lambda: readiness.serving,
         crl=pki.crl_bytes,
+        certificate=pki.certificate_pem,
         log_key=lambda: holder["publisher"].signer.verifier_key,
         max_upload_bytes=settings.max_pdf_bytes + MiB,
     )
@@ -194,6 +213,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         executor=executor,
         observer=metrics,
         publisher=publisher,
+        qr_key=pki.qr_signer(),
+        reader=DocumentReader(settings.tessdata),
     )
 
     server = grpc.aio.server(
@@ -204,8 +225,22 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         ],
     )
     certification_pb2_grpc.add_CertificationServicer_to_server(
-        CertificationServicer(certifier, settings, metrics), server
+        CertificationServicer(
+            certifier,
+            settings,
+            metrics,
+            sessions,
+            match_threshold=face.config.match_threshold if face is not None else None,
+        ),
+        server,
     )
+    services = SERVICE_NAMES
+    if face is not None and sessions is not None:
+        identity_pb2_grpc.add_IdentityServicer_to_server(
+            IdentityServicer(face, sessions, executor), server
+        )
+    else:
+        services = tuple(name for name in SERVICE_NAMES if name != IDENTITY_SERVICE)
     verification_pb2_grpc.add_VerificationServicer_to_server(
         VerificationServicer(verifier, executor, metrics, settings.max_pdf_bytes, publisher),
         server,
@@ -217,22 +252,23 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     grpc_port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
     await server.start()
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     readiness.serving = True
     checkpoints = asyncio.ensure_future(
         _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
     )
     log.info(
-        "serving gRPC on %s:%d, HTTP on %s (ocr=%s, workers=%d, data=%s)",
+        "serving gRPC on %s:%d, HTTP on %s (ocr=%s, identity=%s, workers=%d, data=%s)",
         settings.host,
         grpc_port,
         base_url,
         ocr.name,
+        settings.identity,
         settings.worker_count,
         data_dir,
     )
@@ -250,8 +286,31 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         readiness=readiness,
         background=[checkpoints],
         translog=translog,
+        sessions=sessions,
+        face=face,
     )
     return saoy
+
+
+def _load_identity(settings: Settings) -> tuple[FaceEngine | None, SessionStore | None]:
+    """The face models (loaded once, here) and the session store, or neither when identity
+    checks are off."""
+    if settings.identity == "off":
+        log.warning(
+            "IDENTITY CHECKS ARE OFF (identity=off): Certify accepts dossiers without a session"
+            " token, so anyone at any kiosk can obtain certified copies. Development and load"
+            " tests only; never run a kiosk-facing server like this."
+        )
+        return None, None
+    face = FaceEngine.load(providers=settings.face_providers, threads=settings.face_threads)
+    sessions = create_session_store(settings.redis_url, ttl=settings.session_ttl_seconds)
+    log.info(
+        "identity required: face models on %s, sessions %s (ttl %g s)",
+        face.provider,
+        "in Redis" if settings.redis_url else "in process",
+        settings.session_ttl_seconds,
+    )
+    return face, sessions
 
 
 async def _checkpoint_loop(

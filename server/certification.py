@@ -12,7 +12,8 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from saoy.core import pipeline as pl
-from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge
+from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
+from saoy.core.sessions import Identity, SessionStore
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
 from saoy.v1 import certification_pb2 as pb
@@ -64,6 +65,18 @@ def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.Ce
                             document_type=p.document_type,
                             word_count=p.word_count,
                             mean_confidence=p.mean_confidence,
+                            fields=[
+                                pb.Field(
+                                    name=f.name,
+                                    value=f.value,
+                                    confidence=round(100 * f.confidence, 1),
+                                    source=f.source,
+                                )
+                                for f in p.fields
+                            ],
+                            type_confidence=round(100 * p.type_confidence, 1),
+                            variant=p.variant,
+                            condition=p.condition,
                         )
                         for p in pages
                     ]
@@ -106,10 +119,43 @@ def _validate_header(header: pb.Header) -> None:
 
 
 class CertificationServicer(pb_grpc.CertificationServicer):
-    def __init__(self, certifier: pl.Certifier, settings: Settings, metrics: Metrics) -> None:
+    """Certification.Certify. With a session store, every stream must carry a session token
+    from Identity.Authenticate for its kiosk; without one (``identity = off``) none is asked."""
+
+    def __init__(
+        self,
+        certifier: pl.Certifier,
+        settings: Settings,
+        metrics: Metrics,
+        sessions: SessionStore | None = None,
+        *,
+        match_threshold: float | None = None,
+    ) -> None:
         self.certifier = certifier
         self.settings = settings
         self.metrics = metrics
+        self.sessions = sessions
+        self.match_threshold = match_threshold
+
+    async def _authenticate(self, header: pb.Header) -> Identity | None:
+        """The citizen behind the header's session token, which this dossier (request_id) now
+        holds; a retry of the same dossier presents the same token again. Store calls may block
+        on the network (Redis), so they run off the event loop."""
+        if self.sessions is None:
+            return None
+        if not header.session_token:
+            raise Unauthenticated(
+                "Chưa xác thực / No session: authenticate with your ID card and face first",
+                reason="TOKEN_MISSING",
+                field="header.session_token",
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            None,
+            self.sessions.resolve,
+            header.session_token,
+            header.kiosk_id,
+            header.request_id,
+        )
 
     async def _next(self, stream: AsyncIterator[pb.CertifyRequest]) -> pb.CertifyRequest | None:
         try:
@@ -145,11 +191,13 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             raise OutOfOrder("the first message must be a Header", field="header")
         header = first.header
         _validate_header(header)
+        identity = await self._authenticate(header)
         remaining = context.time_remaining()
         ctx = pl.DossierContext(
             request_id=header.request_id,
             kiosk_id=header.kiosk_id,
             deadline=None if remaining is None else time.monotonic() + remaining,
+            identity_evidence=None if identity is None else identity.evidence(self.match_threshold),
         )
 
         def envelope(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:

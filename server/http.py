@@ -1,4 +1,5 @@
-"""The HTTP side: the verification page a phone opens from the QR, /metrics and /healthz."""
+"""The HTTP side: the verification page a phone opens from the QR, /metrics and /healthz, and
+what verifiers fetch from the PKI (CRLs, the root and the QR certificate)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from saoy.core.errors import InvalidInput, NotFound
-from saoy.core.pki import CRL_NAMES
+from saoy.core.pki import CERTIFICATE_NAMES, CRL_NAMES
 from saoy.core.verify import Verdict, VerificationReport, Verifier
 from saoy.server.metrics import Metrics
 
@@ -81,6 +82,7 @@ def create_http_app(
     max_upload_bytes: int,
     crl: Callable[[str], bytes],
     log_key: Callable[[], str],
+    certificate: Callable[[str], bytes],
 ) -> web.Application:
     """Routes of the HTTP side. ``verifier`` is looked up per request because the verifier
     needs the bound HTTP port for its URLs."""
@@ -153,6 +155,17 @@ def create_http_app(
         body = await run(crl, name)
         return web.Response(body=body, content_type="application/pkix-crl")
 
+    async def certificate_file(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in CERTIFICATE_NAMES:
+            raise web.HTTPNotFound(text=f"no certificate named {name}")
+        body = await run(certificate, name)
+        return web.Response(
+            body=body,
+            content_type="application/x-pem-file",
+            headers={"Content-Disposition": f'attachment; filename="{name}.pem"'},
+        )
+
     async def log_key_page(_: web.Request) -> web.Response:
         return web.Response(text=log_key() + "\n", content_type="text/plain")
 
@@ -176,5 +189,6 @@ def create_http_app(
     app.router.add_get("/v/{code}/copy.pdf", download)
     app.router.add_post("/verify", verify_upload)
     app.router.add_get("/pki/{name}.crl", revocation_list)
+    app.router.add_get("/pki/{name}.pem", certificate_file)
     app.router.add_get("/log/key", log_key_page)
     return app

@@ -22,7 +22,7 @@ class Settings:
     data_dir: Path = Path("var")
     public_url: str = ""  # base of verification URLs; default http://<host>:<http_port>
     workers: int = 0  # CPU worker threads; 0 = one per core
-    ocr_engine: str = "tesseract"
+    ocr_engine: str = "tesseract"  # "tesseract", "onnx" (ONNX Runtime det+rec) or "none"
     tessdata: Path | None = None
     organization: str = "UBND Phường Hoàn Kiếm (dev)"
     pki_passphrase: str = "saoy-dev"
@@ -40,6 +40,11 @@ class Settings:
     log_origin: str = "localhost/saoy/log"  # names the transparency log in its checkpoints
     checkpoint_seconds: float = 10.0  # how often a grown log gets a signed checkpoint
     admin_tokens: Path | None = None  # officials' bearer tokens; default <data_dir>/admin.tokens
+    identity: str = "required"  # "required": Certify needs a session token; "off": development
+    redis_url: str = ""  # citizen sessions in Redis (shared by replicas); empty: in-process
+    session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
+    face_providers: str = "auto"  # ONNX Runtime for the face models: "auto", "cpu" or "cuda"
+    face_threads: int = 1  # intra-op threads per face model; the executor runs one job per core
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -52,8 +57,18 @@ class Settings:
             raise ValueError("checkpoint_seconds must be positive")
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
-        if self.ocr_engine not in ("tesseract", "none"):
-            raise ValueError(f"ocr_engine must be 'tesseract' or 'none', got {self.ocr_engine!r}")
+        if self.ocr_engine not in ("tesseract", "onnx", "none"):
+            raise ValueError(
+                f"ocr_engine must be 'tesseract', 'onnx' or 'none', got {self.ocr_engine!r}"
+            )
+        if self.identity not in ("required", "off"):
+            raise ValueError(f"identity must be 'required' or 'off', got {self.identity!r}")
+        if self.face_providers not in ("auto", "cpu", "cuda"):
+            raise ValueError("face_providers must be 'auto', 'cpu' or 'cuda'")
+        if self.face_threads < 0:
+            raise ValueError("face_threads must be >= 0")
+        if self.session_ttl_seconds <= 0:
+            raise ValueError("session_ttl_seconds must be positive")
         if self.signer_backend not in ("pkcs12", "pkcs11"):
             raise ValueError("signer_backend must be 'pkcs12' or 'pkcs11'")
         if self.signing_level not in ("B-T", "B-LT", "B-LTA"):

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from saoy.clients.sdk import KioskClient
 from saoy.clients.simulator import docgen
+from saoy.core.sessions import Identity
 from saoy.server.app import SaoyServer, create_server
 from saoy.server.settings import Settings
 
@@ -37,6 +39,20 @@ class RunningServer:
 
     def client(self, **kwargs: Any) -> KioskClient:
         return KioskClient(self.target, **kwargs)
+
+    def token(self, kiosk_id: str = "kiosk-dev", *, match_score: float = 0.75) -> str:
+        """A session token for ``kiosk_id`` from the server's own session store, as if the
+        citizen had passed Identity.Authenticate there (tests of the real RPC do that)."""
+        sessions = self.server.sessions
+        assert sessions is not None, "this server runs with identity checks off"
+        identity = Identity(
+            kiosk_id=kiosk_id,
+            subject=None,
+            match_score=match_score,
+            liveness="head_turn:left+screen",
+            authenticated_at=datetime.now(UTC),
+        )
+        return sessions.issue(kiosk_id, identity)
 
     def count(self, table: str) -> int:
         with sqlite3.connect(self.data_dir / "registry.sqlite3") as db:

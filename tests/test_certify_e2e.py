@@ -21,7 +21,9 @@ ALTERED = vpb.VerificationResult.ALTERED
 @pytest.fixture(scope="module")
 def issued(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> CertifyResult:
     with server.client(kiosk_id="kiosk-e2e") as client:
-        return client.certify([data for _, data in reference_dossier])
+        return client.certify(
+            [data for _, data in reference_dossier], session_token=server.token("kiosk-e2e")
+        )
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,8 @@ def test_retry_with_same_request_id_replays_the_decision(
     server: RunningServer, reference_dossier: list[tuple[str, bytes]]
 ) -> None:
     pages = [data for _, data in reference_dossier[:1]]
-    with server.client(kiosk_id="kiosk-replay") as client:
+    token = server.token("kiosk-replay")
+    with server.client(kiosk_id="kiosk-replay", session_token=token) as client:
         first = client.certify(pages, request_id="retry-0001")
         rows = server.snapshot()
         second = client.certify(pages, request_id="retry-0001")
@@ -131,7 +134,7 @@ def test_verification_page_and_download(server: RunningServer, issued: CertifyRe
 def test_metrics_and_health(server: RunningServer, issued: CertifyResult) -> None:
     with urllib.request.urlopen(f"{server.http}/metrics") as response:
         text = response.read().decode()
-    for stage in ("admit", "preprocess", "ocr", "render", "sign", "store"):
+    for stage in ("admit", "preprocess", "ocr", "analyze", "validate", "render", "sign", "store"):
         assert f'saoy_stage_duration_seconds_count{{stage="{stage}"}}' in text
     assert 'saoy_dossiers_total{outcome="issued"}' in text
     with urllib.request.urlopen(f"{server.http}/healthz") as response:

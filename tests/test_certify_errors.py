@@ -37,7 +37,22 @@ def end(n: int) -> cpb.CertifyRequest:
     return cpb.CertifyRequest(end=cpb.End(page_count=n))
 
 
+def with_tokens(server: RunningServer, messages: list[cpb.CertifyRequest]) -> list:
+    """The messages, each Header given a fresh session token for its kiosk."""
+    out = []
+    for message in messages:
+        if message.HasField("header") and not message.header.session_token:
+            copy = cpb.CertifyRequest()
+            copy.CopyFrom(message)
+            copy.header.session_token = server.token(message.header.kiosk_id)
+            message = copy
+        out.append(message)
+    return out
+
+
 def certify(server: RunningServer, messages: list[cpb.CertifyRequest]) -> grpc.RpcError:
+    """Send ``messages`` (with session tokens) and return the error the stream ends with."""
+    messages = with_tokens(server, messages)
     with grpc.insecure_channel(
         server.target, options=[("grpc.max_send_message_length", 64 * MiB)]
     ) as channel:
@@ -104,7 +119,7 @@ def test_an_oversized_stream_is_cut_early(tmp_path) -> None:
 
         def stream() -> Iterator[cpb.CertifyRequest]:
             nonlocal sent
-            yield header()
+            yield from with_tokens(small, [header()])
             for _ in range(200):  # 200 MiB if nobody stopped it
                 sent += 1
                 yield chunk(0, b"\xff\xd8\xff" + b"\0" * (MiB - 3), last=False)
@@ -124,7 +139,7 @@ def test_a_stream_cut_midway_leaves_no_record(server: RunningServer, jpeg: bytes
     release = threading.Event()
 
     def stream() -> Iterator[cpb.CertifyRequest]:
-        yield header()
+        yield from with_tokens(server, [header()])
         yield chunk(0, jpeg)
         yield chunk(1, jpeg[:1000], last=False)
         release.wait(10)
@@ -182,13 +197,17 @@ def test_a_tiny_image_is_rejected_for_rescan_and_can_be_replaced(
     tiny = io.BytesIO()
     Image.open(io.BytesIO(jpeg)).resize((600, 384)).save(tiny, "PNG")
     with server.client(kiosk_id="kiosk-rescan") as client:
-        result = client.certify([tiny.getvalue()], rescan=lambda page, why: jpeg)
+        result = client.certify(
+            [tiny.getvalue()],
+            rescan=lambda page, why: jpeg,
+            session_token=server.token("kiosk-rescan"),
+        )
     rejected = result.of_kind("page_rejected")
     assert len(rejected) == 1 and rejected[0].page_rejected.reason == "LOW_RESOLUTION"
     assert result.state == "ISSUED"
 
 
-def test_a_page_without_text_goes_to_review(server: RunningServer) -> None:
+def test_a_page_without_text_is_rejected_and_recorded(server: RunningServer) -> None:
     drawing = Image.new("L", (1240, 1754), 235)
     pen = ImageDraw.Draw(drawing)
     for i in range(6):
@@ -197,9 +216,10 @@ def test_a_page_without_text_goes_to_review(server: RunningServer) -> None:
     drawing.save(blank, "PNG")
     before = server.count("dossiers")
     with server.client(kiosk_id="kiosk-blank") as client:
-        result = client.certify([blank.getvalue()])
-    assert result.state == "NEEDS_REVIEW", result.events
-    assert "readable text" in result.terminal.needs_review.reasons[0]
+        result = client.certify([blank.getvalue()], session_token=server.token("kiosk-blank"))
+    assert result.state == "REJECTED", result.events
+    assert result.terminal.rejected.reason == "PAGE_UNUSABLE"
+    assert "no document text" in result.terminal.rejected.message
     assert server.count("dossiers") == before + 1
 
 

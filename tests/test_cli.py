@@ -1,8 +1,10 @@
-"""The command line as a person uses it: `saoy serve`, `saoy certify`, `saoy verify`."""
+"""The command line as a person uses it: `saoy serve`, `saoy authenticate`, `saoy certify`,
+`saoy verify`."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from saoy.core.identity.face import FaceEngine
+from tests.face_photos import card_bytes, face_engine, head_turn_frames
+
+__all__ = ["face_engine"]
+
 SAOY = [sys.executable, "-c", "from saoy.clients.cli import main; raise SystemExit(main())"]
 
 
@@ -23,8 +30,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def saoy(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SAOY, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+def saoy(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SAOY, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
 
 
 class Served:
@@ -89,11 +100,68 @@ def scans(
     return paths
 
 
-def test_certify_then_verify_by_code_and_by_file(
-    served: Served, scans: list[Path], tmp_path: Path
+@pytest.fixture(scope="module")
+def citizen(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> list[str]:
+    """`saoy authenticate` arguments: a card with a real photograph, and real photographs of
+    the same person turned either way (synthetic 3-D turns, see tests/face_photos.py)."""
+    folder = tmp_path_factory.mktemp("citizen")
+    card = folder / "card.jpg"
+    card.write_bytes(card_bytes(face_engine))
+    args = ["--card", str(card)]
+    for direction, sign in (("left", 1), ("right", -1)):
+        args.append(f"--{direction}")
+        for i, frame in enumerate(
+            head_turn_frames(face_engine, "obama3.jpg", [0, sign * 15, sign * 35])
+        ):
+            path = folder / f"{direction}-{i}.jpg"
+            path.write_bytes(frame)
+            args.append(str(path))
+    return args
+
+
+def authenticate(served: Served, citizen: list[str]) -> str:
+    done = saoy("authenticate", "--server", served.target, *citizen)
+    assert done.returncode == 0, done.stderr
+    assert "face match" in done.stderr
+    return done.stdout.strip()
+
+
+def test_authenticate_prints_a_token_and_json(served: Served, citizen: list[str]) -> None:
+    done = saoy("authenticate", "--server", served.target, "--json", "--kiosk", "k-7", *citizen)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["session_token"].startswith("sst_") and out["kiosk"] == "k-7"
+    assert out["match_score"] >= out["match_threshold"] > 0.3
+    assert out["liveness"] == f"head_turn:{out['challenge']}+screen"
+
+
+def test_authenticate_with_someone_else_s_face_fails(
+    served: Served, citizen: list[str], tmp_path: Path, face_engine: FaceEngine
 ) -> None:
+    frames = []
+    for i, frame in enumerate(head_turn_frames(face_engine, "biden.jpg", [0, 25])):
+        frames.append(tmp_path / f"impostor-{i}.jpg")
+        frames[-1].write_bytes(frame)
+    card = citizen[:2]  # --card and its file; the frames are sent whichever way it asks
+    done = saoy("authenticate", "--server", served.target, *card, *map(str, frames))
+    assert done.returncode == 1
+    assert "UNAUTHENTICATED" in done.stderr and "does not match" in done.stderr
+
+
+def test_certify_then_verify_by_code_and_by_file(
+    served: Served, scans: list[Path], tmp_path: Path, citizen: list[str]
+) -> None:
+    token = authenticate(served, citizen)
     done = saoy(
-        "certify", "--server", served.target, "--json", "--out", str(tmp_path), *map(str, scans)
+        "certify",
+        "--server",
+        served.target,
+        "--json",
+        "--session-token",
+        token,
+        "--out",
+        str(tmp_path),
+        *map(str, scans),
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -117,14 +185,23 @@ def test_certify_then_verify_by_code_and_by_file(
     assert broken.returncode == 1 and broken.stdout.startswith("ALTERED")
 
 
-def test_unknown_code_and_bad_files_say_why(served: Served, tmp_path: Path) -> None:
+def test_certify_without_a_session_is_refused(served: Served, scans: list[Path]) -> None:
+    refused = saoy("certify", "--server", served.target, str(scans[0]))
+    assert refused.returncode == 2
+    assert "UNAUTHENTICATED" in refused.stderr and "authenticate" in refused.stderr
+
+
+def test_unknown_code_and_bad_files_say_why(
+    served: Served, tmp_path: Path, citizen: list[str]
+) -> None:
     unknown = saoy("verify", "--server", served.target, "0000-0000-0000-0000-0000")
     assert unknown.returncode == 1 and unknown.stdout.startswith("UNKNOWN")
     typo = saoy("verify", "--server", served.target, "0000-0000-0000-0000-0001")
     assert typo.returncode == 2 and "INVALID_ARGUMENT" in typo.stderr
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    refused = saoy("certify", "--server", served.target, str(notes))
+    env = {**os.environ, "SAOY_SESSION_TOKEN": authenticate(served, citizen)}
+    refused = saoy("certify", "--server", served.target, str(notes), env=env)
     assert refused.returncode == 2 and "INVALID_ARGUMENT" in refused.stderr
 
 

@@ -69,6 +69,16 @@ def test_ocr_look_alikes_are_read_by_position() -> None:
         assert m.valid and m.lines == (l1, l2, l3)
 
 
+def test_a_letter_in_a_vietnamese_card_number_is_read_as_its_digit() -> None:
+    person = docgen.random_person(19)
+    l1, l2, l3 = docgen.mrz_lines(person)
+    number = l1.index(person.id_number[3:])
+    zero = l1.index("0", number)  # a 0 of the document number, read as O
+    m = parse_td1((l1[:zero] + "O" + l1[zero + 1 :], l2, l3), date(2025, 1, 1))
+    assert m is not None and m.valid, m.failed if m else None
+    assert m.document_number == person.id_number[3:] and m.id_number == person.id_number
+
+
 def test_provinces_are_the_63_with_their_codes() -> None:
     assert len(PROVINCES) == 63
     assert PROVINCES["001"] == "Hà Nội" and PROVINCES["079"] == "Thành phố Hồ Chí Minh"

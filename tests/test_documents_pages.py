@@ -17,7 +17,7 @@ from saoy.core.documents import DocumentReader, DossierAnalysis, analyze_dossier
 from saoy.core.documents.qr import read_card_qr
 from saoy.core.documents.seal import find_seals
 from saoy.core.imaging import prepare
-from saoy.core.model import Outcome
+from saoy.core.model import OcrResult, Outcome, Word
 from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine, find_tessdata
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
@@ -201,3 +201,29 @@ def test_without_a_reader_turned_pages_still_do_not_pass(engine: OcrEngine) -> N
     doc = docgen.rotated(docgen.id_card_front(PERSON, 1), 180)
     a = analyze_dossier([page_of(doc, engine)], TODAY)  # type: ignore[list-item]
     assert a.outcome is not PASS
+
+
+def test_a_turned_card_read_as_confident_nonsense_is_still_found_turned(
+    reader: DocumentReader,
+) -> None:
+    """An OCR engine may read upside-down text as confident nonsense (a neural recognizer
+    does): a page of no known type is checked for turning whatever the confidence."""
+    turned = docgen.rotated(docgen.id_card_front(PERSON, 1), 180).image.convert("L")
+    read = ["buẹn", "ẹg", "buea", "eọh", "uộAnh", "ệnH", "uẹAn6N", "ajuapịsdu", "quịn", "j43"]
+    nonsense = tuple(
+        Word(text, 40 + 90 * i, 60 + 40 * i, 120 + 90 * i, 90 + 40 * i, 90.0)
+        for i, text in enumerate(read)
+    )
+    result = OcrResult(nonsense, " ".join(w.text for w in nonsense), 90.0)
+    a = analyze_dossier([(np.asarray(turned), None, result)], TODAY, reader=reader)
+    assert (a.pages[0].condition, a.pages[0].rotation) == ("rotated", 180)
+    assert a.outcome is WARN
+
+
+def test_a_letter_that_mentions_documents_is_not_taken_for_them(
+    engine: OcrEngine, reader: DocumentReader
+) -> None:
+    letter = docgen.admin_letter(PERSON, 3, dpi=150)  # "... căn cước công dân, giấy khai sinh"
+    a = analyze([page_of(letter, engine)], reader)
+    assert a.pages[0].document_type == "generic" and not a.pages[0].fields
+    assert a.outcome is PASS, not_passed(a)

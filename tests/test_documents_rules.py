@@ -139,7 +139,7 @@ def test_qr_of_another_person_fails_agreement() -> None:
 
 
 def test_disagreement_on_a_low_confidence_reading_is_a_warning_not_a_failure() -> None:
-    other = replace(PERSON, date_of_birth=date(1967, 8, 9))
+    other = replace(PERSON, date_of_birth=date(1976, 3, 9))
     qr = parse_card_qr(docgen.cccd_qr_payload(PERSON))
     f = front(person=other, conf=0.5, qr=qr)  # only the printed birth date differs
     checks = fields_agree(f, back())
@@ -147,6 +147,16 @@ def test_disagreement_on_a_low_confidence_reading_is_a_warning_not_a_failure() -
     assert all("date of birth" in c.reason and "uncertain" in c.reason for c in checks)
     sure = fields_agree(front(person=other, conf=0.95, qr=qr), back())
     assert outcomes(sure) == {FAIL}
+
+
+def test_a_printed_value_one_character_off_the_qr_is_a_warning_however_sure() -> None:
+    assert PERSON.date_of_birth == date(1967, 8, 8)
+    qr = parse_card_qr(docgen.cccd_qr_payload(PERSON))
+    one_off = replace(PERSON, date_of_birth=date(1967, 8, 18))  # 18/08 read for 08/08
+    checks = fields_agree(front(person=one_off, conf=0.99, qr=qr), back())
+    assert outcomes(checks) == {WARN} and all("uncertain" in c.reason for c in checks)
+    two_off = replace(PERSON, date_of_birth=date(1976, 8, 8))  # two digits swapped
+    assert FAIL in outcomes(fields_agree(front(person=two_off, conf=0.99, qr=qr), back()))
 
 
 def test_id_number_structure_both_ways() -> None:

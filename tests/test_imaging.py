@@ -15,14 +15,17 @@ from skimage.filters import threshold_otsu, threshold_sauvola
 from skimage.measure import label
 
 from saoy.clients.simulator import docgen
+from saoy.core.admission import Limits, admit_decoded
 from saoy.core.imaging import (
     MAX_BOX_FACTOR,
     box_downscale,
+    colour_view,
     estimate_skew,
     focus_tiles,
     histogram,
     largest_component,
     otsu_level,
+    prepare,
     prepare_gray,
     rotation,
     saturation_tiles,
@@ -319,3 +322,27 @@ def test_huge_arrays_are_refused_before_any_work() -> None:
             call(huge)
     with pytest.raises(ValueError, match="too large"):
         to_gray(np.zeros(((1 << 14) + 1, 1 << 14, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_the_colour_view_lies_over_the_prepared_page(fmt: str) -> None:
+    card = docgen.id_card_front(docgen.random_person(3), 3)
+    shot = docgen.degrade(card, skew_deg=2.0, noise=2.0)  # turned, on a white margin
+    page, image = admit_decoded(0, docgen.encode(shot, fmt, 92), Limits())
+    prepared = prepare(page, image)
+    assert prepared.transform is not None  # cropped and deskewed
+    view = colour_view(page, prepared, max_side=500)
+    assert view is not None and view.dtype == np.uint8 and view.shape[2] == 3
+    assert max(view.shape[:2]) == 500
+    h, w = view.shape[:2]
+    expected = cv2.resize(prepared.gray, (w, h), interpolation=cv2.INTER_AREA).astype(int)
+    luma = reference_gray(view).astype(int)
+    aligned = np.mean(np.abs(luma - expected))
+    shifted = np.mean(np.abs(np.roll(luma, 3, axis=1) - expected))
+    assert aligned < 4 and shifted > 3 * aligned
+
+
+def test_a_grey_scan_has_no_colour_view() -> None:
+    card = docgen.id_card_front(docgen.random_person(3), 3).image.convert("L")
+    page, image = admit_decoded(0, docgen.encode(card, "jpeg", 90), Limits())
+    assert colour_view(page, prepare(page, image)) is None

@@ -60,6 +60,10 @@ def sample(
             height=640 + i,
             text=f"CĂN CƯỚC CÔNG DÂN trang {i}",
             mean_confidence=91.25 - i,
+            document_type="cccd_front" if i == 0 else "generic",
+            fields=(("full_name", "ĐỖ VĂN LONG", 0.95), ("id_number", "079094766094", 0.5))
+            if i == 0
+            else (),
         )
         for i, data in enumerate(files)
     ]
@@ -233,7 +237,31 @@ def test_database_is_wal_with_a_schema_version(tmp_path):
 def test_foreign_keys_are_enforced(registry):
     conn = registry._connection()
     with pytest.raises(sqlite3.IntegrityError):
-        conn.execute("INSERT INTO pages VALUES ('nobody', 0, ?, 'png', 1, 1, '', 0)", ("a" * 64,))
+        conn.execute(
+            "INSERT INTO pages (dossier_id, idx, blob_key, format, width, height, text,"
+            " mean_confidence) VALUES ('nobody', 0, ?, 'png', 1, 1, '', 0)",
+            ("a" * 64,),
+        )
+
+
+def test_pages_recorded_before_document_analysis_read_as_generic(tmp_path):
+    path = tmp_path / "registry.sqlite3"
+    SqliteRegistry(path).close()
+    with sqlite3.connect(path) as db:  # a row as the first schema wrote it
+        db.execute(
+            "INSERT INTO dossiers (id, request_id, kiosk_id, state, created_at, decided_at,"
+            " page_count, reasons, checks) VALUES ('d1', 'r1', 'k1', 'REJECTED',"
+            " '2024-01-01T00:00:00.000000+00:00', '2024-01-01T00:00:00.000000+00:00', 1,"
+            " '[]', '[]')"
+        )
+        db.execute(
+            "INSERT INTO pages (dossier_id, idx, blob_key, format, width, height, text,"
+            " mean_confidence) VALUES ('d1', 0, ?, 'png', 1, 1, 'x', 50)",
+            ("a" * 64,),
+        )
+    with SqliteRegistry(path) as registry:
+        [page] = registry.pages("d1")
+    assert (page.document_type, page.fields) == ("generic", ())
 
 
 def test_concurrent_records_from_8_threads_all_land(registry, blobs):

@@ -23,7 +23,7 @@ def token(server: RunningServer) -> str:
 @pytest.fixture(scope="module")
 def certified(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> CertifyResult:
     with server.client(kiosk_id="kiosk-revoke") as client:
-        return client.certify([reference_dossier[0][1]])
+        return client.certify([reference_dossier[0][1]], session_token=server.token("kiosk-revoke"))
 
 
 @pytest.mark.parametrize("bad", ["", "not-the-token"])

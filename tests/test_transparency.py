@@ -34,7 +34,7 @@ def log_key(server: RunningServer):
 
 def certify_one(server: RunningServer, data: bytes, kiosk: str) -> str:
     with server.client(kiosk_id=kiosk) as client:
-        result = client.certify([data])
+        result = client.certify([data], session_token=server.token(kiosk))
     assert result.issued is not None
     return result.issued.code
 

@@ -47,7 +47,9 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="module")
 def certified(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> CertifyResult:
     with server.client(kiosk_id="kiosk-page") as client:
-        return client.certify([data for _, data in reference_dossier[:2]])
+        return client.certify(
+            [data for _, data in reference_dossier[:2]], session_token=server.token("kiosk-page")
+        )
 
 
 @pytest.fixture(scope="module")

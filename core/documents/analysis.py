@@ -217,8 +217,9 @@ def _mrz_fields(m: Mrz) -> list[Field]:
 
 def _fuse_with_qr(fields: dict[str, Field], qr: CardQr) -> dict[str, Field]:
     """Take the QR's spelling of a printed field that the OCR read the same but for accents
-    or look-alike characters: the QR is error-corrected, the OCR is not. A field that reads
-    differently once folded is left as read, for the agreement check to flag."""
+    or look-alike characters: the QR is error-corrected, the OCR is not, so a printed field
+    it confirms counts as surely read. A field that reads differently once folded is left as
+    read, for the agreement check to flag."""
     values = {
         "id_number": qr.id_number,
         "full_name": qr.full_name.upper(),
@@ -229,7 +230,7 @@ def _fuse_with_qr(fields: dict[str, Field], qr: CardQr) -> dict[str, Field]:
     out = dict(fields)
     for name, value in values.items():
         f = out.get(name)
-        if f is not None and value and f.value != value and fold(f.value) == fold(value):
+        if f is not None and value and fold(f.value) == fold(value):
             out[name] = Field(name, value, max(f.confidence, 0.95), "ocr+qr")
     return out
 
@@ -269,11 +270,13 @@ def analyze_page(
         return PageAnalysis(document_type=GENERIC, confidence=1.0, condition=BLANK, **base.kw())
     lines = group_lines(result.words)
     folded = fold(result.text)
-    found = classify(folded, w, h)
+    found = classify(folded, w, h, [ln.folded for ln in lines])
+    # A page of no known type has no content rule to catch it upside down, and an OCR engine
+    # may read turned text as confident nonsense: such a page is always checked for turning.
     if reader is not None and (
         len(good) < MIN_DOCUMENT_WORDS
         or result.mean_confidence < 70
-        or (found.document_type == GENERIC and found.confidence > 0.9)
+        or found.document_type == GENERIC
     ):
         turned = reader.orientation(gray)
         if turned and turned.degrees and turned.confidence >= OSD_MIN_CONFIDENCE:

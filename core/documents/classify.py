@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 CCCD_FRONT = "cccd_front"
@@ -30,6 +31,10 @@ _KEYWORDS: dict[str, dict[str, float]] = {
         "nguoikygiaykhaisinh": 1.0,
     },
 }  # fmt: skip
+# Titles: words that name a document only where they stand as its title, on a line of their
+# own. In running text ("... căn cước công dân, giấy khai sinh ...") they are a mention.
+_TITLES = ("cancuoc", "giaykhaisinh")
+_TITLE_SLACK = 20  # folded characters a title line may hold beyond its title
 # Score (share of a type's keyword weight found) needed before a page is called that type.
 _MIN_SCORE = 0.3
 CARD_ASPECT = 85.6 / 54.0
@@ -52,14 +57,33 @@ def _layout(width: int, height: int) -> str:
     return "other"
 
 
-def classify(folded_text: str, width: int, height: int) -> Classification:
+def _titled(lines: Sequence[str]) -> set[str]:
+    """The titles that stand on a line of their own among ``lines`` (folded)."""
+    return {
+        t for t in _TITLES for ln in lines if ln.startswith(t) and len(ln) <= len(t) + _TITLE_SLACK
+    }
+
+
+def classify(
+    folded_text: str, width: int, height: int, lines: Sequence[str] | None = None
+) -> Classification:
     """Classify a page from its folded text (:func:`saoy.core.documents.text.fold` of the
-    whole page) and its size. A page that is no known type is "generic"."""
+    whole page) and its size. A page that is no known type is "generic".
+
+    ``lines``, the page's text lines folded, lets a title count only where it stands as a
+    title: a letter that mentions "giấy khai sinh" is not a birth certificate."""
     layout = _layout(width, height)
+    titled = None if lines is None else _titled(lines)
+
+    def present(key: str) -> bool:
+        if titled is not None and key in _TITLES:
+            return key in titled
+        return key in folded_text
+
     scores: dict[str, float] = {}
     for kind, words in _KEYWORDS.items():
         total = sum(words.values())
-        found = sum(w for k, w in words.items() if k in folded_text)
+        found = sum(w for k, w in words.items() if present(k))
         score = found / total
         if kind in (CCCD_FRONT, CCCD_BACK) and layout == "card":
             score += 0.1
@@ -70,9 +94,9 @@ def classify(folded_text: str, width: int, height: int) -> Classification:
     # titles (a half-cut page keeps its title).
     if "idvnm" in folded_text:
         scores[CCCD_BACK] = max(scores[CCCD_BACK], 0.6)
-    if "cancuoc" in folded_text:
+    if present("cancuoc"):
         scores[CCCD_FRONT] = max(scores[CCCD_FRONT], 0.5)
-    if "giaykhaisinh" in folded_text:
+    if present("giaykhaisinh"):
         scores[BIRTH_CERTIFICATE] = max(scores[BIRTH_CERTIFICATE], 0.5)
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
     best, score = ranked[0]

@@ -188,6 +188,10 @@ def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
         + _digits(l2[29])
     )  # fmt: skip
     l1 = l1[:1].replace("1", "I") + l1[1:]
+    if l1[2:5] == "VNM":
+        # A Vietnamese card's document number is the last 9 digits of its 12-digit personal
+        # number, which the optional data holds: digits both, whatever ICAO allows elsewhere.
+        l1 = l1[:5] + _digits(l1[5:14]) + l1[14] + _digits(l1[15:27]) + l1[27:]
     l3 = _alpha(l3)
     document_number = l1[5:14]
     optional = l1[15:30]
