@@ -175,19 +175,25 @@ def to_gray(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("expected a C-contiguous array; use np.ascontiguousarray")
     _require_size(rgb, "to_gray")
     gray = np.empty(rgb.shape[:2], dtype=np.uint8)
-    parts = np.zeros((BANDS, 4, 256), dtype=np.int64)
+    parts = _hist_parts(rgb.shape[0])
     if rgb.size:
         _imaging.rgb_to_gray_hist(rgb, gray, parts)
-    return gray, parts.sum(axis=(0, 1))
+    return gray, parts.sum(axis=(0, 1), dtype=np.int64)
+
+
+def _hist_parts(rows: int) -> np.ndarray:
+    """Zeroed per-band sub-histograms for the histogram kernels: one band per 64 rows, at most
+    :data:`BANDS` (a small page is counted in few tables, which stay in cache)."""
+    return np.zeros((max(1, min(BANDS, rows // 64)), 4, 256), dtype=np.uint32)
 
 
 def histogram(gray: np.ndarray) -> np.ndarray:
     """The 256-bin histogram (int64) of an 8-bit grey image."""
     require_gray(gray, "histogram")
     _require_size(gray, "histogram")
-    parts = np.zeros((BANDS, 4, 256), dtype=np.int64)
+    parts = _hist_parts(gray.shape[0])
     _imaging.gray_hist(gray, parts)
-    return parts.sum(axis=(0, 1))
+    return parts.sum(axis=(0, 1), dtype=np.int64)
 
 
 def box_downscale(gray: np.ndarray, factor: int) -> np.ndarray:
@@ -214,16 +220,10 @@ def box_downscale(gray: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def warp(
-    gray: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: int = 255
-) -> np.ndarray:
-    """Bilinear resampling: output pixel (u, v) of ``size`` (width, height) reads ``gray`` at
-    ``matrix`` @ (u, v, 1) (homogeneous); outside the source reads ``fill``.
-
-    Coordinates are stepped in 16.16 fixed point with 1/256-pixel bilinear weights, exact
-    every :data:`AFFINE_SPAN` pixels (affine) or :data:`PERSPECTIVE_SPAN` (perspective)."""
-    require_gray(gray, "warp")
-    _require_size(gray, "warp")
+def _warp_args(
+    matrix: np.ndarray, size: tuple[int, int], fill: int
+) -> tuple[np.ndarray, int, int, int]:
+    """The checked matrix, output width and height, and the span ``warp`` steps by."""
     m = np.ascontiguousarray(matrix, dtype=np.float64)
     if m.shape != (3, 3) or not np.all(np.isfinite(m)):
         raise ValueError("warp: matrix must be a finite 3 x 3 array")
@@ -238,9 +238,41 @@ def warp(
         raise ValueError("warp: the matrix maps part of the output through infinity")
     if np.abs(mapped[:, :2] / mapped[:, 2:]).max() > MAX_COORDINATE:
         raise ValueError("warp: the matrix maps the output too far outside the source")
-    out = np.empty((height, width), dtype=np.uint8)
     affine = m[2, 0] == 0.0 and m[2, 1] == 0.0
-    _geometry.warp(gray, out, m, int(fill), AFFINE_SPAN if affine else PERSPECTIVE_SPAN)
+    return m, width, height, AFFINE_SPAN if affine else PERSPECTIVE_SPAN
+
+
+def warp(
+    gray: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: int = 255
+) -> np.ndarray:
+    """Bilinear resampling: output pixel (u, v) of ``size`` (width, height) reads ``gray`` at
+    ``matrix`` @ (u, v, 1) (homogeneous); outside the source reads ``fill``.
+
+    Coordinates are stepped in 16.16 fixed point with 1/256-pixel bilinear weights, exact
+    every :data:`AFFINE_SPAN` pixels (affine) or :data:`PERSPECTIVE_SPAN` (perspective)."""
+    require_gray(gray, "warp")
+    _require_size(gray, "warp")
+    m, width, height, span = _warp_args(matrix, size, fill)
+    out = np.empty((height, width), dtype=np.uint8)
+    _geometry.warp(gray, out, m, int(fill), span)
+    return out
+
+
+def warp_rgb(
+    rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: int = 255
+) -> np.ndarray:
+    """:func:`warp` of an H x W x 3 uint8 C-contiguous image, all three channels in one pass
+    (each channel equal to ``warp`` of that channel alone)."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+        raise ValueError("warp_rgb: expected an H x W x 3 uint8 array")
+    if rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"warp_rgb: expected shape (H, W, 3), got {rgb.shape}")
+    if not rgb.flags.c_contiguous:
+        raise ValueError("warp_rgb: expected a C-contiguous array; use np.ascontiguousarray")
+    _require_size(rgb, "warp_rgb")
+    m, width, height, span = _warp_args(matrix, size, fill)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    _geometry.warp_rgb(rgb, out, m, int(fill), span)
     return out
 
 
@@ -359,8 +391,11 @@ def saturation_tiles(gray: np.ndarray, tile: int, level: int) -> np.ndarray:
     require_gray(gray, "saturation_tiles")
     if tile < 1 or gray.shape[0] < tile or gray.shape[1] < tile:
         raise ValueError(f"saturation_tiles: {gray.shape[1]}x{gray.shape[0]} < one tile {tile}")
+    if tile > 65535:
+        raise ValueError(f"saturation_tiles: tile must be at most 65535 pixels, got {tile}")
     out = np.empty((gray.shape[0] // tile, gray.shape[1] // tile), dtype=np.float64)
-    _imaging.saturated_tiles(gray, int(tile), int(level), out)
+    acc = np.empty((max(1, min(BANDS, out.shape[0] // 8)), out.shape[1] * tile), np.uint16)
+    _imaging.saturated_tiles(gray, int(tile), int(level), out, acc)
     return out
 
 
@@ -516,7 +551,7 @@ def estimate_skew(small: np.ndarray, hist: np.ndarray | None = None) -> float:
 
     def best_of(angles: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
         slopes = np.ascontiguousarray(-np.tan(np.radians(angles)))
-        counts = np.empty((angles.size, bins), dtype=np.int32)
+        counts = np.empty((angles.size, 4, bins), dtype=np.int32)
         scores = np.empty(angles.size, dtype=np.float64)
         _geometry.profile_scores(x, y, slopes, offset, counts, scores)
         return int(np.argmax(scores)), scores
@@ -788,8 +823,7 @@ def colour_view(
     to_colour = np.diag([rgb.shape[1] / src_w, rgb.shape[0] / src_h, 1.0])
     transform = prepared.transform if prepared.transform is not None else np.eye(3)
     matrix = to_colour @ transform @ to_gray
-    channels = [warp(np.ascontiguousarray(rgb[..., c]), matrix, (out_w, out_h)) for c in range(3)]
-    return np.ascontiguousarray(np.stack(channels, axis=2))
+    return warp_rgb(rgb, matrix, (out_w, out_h))
 
 
 def render_image(page: AdmittedPage) -> tuple[bytes, str]:

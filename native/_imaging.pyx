@@ -10,15 +10,34 @@ from libc.math cimport sqrt
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
+cdef inline void _count(const uint8_t* src, Py_ssize_t w, uint32_t* hist) noexcept nogil:
+    """Add the ``w`` values at ``src`` to the four interleaved histograms at ``hist`` (4 x 256):
+    consecutive pixels go to different counters, so increments do not wait on each other."""
+    cdef Py_ssize_t x = 0
+    cdef uint32_t* h0 = hist
+    cdef uint32_t* h1 = hist + 256
+    cdef uint32_t* h2 = hist + 512
+    cdef uint32_t* h3 = hist + 768
+    while x + 4 <= w:
+        h0[src[x]] += 1
+        h1[src[x + 1]] += 1
+        h2[src[x + 2]] += 1
+        h3[src[x + 3]] += 1
+        x = x + 4
+    while x < w:
+        h0[src[x]] += 1
+        x = x + 1
+
+
 def rgb_to_gray_hist(
-    const uint8_t[:, :, ::1] rgb, uint8_t[:, ::1] gray, int64_t[:, :, ::1] parts
+    const uint8_t[:, :, ::1] rgb, uint8_t[:, ::1] gray, uint32_t[:, :, ::1] parts
 ):
     """Write ITU-R BT.601 luma of ``rgb`` into ``gray`` and add its histogram to ``parts``.
 
     Integer arithmetic (weights 299/587/114, rounded) so the result is exact and repeatable.
     ``parts`` is (n, 4, 256): rows are split into n bands counted in parallel, each into its own
-    four interleaved sub-histograms (consecutive pixels hit different counters, so increments
-    do not wait on each other); the caller sums them.
+    four interleaved sub-histograms (see ``_count``); the caller sums them. 32-bit counters
+    hold any page the wrappers accept (at most 2**28 pixels).
     """
     cdef Py_ssize_t h = rgb.shape[0], w = rgb.shape[1], n = parts.shape[0]
     cdef Py_ssize_t band, y, x, y0, y1
@@ -39,23 +58,19 @@ def rgb_to_gray_hist(
                     # next integer, and 0.001f > 0.001 so exact multiples do not fall short.
                     v = 299 * src[3 * x] + 587 * src[3 * x + 1] + 114 * src[3 * x + 2] + 500
                     dst[x] = <uint8_t>(<float>v * thousandth)
-                for x in range(w):
-                    parts[band, x & 3, dst[x]] += 1
+                _count(dst, w, &parts[band, 0, 0])
 
 
-def gray_hist(const uint8_t[:, ::1] gray, int64_t[:, :, ::1] parts):
+def gray_hist(const uint8_t[:, ::1] gray, uint32_t[:, :, ::1] parts):
     """Add the histogram of ``gray`` to ``parts`` (n, 4, 256), as in ``rgb_to_gray_hist``."""
     cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1], n = parts.shape[0]
-    cdef Py_ssize_t band, y, x, y0, y1
-    cdef const uint8_t* src
+    cdef Py_ssize_t band, y, y0, y1
     with nogil:
         for band in prange(n, schedule="static"):
             y0 = band * h // n
             y1 = (band + 1) * h // n
             for y in range(y0, y1):
-                src = &gray[y, 0]
-                for x in range(w):
-                    parts[band, x & 3, src[x]] += 1
+                _count(&gray[y, 0], w, &parts[band, 0, 0])
 
 
 def box_downscale(const uint8_t[:, ::1] src, uint8_t[:, ::1] dst, int f, uint16_t[:, ::1] acc):
@@ -98,19 +113,33 @@ def lower_edges(
 ):
     """Collect the pixels with grey <= ``level`` whose lower neighbour is > ``level`` (the
     bottoms of ink strokes) as (x + ``x_offset``, y); returns how many. ``xs``/``ys`` hold
-    at least (h - 1) * w entries."""
-    cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1], y, x, n = 0
+    at least (h - 1) * w entries.
+
+    Rows are scanned in blocks of 32 pixels: a block is first tested whole (a loop that
+    vectorizes), and only a block holding an edge is walked pixel by pixel."""
+    cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1], y, x, x0, k, n = 0
     cdef const uint8_t* row
     cdef const uint8_t* below
+    cdef uint8_t lv = <uint8_t>level, hit
+    if level < 0 or level >= 255:
+        return 0  # nothing is > 255, and nothing is <= a negative level
     with nogil:
         for y in range(h - 1):
             row = &gray[y, 0]
             below = &gray[y + 1, 0]
-            for x in range(w):
-                if row[x] <= level and below[x] > level:
-                    xs[n] = <int32_t>(x + x_offset)
-                    ys[n] = <int32_t>y
-                    n = n + 1
+            x0 = 0
+            while x0 < w:
+                k = 32 if x0 + 32 <= w else w - x0
+                hit = 0
+                for x in range(x0, x0 + k):
+                    hit = hit | ((row[x] <= lv) & (below[x] > lv))
+                if hit:
+                    for x in range(x0, x0 + k):
+                        if row[x] <= lv and below[x] > lv:
+                            xs[n] = <int32_t>(x + x_offset)
+                            ys[n] = <int32_t>y
+                            n = n + 1
+                x0 = x0 + k
     return n
 
 
@@ -175,21 +204,45 @@ def laplacian_tiles(
             gray_var[t] = g2 / area - m * m
 
 
-def saturated_tiles(const uint8_t[:, ::1] gray, int tile, int level, double[:, ::1] out):
-    """``out[i, j]`` = the fraction of pixels >= ``level`` in the tile x tile block (i, j)."""
-    cdef Py_ssize_t th = out.shape[0], tw = out.shape[1], i, j, y, x
+def saturated_tiles(
+    const uint8_t[:, ::1] gray, int tile, int level, double[:, ::1] out, uint16_t[:, ::1] acc
+):
+    """``out[i, j]`` = the fraction of pixels >= ``level`` in the tile x tile block (i, j).
+
+    ``acc`` is (n, tw * tile) scratch (tile <= 65535): tile rows are split into n bands, each
+    counting its tile's rows column by column into its own ``acc`` row (a loop that
+    vectorizes), then ``tile`` columns at a time."""
+    cdef Py_ssize_t th = out.shape[0], tw = out.shape[1], n = acc.shape[0], wt = tw * tile
+    cdef Py_ssize_t band, i, i0, i1, j, y, x
     cdef int64_t count
     cdef double area = <double>tile * tile
     cdef const uint8_t* row
-    with nogil:
-        for i in prange(th, schedule="static"):
+    cdef uint16_t* a
+    cdef uint8_t lv = <uint8_t>level
+    if level <= 0:
+        lv = 0
+    elif level > 255:
+        for i in range(th):
             for j in range(tw):
-                count = 0
+                out[i, j] = 0.0
+        return
+    with nogil:
+        for band in prange(n, schedule="static"):
+            i0 = band * th // n
+            i1 = (band + 1) * th // n
+            a = &acc[band, 0]
+            for i in range(i0, i1):
+                for x in range(wt):
+                    a[x] = 0
                 for y in range(i * tile, (i + 1) * tile):
-                    row = &gray[y, j * tile]
-                    for x in range(tile):
-                        count = count + (row[x] >= level)
-                out[i, j] = count / area
+                    row = &gray[y, 0]
+                    for x in range(wt):
+                        a[x] = <uint16_t>(a[x] + (row[x] >= lv))
+                for j in range(tw):
+                    count = 0
+                    for x in range(j * tile, (j + 1) * tile):
+                        count = count + a[x]
+                    out[i, j] = count / area
 
 
 cdef inline Py_ssize_t _reflect(Py_ssize_t i, Py_ssize_t n) noexcept nogil:

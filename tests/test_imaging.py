@@ -32,6 +32,7 @@ from saoy.core.imaging import (
     sauvola,
     to_gray,
     warp,
+    warp_rgb,
 )
 
 
@@ -178,6 +179,20 @@ def test_warp_by_the_identity_and_by_whole_pixels_copies_exactly() -> None:
     out = warp(gray, shift, (70, 50), 9)
     assert np.array_equal(out[:47, :65], gray[3:, 5:])
     assert (out[47:] == 9).all() and (out[:, 66:] == 9).all()
+
+
+@pytest.mark.parametrize("perspective", [0.0, 4e-4])
+def test_warp_rgb_equals_warp_of_each_channel(perspective: float) -> None:
+    rng = np.random.default_rng(8)
+    rgb = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    m = np.array([[0.9, 0.1, -12.0], [-0.05, 1.1, 7.5], [perspective, 0.0, 1.0]])
+    ours = warp_rgb(rgb, m, (130, 100), 200)
+    for c in range(3):
+        assert np.array_equal(
+            ours[..., c], warp(np.ascontiguousarray(rgb[..., c]), m, (130, 100), 200)
+        )
+    with pytest.raises(ValueError, match="H x W x 3"):
+        warp_rgb(rgb[..., 0], m, (10, 10))
 
 
 @pytest.mark.parametrize("window", [3, 15, 25, 31])
