@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 from saoy.clients.simulator import docgen
-from saoy.core.documents.fields import normalize_place
+from saoy.core.documents.fields import card_front_fields, normalize_place
 from saoy.core.documents.mrz import check_digit, find_td1, parse_td1
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
-from saoy.core.documents.text import find_date
+from saoy.core.documents.text import find_date, group_lines
+from saoy.core.model import Word
 
 # The specimen of ICAO Doc 9303 part 5 (TD1).
 SPECIMEN = (
@@ -105,3 +106,29 @@ def test_dates_and_places_read_through_ocr_noise() -> None:
     assert normalize_place("Phường Phú Hội, Thanh phố Huế, Thùa Thiên Huế") == (
         "Phường Phú Hội, Thành phố Huế, Thừa Thiên Huế"
     )
+
+
+def test_a_name_line_with_an_o_read_twice_parses_to_the_printed_name() -> None:
+    l1 = "IDVNM0947660945079094766094<<<"
+    l2 = "9409064M3409062VNM<<<<<<<<<<<5"
+    parsed = parse_td1((l1, l2, "HO0<<DUC<DUNG<<<<<<<<<<<<<<<<<"))
+    assert parsed is not None
+    assert parsed.surname == "HO" and parsed.given_names == "DUC DUNG"
+    assert parsed.lines[2] == "HO<<DUC<DUNG<<<<<<<<<<<<<<<<<<"
+
+
+def _row(texts: list[str], top: int) -> list[Word]:
+    words, x = [], 300
+    for t in texts:
+        words.append(Word(t, x, top, x + 14 * len(t), top + 24, 95.0))
+        x += 14 * len(t) + 10
+    return words
+
+
+def test_a_label_whose_colon_was_misread_does_not_become_the_value() -> None:
+    # "Full name:" with its colon read as "-": the value is the line below, not "/ Full name -".
+    words = _row(["Họ", "và", "tên", "/", "Full", "name", "-"], 280) + _row(
+        ["PHẠM", "QUỐC", "HÙNG"], 318
+    )
+    fields = card_front_fields(group_lines(words))
+    assert fields["full_name"].value == "PHẠM QUỐC HÙNG"

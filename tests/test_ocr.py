@@ -14,11 +14,15 @@ from saoy.core.admission import Limits, admit
 from saoy.core.imaging import prepare
 from saoy.core.model import Word
 from saoy.core.ocr import (
+    DEFAULT_LANGUAGES,
     NoOcrEngine,
     OcrUnavailable,
     TesseractEngine,
+    _digit_count,
+    _is_mrz_word,
     create_engine,
     find_tessdata,
+    undouble_mrz_name,
 )
 
 Card = tuple[docgen.Person, docgen.Rendered, np.ndarray]
@@ -98,6 +102,50 @@ def test_engine_reuses_one_api_object_per_thread(engine: TesseractEngine, card: 
     other.start()
     other.join()
     assert engine.api_count == before + 1  # a second thread gets its own, once
+
+
+@pytest.fixture(scope="module")
+def card_back() -> tuple[docgen.Person, np.ndarray]:
+    person = docgen.random_person(7)  # a card whose zone the page model misreads
+    rendered = docgen.id_card_back(person, 7)
+    page = admit(0, docgen.encode(rendered, "jpeg", 90), Limits())
+    return person, prepare(page).gray
+
+
+def test_mrz_lines_are_read_again_with_the_mrz_alphabet(
+    engine: TesseractEngine, card_back: tuple[docgen.Person, np.ndarray]
+) -> None:
+    person, gray = card_back
+    words = {w.text for w in engine.recognize(gray).words}
+    assert set(docgen.mrz_lines(person)) <= words
+    # The Vietnamese model alone takes the "I" of "IDVNM" for a "T" or a "0" for a "6".
+    plain = TesseractEngine(reread=False)
+    try:
+        assert not set(docgen.mrz_lines(person)) <= {w.text for w in plain.recognize(gray).words}
+    finally:
+        plain.close()
+
+
+def test_numbers_and_mrz_lines_are_told_from_other_words() -> None:
+    assert _digit_count("17/02/1995") == 8
+    assert _digit_count("1'7/11/2022") == 8  # a stray tick is still a date
+    assert _digit_count("CCCD") == 0 and _digit_count("Số") == 0
+    assert _is_mrz_word("TDVNMô98606010606206466980601066<<<")
+    assert _is_mrz_word("LUONG<<THI<DUNG<<<<<<<<<<<<<<<")
+    assert not _is_mrz_word("CỘNG HÒA XÃ HỘI CHỦ NGHĨA")
+    assert not _is_mrz_word("<<")
+
+
+def test_a_round_glyph_read_twice_in_an_mrz_name_line_is_read_once() -> None:
+    assert undouble_mrz_name("VO0<<PHUONG<THA0<<<<<<<<<<<<<<<") == "VO<<PHUONG<THAO<<<<<<<<<<<<<<<"
+    # Lines 1 and 2 carry digits: left as read.
+    line1 = "IDVNM0947660945079094766094<<<"
+    assert undouble_mrz_name(line1) == line1
+
+
+def test_the_default_language_is_vietnamese_alone() -> None:
+    # With "eng" beside it, Tesseract takes unaccented English readings ("Binh" for "Bình").
+    assert DEFAULT_LANGUAGES == "vie"
 
 
 def test_blank_page_reads_nothing(engine: TesseractEngine) -> None:

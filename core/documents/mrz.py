@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from saoy.core.ocr import undouble_mrz_name
+
 TD1_LINE = 30
 _WEIGHTS = (7, 3, 1)
 _TO_DIGIT = str.maketrans("OQDIlLZSBGT", "00011125867")
@@ -177,7 +179,8 @@ def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
     """Parse three TD1 lines; None when they cannot be a TD1 zone at all."""
     if len(lines) != 3:
         return None
-    l1, l2, l3 = (_fit(normalize_line(s)) for s in lines)
+    l1, l2 = (_fit(normalize_line(s)) for s in lines[:2])
+    l3 = _fit(undouble_mrz_name(normalize_line(lines[2])))
     if not l1 or not l2:
         return None
     # Characters are read by what each position may hold.

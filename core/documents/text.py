@@ -139,8 +139,13 @@ def after_label(line: Line, keys: Sequence[str]) -> tuple[Word, ...] | None:
         return None
     for j in range(end, min(end + 6, len(line.words))):
         if line.words[j].text.endswith(":"):
+            return line.words[j + 1 :]
+    # No colon read: the label runs on to the last word that completes one of its keys (the
+    # English half after the Vietnamese one), with the marks read in place of the colon.
+    for j in range(end + 1, min(end + 6, len(line.words))):
+        running += fold(line.words[j].text)
+        if any(running.endswith(k) for k in keys):
             end = j
-            break
     return line.words[end + 1 :]
 
 
