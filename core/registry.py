@@ -19,7 +19,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -31,6 +30,7 @@ from saoy.core import codes
 from saoy.core.blobs import BlobStore, key_of
 from saoy.core.errors import NotFound, SaoyError, Unavailable
 from saoy.core.model import CheckResult, Outcome
+from saoy.core.sqlite import SqliteConnections
 
 log = logging.getLogger("saoy.registry")
 
@@ -345,53 +345,15 @@ class SqliteRegistry(Registry):
     def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
+        self._db = SqliteConnections(
+            self.path, busy_timeout=busy_timeout, what="the registry", pragmas=["foreign_keys = ON"]
+        )
+        self._connection = self._db.connection
+        self._transaction = self._db.transaction
         self._migrate()
 
-    # -- connections and transactions --------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not self._closed:
-            return conn
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the registry is closed")
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout,
-                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE for writes
-                check_same_thread=False,  # only close() touches it from another thread
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = FULL")
-            self._connections.append(conn)
-        self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction; writes take the write lock up front so they never fail half way on
-        a lock upgrade, reads see one snapshot."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     def _migrate(self) -> None:
-        conn = self._connection()
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+        self._db.enable_wal()
         with self._transaction(write=True) as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -413,11 +375,7 @@ class SqliteRegistry(Registry):
                 log.info("registry %s migrated to schema version %d", self.path, version)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        self._db.close()
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -43,8 +43,7 @@ import re
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
@@ -58,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from saoy.core import codes
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
+from saoy.core.sqlite import SqliteConnections
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -595,58 +595,19 @@ class SqliteTransparencyLog:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._now = now or (lambda: datetime.now(UTC))
-        self._local = threading.local()
-        self._lock = threading.Lock()
         self._append_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
-        conn = self._connection()
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+        self._db = SqliteConnections(
+            self.path, busy_timeout=busy_timeout, what="the transparency log"
+        )
+        self._connection = self._db.connection
+        self._transaction = self._db.transaction
+        self._db.enable_wal()
         with self._transaction(write=True) as db:
             for statement in _SCHEMA:
                 db.execute(statement)
 
-    # -- connections ----------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not self._closed:
-            return conn
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the transparency log is closed")
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,  # only close() touches it from another thread
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA synchronous = FULL")
-            self._connections.append(conn)
-        self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        self._db.close()
 
     def __enter__(self) -> SqliteTransparencyLog:
         return self
