@@ -11,6 +11,8 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,41 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
+class TesseractApis:
+    """tesserocr API objects, one per calling thread and kind, made by ``factory(kind)`` on
+    first use and reused; :meth:`close` ends them all (after the worker pool has shut down).
+    ``what`` names the owner in the error raised after close."""
+
+    def __init__(self, factory: Callable[[str], Any], what: str) -> None:
+        self._factory = factory
+        self._what = what
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._apis: list[Any] = []
+        self._closed = False
+        self.created: Counter[str] = Counter()
+        """How many API objects of each kind were made (one per thread that used the kind)."""
+
+    def get(self, kind: str) -> Any:
+        api = getattr(self._local, kind, None)
+        if api is None:
+            with self._lock:
+                if self._closed:
+                    raise OcrUnavailable(f"{self._what} was closed")
+                api = self._factory(kind)
+                self._apis.append(api)
+                self.created[kind] += 1
+            setattr(self._local, kind, api)
+        return api
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            apis, self._apis = self._apis, []
+        for api in apis:
+            api.End()
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract (LSTM) through tesserocr, one API object per worker thread and task, reused.
 
@@ -136,12 +173,7 @@ class TesseractEngine(OcrEngine):
         """Source resolution told to Tesseract; None lets it estimate from the text height
         (as accurate on 300 dpi scans in our measurements, and right for camera captures)."""
         self.reread_tessdata = find_tessdata(REREAD_LANGUAGE, tessdata) if reread else None
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._apis: list[Any] = []
-        self.api_count = 0
-        """How many page API objects were created (one per thread that has recognized)."""
-        self._closed = False
+        self._apis = TesseractApis(self._new_api, "the OCR engine")
         # Load the models once now so that a broken install fails at start-up, not per page.
         for kind in ("page", "mrz") if reread else ("page",):
             self._new_api(kind).End()
@@ -167,17 +199,12 @@ class TesseractEngine(OcrEngine):
         return api
 
     def _api(self, kind: str = "page") -> Any:
-        api = getattr(self._local, kind, None)
-        if api is None:
-            with self._lock:
-                if self._closed:
-                    raise OcrUnavailable("the OCR engine was closed")
-                api = self._new_api(kind)
-                self._apis.append(api)
-                if kind == "page":
-                    self.api_count += 1
-            setattr(self._local, kind, api)
-        return api
+        return self._apis.get(kind)
+
+    @property
+    def api_count(self) -> int:
+        """How many page API objects were created (one per thread that has recognized)."""
+        return self._apis.created["page"]
 
     def recognize(self, gray: np.ndarray) -> OcrResult:
         _check_gray(gray)
@@ -233,11 +260,7 @@ class TesseractEngine(OcrEngine):
 
     def close(self) -> None:
         """End every thread's API objects. Call after the worker pool has shut down."""
-        with self._lock:
-            self._closed = True
-            apis, self._apis = self._apis, []
-        for api in apis:
-            api.End()
+        self._apis.close()
 
 
 def undouble_mrz_name(text: str) -> str:

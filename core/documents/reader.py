@@ -4,16 +4,13 @@ characters only, one block) and page orientation (Tesseract's OSD model)."""
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from saoy.core.ocr import OcrUnavailable, find_tessdata
-
-MRZ_WHITELIST = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
+from saoy.core.ocr import MRZ_CHARACTERS, OcrUnavailable, TesseractApis, find_tessdata
 
 
 @dataclass(frozen=True)
@@ -40,43 +37,32 @@ class DocumentReader:
         except OcrUnavailable:
             self.osd_tessdata = None
         self.text_tessdata = find_tessdata("vie", tessdata)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._apis: list[Any] = []
-        self._closed = False
+        self._apis = TesseractApis(self._new_api, "the document reader")
 
     def _api(self, kind: str) -> Any:
-        api = getattr(self._local, kind, None)
-        if api is not None:
-            return api
+        return self._apis.get(kind)
+
+    def _new_api(self, kind: str) -> Any:
         t = self._t
-        with self._lock:
-            if self._closed:
-                raise OcrUnavailable("the document reader was closed")
-            if kind == "mrz":
-                api = t.PyTessBaseAPI(
-                    path=str(self.tessdata) + os.sep,
-                    lang="eng",
-                    oem=t.OEM.LSTM_ONLY,
-                    psm=t.PSM.SINGLE_BLOCK,
-                )
-                api.SetVariable("tessedit_char_whitelist", MRZ_WHITELIST)
-                api.SetVariable("load_system_dawg", "0")
-                api.SetVariable("load_freq_dawg", "0")
-            elif kind == "text":
-                api = t.PyTessBaseAPI(
-                    path=str(self.text_tessdata) + os.sep,
-                    lang="vie",
-                    oem=t.OEM.LSTM_ONLY,
-                    psm=t.PSM.SINGLE_BLOCK,
-                )
-            else:
-                api = t.PyTessBaseAPI(
-                    path=str(self.osd_tessdata) + os.sep, lang="osd", psm=t.PSM.OSD_ONLY
-                )
-            self._apis.append(api)
-        setattr(self._local, kind, api)
-        return api
+        if kind == "mrz":
+            api = t.PyTessBaseAPI(
+                path=str(self.tessdata) + os.sep,
+                lang="eng",
+                oem=t.OEM.LSTM_ONLY,
+                psm=t.PSM.SINGLE_BLOCK,
+            )
+            api.SetVariable("tessedit_char_whitelist", MRZ_CHARACTERS)
+            api.SetVariable("load_system_dawg", "0")
+            api.SetVariable("load_freq_dawg", "0")
+            return api
+        if kind == "text":
+            return t.PyTessBaseAPI(
+                path=str(self.text_tessdata) + os.sep,
+                lang="vie",
+                oem=t.OEM.LSTM_ONLY,
+                psm=t.PSM.SINGLE_BLOCK,
+            )
+        return t.PyTessBaseAPI(path=str(self.osd_tessdata) + os.sep, lang="osd", psm=t.PSM.OSD_ONLY)
 
     def read_mrz(self, gray: np.ndarray) -> list[str]:
         """The text lines of an MRZ crop (H x W uint8), read with MRZ characters only."""
@@ -126,8 +112,4 @@ class DocumentReader:
         return Orientation(int(found["orient_deg"]) % 360, float(found["orient_conf"]))
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            apis, self._apis = self._apis, []
-        for api in apis:
-            api.End()
+        self._apis.close()
