@@ -43,10 +43,11 @@ import numpy as np
 from PIL import Image
 
 from saoy.clients.simulator import docgen
+from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.documents import DocumentReader, PageAnalysis, analyze_dossier
 from saoy.core.imaging import colour_view, prepare, result_to_source
-from saoy.core.model import OcrResult, Outcome, Word
+from saoy.core.model import OcrResult, Outcome
 from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
 
 TODAY = date(2025, 6, 1)
@@ -229,38 +230,10 @@ def corpus(cards: int, seed: int) -> Iterator[Sample]:
         yield Sample(name, [Page(image, [], kind)], name, "not_pass")
 
 
-def levenshtein(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
 def line_errors(page: Page, result: OcrResult) -> tuple[int, int, int, int]:
-    """(errors, characters) over every drawn line, and the same without MRZ lines. Each OCR
-    word goes to the drawn line whose box holds its centre (the nearest one vertically); a
-    line reads as its words left to right."""
-    assigned: dict[int, list[Word]] = defaultdict(list)
-    for w in result.words:
-        cx, cy = (w.left + w.right) / 2, (w.top + w.bottom) / 2
-        best, best_d = None, 0.0
-        for i, line in enumerate(page.lines):
-            left, top, right, bottom = line.box
-            pad = (bottom - top) // 4
-            if left - pad <= cx <= right + pad and top <= cy <= bottom:
-                d = abs(cy - (top + bottom) / 2)
-                if best is None or d < best_d:
-                    best, best_d = i, d
-        if best is not None:
-            assigned[best].append(w)
+    """(errors, characters) over every drawn line, and the same without MRZ lines."""
     errors = chars = errors_text = chars_text = 0
-    for i, line in enumerate(page.lines):
-        read = " ".join(w.text for w in sorted(assigned[i], key=lambda w: w.left))
+    for line, read in zip(page.lines, line_reads(page.lines, result), strict=True):
         e = levenshtein(" ".join(line.text.split()), read)
         errors += e
         chars += len(line.text)

@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from saoy.clients.simulator import docgen
-from saoy.core.model import OcrResult, Word
+from saoy.clients.simulator.scoring import levenshtein, line_reads
+from saoy.core.model import OcrResult
 from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
 
 
@@ -56,37 +57,10 @@ def pages(people: int) -> list[Page]:
     return out
 
 
-def levenshtein(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
 def line_errors(lines: tuple[docgen.TextLine, ...], result: OcrResult) -> tuple[int, int]:
-    """(edit errors, characters) over the drawn lines; each word read goes to the drawn line
-    whose box holds its centre (the nearest vertically), read left to right."""
-    assigned: dict[int, list[Word]] = defaultdict(list)
-    for w in result.words:
-        cx, cy = (w.left + w.right) / 2, (w.top + w.bottom) / 2
-        best, best_d = None, 0.0
-        for i, line in enumerate(lines):
-            left, top, right, bottom = line.box
-            pad = (bottom - top) // 4
-            if left - pad <= cx <= right + pad and top <= cy <= bottom:
-                d = abs(cy - (top + bottom) / 2)
-                if best is None or d < best_d:
-                    best, best_d = i, d
-        if best is not None:
-            assigned[best].append(w)
+    """(edit errors, characters) over the drawn lines."""
     errors = chars = 0
-    for i, line in enumerate(lines):
-        read = " ".join(w.text for w in sorted(assigned[i], key=lambda w: w.left))
+    for line, read in zip(lines, line_reads(lines, result), strict=True):
         truth = " ".join(line.text.split())
         errors += levenshtein(truth, read)
         chars += len(truth)
