@@ -16,8 +16,8 @@ installed). Printed per engine:
 
 With ``--certify-path`` every page goes the way Certify takes it: admission, the quality gate
 (a page it refuses counts as not passing, as the kiosk would be asked to rescan it), cropping
-and deskewing, OCR of the prepared page, and analysis with the colour view laid over it (whose
-time counts as analysis).
+and deskewing, the page view (colour, seals lifted and QR codes painted over for OCR; its time
+counts as analysis), OCR of the cleaned page, and analysis.
 
     python benchmarks/accuracy.py                # 40 cards, a few minutes on one core
     python benchmarks/accuracy.py --cards 100 --engines tesseract
@@ -45,8 +45,16 @@ from PIL import Image
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.admission import Limits, admit_decoded, quality_issues
-from saoy.core.documents import DocumentReader, PageAnalysis, analyze_dossier
-from saoy.core.imaging import colour_view, prepare, result_to_source
+from saoy.core.documents import (
+    DocumentReader,
+    PageAnalysis,
+    PageView,
+    analyze_view,
+    judge,
+    page_view,
+)
+from saoy.core.documents.analysis import analyze_page
+from saoy.core.imaging import prepare, result_to_source
 from saoy.core.model import OcrResult, Outcome
 from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
 
@@ -279,7 +287,13 @@ class Read:
     result: OcrResult  # on ``gray``
     on_capture: OcrResult  # the same words with boxes on the captured image (for the CER)
     ocr_seconds: float
-    extra_seconds: float  # colour view (certify path), counted as analysis
+    extra_seconds: float  # the page view (certify path), counted as analysis
+    view: PageView | None = None  # certify path: what OCR read, and the seals and QR codes
+
+    def analyze(self, index: int, today: date, reader: DocumentReader) -> PageAnalysis:
+        if self.view is not None:
+            return analyze_view(index, self.view, self.result, today, reader)
+        return analyze_page(index, self.gray, self.rgb, self.result, today, reader)
 
 
 def group_of(page: Page) -> str:
@@ -300,13 +314,13 @@ def read_page(engine: OcrEngine, page: Page, certify_path: bool) -> Read | str:
     if issues:
         return issues[0].reason
     t0 = time.perf_counter()
-    result = engine.recognize(prepared.gray)
-    ocr_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rgb = colour_view(admitted, prepared)
+    view = page_view(admitted, prepared)
     extra = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = engine.recognize(view.ocr_gray)
+    ocr_seconds = time.perf_counter() - t0
     on_capture = result_to_source(result, prepared)
-    return Read(prepared.gray, rgb, result, on_capture, ocr_seconds, extra)
+    return Read(view.gray, view.rgb, result, on_capture, ocr_seconds, extra, view)
 
 
 def run(
@@ -325,7 +339,7 @@ def run(
     refusals: dict[str, int] = defaultdict(int)
     misses: list[str] = []
     for sample in samples:
-        inputs = []
+        reads = []
         kept = []  # the pages past the quality gate
         extra = 0.0
         for page in sample.pages:
@@ -339,14 +353,17 @@ def run(
                 continue
             ocr_times.append(read.ocr_seconds)
             extra += read.extra_seconds
-            inputs.append((read.gray, read.rgb, read.result))
+            reads.append(read)
             kept.append(page)
             for k, v in enumerate(line_errors(page, read.on_capture)):
                 cer[k] += v
         t0 = time.perf_counter()
-        analysis = analyze_dossier(inputs, sample.today, reader=reader)
-        if inputs:
-            analysis_times.append((time.perf_counter() - t0 + extra) / len(inputs))
+        analysis = judge(
+            [read.analyze(i, sample.today, reader) for i, read in enumerate(reads)],
+            sample.today,
+        )
+        if reads:
+            analysis_times.append((time.perf_counter() - t0 + extra) / len(reads))
         for page, got in zip(kept, analysis.pages, strict=True):
             kind = got.condition if got.condition != "ok" else got.document_type
             types.add(page.kind, kind == page.kind)

@@ -793,16 +793,31 @@ _GREY_MODES = frozenset({"1", "L", "LA", "F", *_SIXTEEN_BIT_MODES})
 
 
 def colour_view(
-    page: AdmittedPage, prepared: PreparedPage, max_side: int = COLOUR_SIDE
+    page: AdmittedPage,
+    prepared: PreparedPage,
+    max_side: int = COLOUR_SIDE,
+    box: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray | None:
     """The page in colour (H x W x 3 uint8 RGB) laid out as ``prepared.gray`` (the same crop
     and deskew) and reduced so its longer side is at most ``max_side``: what looks for stamp
     ink and seals reads it, and a place found on it is the same fraction of ``gray``. None for
-    a grey scan. A colour JPEG decodes at a reduced scale (libjpeg's DCT scaling)."""
+    a grey scan. A colour JPEG decodes at a reduced scale (libjpeg's DCT scaling).
+
+    With ``box`` (left, top, right, bottom in ``gray`` pixels, clipped to it), only that part
+    of the page, at the scale of ``gray`` (``max_side`` does not apply): the colour of the
+    pixels OCR reads, where they must be told apart by colour."""
     if max_side < 1:
         raise ValueError(f"colour_view: max_side must be positive, got {max_side}")
     gray_h, gray_w = prepared.gray.shape
-    scale = min(1.0, max_side / max(gray_w, gray_h))
+    if box is None:
+        left, top, right, bottom = 0, 0, gray_w, gray_h
+        scale = min(1.0, max_side / max(gray_w, gray_h))
+    else:
+        left, top = max(0, box[0]), max(0, box[1])
+        right, bottom = min(gray_w, box[2]), min(gray_h, box[3])
+        if right <= left or bottom <= top:
+            raise ValueError(f"colour_view: box {box} holds no pixel of the page")
+        scale = 1.0
     with open_image(page.data, page.format) as im:
         if im.mode in _GREY_MODES:
             return None
@@ -817,9 +832,12 @@ def colour_view(
         rgb = _pixels(img if img.mode == "RGB" else _flatten(img.convert("RGBA")))
     if rgb.ndim != 3:
         return None
-    out_w, out_h = max(1, round(gray_w * scale)), max(1, round(gray_h * scale))
+    out_w = max(1, round((right - left) * scale))
+    out_h = max(1, round((bottom - top) * scale))
     # Output pixel -> gray pixel -> source pixel -> decoded colour pixel.
-    to_gray = np.diag([gray_w / out_w, gray_h / out_h, 1.0])
+    to_gray = np.array(
+        [[(right - left) / out_w, 0.0, left], [0.0, (bottom - top) / out_h, top], [0, 0, 1]]
+    )
     to_colour = np.diag([rgb.shape[1] / src_w, rgb.shape[0] / src_h, 1.0])
     transform = prepared.transform if prepared.transform is not None else np.eye(3)
     matrix = to_colour @ transform @ to_gray

@@ -7,6 +7,7 @@ that reads nothing, for deployments and tests that do not want OCR.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -27,6 +28,8 @@ take an unaccented English reading of a Vietnamese word ("Binh" for "Bình")."""
 REREAD_LANGUAGE = "eng"
 MRZ_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
 NUMBER_CHARACTERS = "0123456789/.-"
+SEGMENT_GAP = 0.6  # a gap in a text line this many line heights wide parts label from value
+SMALLER_TEXT = 0.85  # a segment whose words are under this share of the line's largest
 
 # A number or date token (mostly digits); a machine-readable-zone line is told by its length
 # and its fillers or run of capitals and digits (see ``_is_mrz_word``).
@@ -145,11 +148,15 @@ class TesseractApis:
 class TesseractEngine(OcrEngine):
     """Tesseract (LSTM) through tesserocr, one API object per worker thread and task, reused.
 
-    The page is read once with ``languages``; then the words whose alphabet is known are read
-    again from their boxes with the English model restricted to that alphabet (``reread``):
-    MRZ lines (capitals, digits and ``<``) and numbers and dates (digits, ``/``, ``.``,
-    ``-``). The Vietnamese model doubles or drops digits and takes ``I`` for ``T`` where the
-    restricted reading does not.
+    The page is read once with ``languages``. Then (``segments``) each text line that holds
+    text of two sizes is cut at its wide gaps, and every segment of the smaller text is read
+    again alone as one line: a form's small label and its large value ("Giới tính / Sex:
+    Nam") come out as one line, which the recognizer scales to the large text, squeezing the
+    label's spaces out and misreading its letters. Last (``reread``), the words whose alphabet
+    is known are read again from their boxes with the English model restricted to that
+    alphabet: MRZ lines (capitals, digits and ``<``) and numbers and dates (digits, ``/``,
+    ``.``, ``-``). The Vietnamese model doubles or drops digits and takes ``I`` for ``T``
+    where the restricted reading does not.
     """
 
     name = "tesseract"
@@ -161,6 +168,7 @@ class TesseractEngine(OcrEngine):
         *,
         dpi: int | None = None,
         reread: bool = True,
+        segments: bool = True,
     ) -> None:
         try:
             import tesserocr
@@ -173,15 +181,18 @@ class TesseractEngine(OcrEngine):
         """Source resolution told to Tesseract; None lets it estimate from the text height
         (as accurate on 300 dpi scans in our measurements, and right for camera captures)."""
         self.reread_tessdata = find_tessdata(REREAD_LANGUAGE, tessdata) if reread else None
+        self.segments = segments
         self._apis = TesseractApis(self._new_api, "the OCR engine")
         # Load the models once now so that a broken install fails at start-up, not per page.
-        for kind in ("page", "mrz") if reread else ("page",):
+        for kind in ("page", "line", "mrz") if reread else ("page", "line"):
             self._new_api(kind).End()
 
     def _new_api(self, kind: str = "page") -> Any:
         t = self._tesserocr
         if kind == "page":
             folder, lang, psm = self.tessdata, self.languages, t.PSM.AUTO
+        elif kind == "line":
+            folder, lang, psm = self.tessdata, self.languages, t.PSM.SINGLE_LINE
         else:
             folder = self.reread_tessdata or self.tessdata
             lang, psm = REREAD_LANGUAGE, t.PSM.SINGLE_LINE
@@ -191,7 +202,7 @@ class TesseractEngine(OcrEngine):
             )
         except RuntimeError as e:
             raise OcrUnavailable(f"Tesseract could not load {lang} from {folder}: {e}") from e
-        if kind != "page":
+        if kind in ("mrz", "number"):
             alphabet = MRZ_CHARACTERS if kind == "mrz" else NUMBER_CHARACTERS
             api.SetVariable("tessedit_char_whitelist", alphabet)
             api.SetVariable("load_system_dawg", "0")
@@ -219,10 +230,17 @@ class TesseractEngine(OcrEngine):
             api.SetSourceResolution(self.dpi)
         try:
             api.Recognize()
-            words = _words(api, t.RIL.WORD, w, h)
+            found = _words(api, t.RIL, w, h)
             text = api.GetUTF8Text() or ""
         finally:
             api.Clear()
+        words: list[Word] = []
+        for segment, smaller in _segments(found):
+            again = self._read_segment(gray, segment) if self.segments and smaller else segment
+            if again is not segment:
+                old, new = (" ".join(x.text for x in ws) for ws in (segment, again))
+                text = text.replace(old, new, 1)
+            words.extend(again)
         if self.reread_tessdata is not None:
             reread = [self._reread(gray, word) for word in words]
             for old, new in zip(words, reread, strict=True):
@@ -231,6 +249,33 @@ class TesseractEngine(OcrEngine):
             words = reread
         mean = sum(word.confidence for word in words) / len(words) if words else 0.0
         return OcrResult(words=tuple(words), text=text.strip(), mean_confidence=mean)
+
+    def _read_segment(self, gray: np.ndarray, segment: list[Word]) -> list[Word]:
+        """The words of ``segment`` (part of one text line) read again from their box alone,
+        as a single line; ``segment`` itself when nothing is read there."""
+        cut = _crop(
+            gray,
+            min(x.left for x in segment),
+            min(x.top for x in segment),
+            max(x.right for x in segment),
+            max(x.bottom for x in segment),
+        )
+        if cut is None:
+            return segment
+        crop, x0, y0 = cut
+        api = self._api("line")
+        ch, cw = crop.shape
+        api.SetImageBytes(crop.tobytes(), cw, ch, 1, cw)
+        try:
+            api.Recognize()
+            found = _words(api, self._tesserocr.RIL, cw, ch)
+        finally:
+            api.Clear()
+        again = [
+            Word(w.text, w.left + x0, w.top + y0, w.right + x0, w.bottom + y0, w.confidence)
+            for w, _ in found
+        ]
+        return again or segment
 
     def _reread(self, gray: np.ndarray, word: Word) -> Word:
         """``word`` read again from its box with the alphabet its kind allows; ``word``
@@ -241,9 +286,10 @@ class TesseractEngine(OcrEngine):
             kind = "number"
         else:
             return word
-        crop = _word_crop(gray, word)
-        if crop is None:
+        cut = _crop(gray, word.left, word.top, word.right, word.bottom)
+        if cut is None:
             return word
+        crop = cut[0]
         api = self._api(kind)
         ch, cw = crop.shape
         api.SetImageBytes(crop.tobytes(), cw, ch, 1, cw)
@@ -291,40 +337,75 @@ def _is_mrz_word(text: str) -> bool:
     return "<<" in text or mrz >= 0.9 * len(text)
 
 
-def _word_crop(gray: np.ndarray, word: Word) -> np.ndarray | None:
-    """The word's box with a margin of the page around it, and a paper-coloured border: a
-    single-line reading needs room around the glyphs."""
-    h = word.bottom - word.top
-    if h < 6 or word.right - word.left < 6:
+def _segments(found: list[tuple[Word, int]]) -> list[tuple[list[Word], bool]]:
+    """The words of each text line in runs split at gaps wider than :data:`SEGMENT_GAP` line
+    heights, left to right, lines in reading order; each run with whether its text is smaller
+    than the line's largest (its median word height under :data:`SMALLER_TEXT` times)."""
+    lines: dict[int, list[Word]] = {}
+    for word, line in found:
+        lines.setdefault(line, []).append(word)
+    out: list[tuple[list[Word], bool]] = []
+    for line in sorted(lines):
+        words = sorted(lines[line], key=lambda w: w.left)
+        height = _median_height(words)
+        runs = [[words[0]]]
+        for before, word in itertools.pairwise(words):
+            if word.left - before.right > SEGMENT_GAP * height:
+                runs.append([])
+            runs[-1].append(word)
+        heights = [_median_height(run) for run in runs]
+        largest = max(heights)
+        out.extend((run, h < SMALLER_TEXT * largest) for run, h in zip(runs, heights, strict=True))
+    return out
+
+
+def _median_height(words: list[Word]) -> int:
+    return sorted(w.bottom - w.top for w in words)[len(words) // 2]
+
+
+def _crop(
+    gray: np.ndarray, left: int, top: int, right: int, bottom: int
+) -> tuple[np.ndarray, int, int] | None:
+    """The box with a margin of the page around it and a paper-coloured border (a
+    single-line reading needs room around the glyphs), and where the crop's origin lies on
+    the page (x, y); None for a box too small to read."""
+    h = bottom - top
+    if h < 6 or right - left < 6:
         return None
     m = max(2, h // 5)
-    crop = gray[max(0, word.top - m) : word.bottom + m, max(0, word.left - m) : word.right + m]
+    x0, y0 = max(0, left - m), max(0, top - m)
+    crop = gray[y0 : bottom + m, x0 : right + m]
     paper = int(np.percentile(crop, 90))
-    return np.ascontiguousarray(np.pad(crop, h // 2, constant_values=paper))
+    pad = h // 2
+    return np.ascontiguousarray(np.pad(crop, pad, constant_values=paper)), x0 - pad, y0 - pad
 
 
-def _words(api: Any, level: Any, width: int, height: int) -> list[Word]:
-    words: list[Word] = []
+def _words(api: Any, ril: Any, width: int, height: int) -> list[tuple[Word, int]]:
+    """The words Tesseract found (``ril`` is tesserocr's RIL), boxes clipped to the page, each
+    with the number of its text line (0, 1, ... in Tesseract's reading order)."""
+    words: list[tuple[Word, int]] = []
     it = api.GetIterator()
     if it is None:
         return words
+    line = -1
     while True:
+        if it.IsAtBeginningOf(ril.TEXTLINE):
+            line += 1
         # An empty element (a blank page, an image-only block) has no text to return.
-        text = None if it.Empty(level) else it.GetUTF8Text(level)
-        box = it.BoundingBox(level)
+        text = None if it.Empty(ril.WORD) else it.GetUTF8Text(ril.WORD)
+        box = it.BoundingBox(ril.WORD)
         if text and text.strip() and box is not None:
             left, top, right, bottom = box
-            words.append(
-                Word(
-                    text=text.strip(),
-                    left=max(0, min(left, width)),
-                    top=max(0, min(top, height)),
-                    right=max(0, min(right, width)),
-                    bottom=max(0, min(bottom, height)),
-                    confidence=float(it.Confidence(level)),
-                )
+            word = Word(
+                text=text.strip(),
+                left=max(0, min(left, width)),
+                top=max(0, min(top, height)),
+                right=max(0, min(right, width)),
+                bottom=max(0, min(bottom, height)),
+                confidence=float(it.Confidence(ril.WORD)),
             )
-        if not it.Next(level):
+            words.append((word, max(0, line)))
+        if not it.Next(ril.WORD):
             return words
 
 

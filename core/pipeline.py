@@ -28,13 +28,18 @@ from typing import Any, Protocol, TypeVar
 from saoy.core import codes
 from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.blobs import BlobStore
-from saoy.core.documents import DocumentReader, Field, PageAnalysis
-from saoy.core.documents.analysis import analyze_page
+from saoy.core.documents import (
+    DocumentReader,
+    Field,
+    PageAnalysis,
+    PageView,
+    analyze_view,
+    page_view,
+)
 from saoy.core.documents.rules import dossier_checks
 from saoy.core.errors import DeadlineExceeded
 from saoy.core.imaging import (
     PreparedPage,
-    colour_view,
     prepare,
     render_image,
     result_to_source,
@@ -317,9 +322,13 @@ class Certifier:
     async def _read_page(
         self, page: AdmittedPage, prepared: PreparedPage, today: date
     ) -> tuple[OcrResult, PageAnalysis]:
-        """OCR one page, then analyse it: type, fields, MRZ, QR code, seal, markings."""
-        raw, on_scan = await self._run("ocr", _read, self.ocr, prepared)
-        analysis = await self._run("analyze", _analyze, page, prepared, raw, today, self.reader)
+        """Take seals and QR codes off the page, OCR it, then analyse it: type, fields, MRZ,
+        QR code, seal, markings."""
+        view = await self._run("clean", page_view, page, prepared)
+        raw, on_scan = await self._run("ocr", _read, self.ocr, view, prepared)
+        analysis = await self._run(
+            "analyze", analyze_view, page.index, view, raw, today, self.reader
+        )
         return on_scan, analysis
 
     async def process(self, ctx: DossierContext) -> AsyncIterator[Event]:
@@ -493,25 +502,12 @@ class Certifier:
         return None
 
 
-def _read(engine: OcrEngine, prepared: PreparedPage) -> tuple[OcrResult, OcrResult]:
-    """OCR the prepared (cropped, deskewed) page: the words as read, which is what document
-    analysis looks at, and the same with their boxes mapped back onto the scan, which is what
-    the copy shows."""
-    raw = engine.recognize(prepared.gray)
+def _read(engine: OcrEngine, view: PageView, prepared: PreparedPage) -> tuple[OcrResult, OcrResult]:
+    """OCR the prepared (cropped, deskewed, cleaned) page: the words as read, which is what
+    document analysis looks at, and the same with their boxes mapped back onto the scan, which
+    is what the copy shows."""
+    raw = engine.recognize(view.ocr_gray)
     return raw, result_to_source(raw, prepared)
-
-
-def _analyze(
-    page: AdmittedPage,
-    prepared: PreparedPage,
-    result: OcrResult,
-    today: date,
-    reader: DocumentReader | None,
-) -> PageAnalysis:
-    """Classify the page and read what its type carries, on the prepared page and a colour
-    view of it laid out the same way (for stamp ink and seals)."""
-    rgb = colour_view(page, prepared)
-    return analyze_page(page.index, prepared.gray, rgb, result, today, reader)
 
 
 def _checks(

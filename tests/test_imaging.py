@@ -357,6 +357,24 @@ def test_the_colour_view_lies_over_the_prepared_page(fmt: str) -> None:
     assert aligned < 4 and shifted > 3 * aligned
 
 
+def test_a_box_of_the_colour_view_is_that_part_of_the_prepared_page_at_full_scale() -> None:
+    card = docgen.id_card_front(docgen.random_person(4), 4)
+    shot = docgen.degrade(card, skew_deg=-1.5, noise=2.0)
+    page, image = admit_decoded(0, docgen.encode(shot, "png", 92), Limits())
+    prepared = prepare(page, image)
+    box = (300, 150, 700, 420)
+    part = colour_view(page, prepared, max_side=200, box=box)  # max_side is for whole views
+    assert part is not None and part.shape == (270, 400, 3)
+    expected = prepared.gray[150:420, 300:700].astype(int)
+    luma = reference_gray(part).astype(int)
+    aligned = np.mean(np.abs(luma - expected))
+    assert aligned < 4 and np.mean(np.abs(np.roll(luma, 2, axis=0) - expected)) > 2 * aligned
+    clipped = colour_view(page, prepared, box=(-50, -50, 20, 10))
+    assert clipped is not None and clipped.shape == (10, 20, 3)
+    with pytest.raises(ValueError, match="holds no pixel"):
+        colour_view(page, prepared, box=(10, 10, 10, 40))
+
+
 def test_a_grey_scan_has_no_colour_view() -> None:
     card = docgen.id_card_front(docgen.random_person(3), 3).image.convert("L")
     page, image = admit_decoded(0, docgen.encode(card, "jpeg", 90), Limits())

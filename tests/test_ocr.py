@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from saoy.clients.simulator import docgen
+from saoy.clients.simulator.scoring import line_reads
 from saoy.core.admission import Limits, admit
 from saoy.core.imaging import prepare
 from saoy.core.model import Word
@@ -20,6 +21,7 @@ from saoy.core.ocr import (
     TesseractEngine,
     _digit_count,
     _is_mrz_word,
+    _segments,
     create_engine,
     find_tessdata,
     undouble_mrz_name,
@@ -102,6 +104,40 @@ def test_engine_reuses_one_api_object_per_thread(engine: TesseractEngine, card: 
     other.start()
     other.join()
     assert engine.api_count == before + 1  # a second thread gets its own, once
+
+
+def test_a_small_label_beside_a_large_value_is_read_apart_with_its_spaces(
+    engine: TesseractEngine, card: Card
+) -> None:
+    _, rendered, gray = card
+    labels = [
+        ln for ln in rendered.lines if ln.text in ("Giới tính / Sex:", "Quốc tịch / Nationality:")
+    ]
+    assert len(labels) == 2
+    reads = line_reads(labels, engine.recognize(gray))
+    assert reads == [ln.text for ln in labels]
+    # Read with its value as one line, the label loses the spaces around its slash.
+    whole = TesseractEngine(segments=False)
+    try:
+        assert line_reads(labels, whole.recognize(gray)) != reads
+    finally:
+        whole.close()
+
+
+def test_a_line_is_cut_at_wide_gaps_and_its_smaller_runs_are_told() -> None:
+    def word(text: str, left: int, height: int) -> Word:
+        return Word(text, left, 100 - height, left + 10 * len(text), 100, 90.0)
+
+    label = [word("Sex:", 0, 20)]
+    value = [word("Nam", 60, 30)]  # 20 px after the label: over 0.6 line heights
+    column = [word("Quốc", 150, 20), word("tịch", 200, 20)]  # 10 px apart: one run
+    found = [(w, 0) for w in label + value + column] + [(word("Họ", 0, 20), 1)]
+    assert _segments(found) == [
+        (label, True),
+        (value, False),
+        (column, True),
+        ([found[-1][0]], False),  # a line of one run has no smaller text
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -363,8 +363,9 @@ def id_card_front(
     right = c.text((x, top + 85), "Ngày sinh / Date of birth:", labels)[2]
     c.text((right + 16, top + 81), _dmy(person.date_of_birth), values, role="date_of_birth")
     right = c.text((x, top + 127), "Giới tính / Sex:", labels)[2]
-    c.text((right + 16, top + 123), person.sex, values, role="sex")
-    right = c.text((x + 255, top + 127), "Quốc tịch / Nationality:", labels)[2]
+    right = c.text((right + 16, top + 123), person.sex, values, role="sex")[2]
+    # The nationality column, or further right than a wide sex value in a wide face.
+    right = c.text((max(x + 255, right + 36), top + 127), "Quốc tịch / Nationality:", labels)[2]
     c.text((right + 14, top + 123), person.nationality, values, role="nationality")
     if variant == "2024":
         return c.done()

@@ -30,6 +30,7 @@ from saoy.core.documents.classify import (
 from saoy.core.documents.fields import Field
 from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.rules import dossier_checks
+from saoy.core.documents.view import PageView, page_view
 from saoy.core.model import CheckResult, Outcome
 from saoy.core.ocr import OcrResult
 
@@ -44,7 +45,11 @@ __all__ = [
     "Field",
     "PageAnalysis",
     "PageInput",
+    "PageView",
     "analyze_dossier",
+    "analyze_view",
+    "judge",
+    "page_view",
 ]
 
 
@@ -84,8 +89,29 @@ def analyze_dossier(
     detection; without it the MRZ is taken from the page OCR alone and turned pages read as
     pages without text. ``today`` decides expiry.
     """
-    analysed = tuple(
-        analyze_page(i, gray, rgb, result, today, reader)
-        for i, (gray, rgb, result) in enumerate(pages)
+    return judge(
+        [
+            analyze_page(i, gray, rgb, result, today, reader)
+            for i, (gray, rgb, result) in enumerate(pages)
+        ],
+        today,
     )
-    return DossierAnalysis(analysed, dossier_checks(analysed, today))
+
+
+def analyze_view(
+    index: int,
+    view: PageView,
+    result: OcrResult,
+    today: date,
+    reader: DocumentReader | None = None,
+) -> PageAnalysis:
+    """:func:`analyze_page` of a page view (see :func:`page_view`) and its OCR, with the
+    seals and QR codes the view found."""
+    return analyze_page(
+        index, view.gray, view.rgb, result, today, reader, seals=view.seals, qr_codes=view.qr_codes
+    )
+
+
+def judge(pages: Sequence[PageAnalysis], today: date) -> DossierAnalysis:
+    """The dossier's analysis from its analysed pages: the validity rules over them."""
+    return DossierAnalysis(tuple(pages), dossier_checks(pages, today))

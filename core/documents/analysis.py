@@ -25,7 +25,7 @@ from saoy.core.documents.fields import (
     card_front_fields,
 )
 from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1
-from saoy.core.documents.qr import CardQr, read_card_qr
+from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.seal import Seal, find_red_boxes, find_seals
 from saoy.core.documents.text import Line, fold, group_lines
@@ -257,8 +257,12 @@ def analyze_page(
     result: OcrResult,
     today: date,
     reader: DocumentReader | None = None,
+    *,
+    seals: Sequence[Seal] | None = None,
+    qr_codes: Sequence[QrCode] | None = None,
 ) -> PageAnalysis:
-    """Classify one page and extract what its type carries."""
+    """Classify one page and extract what its type carries. ``seals`` (found on ``rgb``) and
+    ``qr_codes`` (found on ``gray``), when given, are not looked for again."""
     h, w = gray.shape
     base = _Base(
         index, result.word_count, round(result.mean_confidence, 1), round(w / max(1, h), 3)
@@ -291,10 +295,11 @@ def analyze_page(
         return PageAnalysis(document_type=GENERIC, confidence=0.0, condition=NO_TEXT, **base.kw())
 
     fields: dict[str, Field] = {}
-    mrz, agree, mrz_found, qr, seals = None, False, False, None, None
+    mrz, agree, mrz_found, qr = None, False, False, None
+    found_seals: tuple[Seal, ...] | None = None
     if found.document_type == CCCD_FRONT:
         fields = card_front_fields(lines)
-        qr = read_card_qr(gray)
+        qr = card_qr(qr_codes) if qr_codes is not None else read_card_qr(gray)
         if qr is not None and qr.well_formed:
             fields = _fuse_with_qr(fields, qr)
     elif found.document_type == CCCD_BACK:
@@ -302,8 +307,10 @@ def analyze_page(
         mrz, agree, mrz_found = _read_mrz(gray, lines, reader, today)
     elif found.document_type == BIRTH_CERTIFICATE:
         fields = birth_certificate_fields(lines)
-        if rgb is not None:
-            seals = tuple(find_seals(rgb))
+        if seals is not None:
+            found_seals = tuple(seals)
+        elif rgb is not None:
+            found_seals = tuple(find_seals(rgb))
     extra = (_mrz_fields(mrz) if mrz else []) + (_qr_fields(qr) if qr else [])
     required = REQUIRED_FIELDS.get((found.document_type, found.variant), ())
     return PageAnalysis(
@@ -315,7 +322,7 @@ def analyze_page(
         mrz_reads_agree=agree,
         mrz_found=mrz_found,
         qr=qr,
-        seals=seals,
+        seals=found_seals,
         confidential=confidential_marking(result, lines, gray, rgb, reader),
         missing=tuple(r for r in required if r not in fields),
         **base.kw(),

@@ -6,6 +6,7 @@ It carries ``number|old number|name|date of birth|sex|address|issue date`` with 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -59,21 +60,42 @@ def parse_card_qr(text: str) -> CardQr:
     )
 
 
-def read_qr_codes(gray: np.ndarray) -> list[str]:
-    """The text of every QR code found on an H x W uint8 image."""
+@dataclass(frozen=True)
+class QrCode:
+    """A QR code found on a page: its text and where it lies (left, top, right, bottom in
+    the page's pixels)."""
+
+    text: str
+    box: tuple[int, int, int, int]
+
+
+def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
+    """Every QR code that can be read on an H x W uint8 image."""
     found = zxingcpp.read_barcodes(
         np.ascontiguousarray(gray),
         formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
         try_rotate=True,
     )
-    return [r.text for r in found if r.valid and r.text]
+    codes = []
+    for r in found:
+        if not (r.valid and r.text):
+            continue
+        p = r.position
+        corners = (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
+        xs, ys = [c.x for c in corners], [c.y for c in corners]
+        codes.append(QrCode(r.text, (min(xs), min(ys), max(xs) + 1, max(ys) + 1)))
+    return codes
+
+
+def card_qr(codes: Sequence[QrCode]) -> CardQr | None:
+    """The card QR among the codes found on a page, the first in the card's format if
+    several; None when there is none."""
+    if not codes:
+        return None
+    parsed = [parse_card_qr(code.text) for code in codes]
+    return next((p for p in parsed if p.well_formed), parsed[0])
 
 
 def read_card_qr(gray: np.ndarray) -> CardQr | None:
-    """The card QR on a page, the first in the card's format if several; None when no QR
-    code can be read."""
-    texts = read_qr_codes(gray)
-    if not texts:
-        return None
-    parsed = [parse_card_qr(t) for t in texts]
-    return next((p for p in parsed if p.well_formed), parsed[0])
+    """The card QR on a page (see :func:`card_qr`); None when no QR code can be read."""
+    return card_qr(find_qr_codes(gray))

@@ -16,6 +16,9 @@ WORK_SIDE = 1000
 MIN_RADIUS = 0.03  # of the shorter side: smaller red rings are print, not a seal
 MAX_RADIUS = 0.3
 MIN_ROUNDNESS = 0.72  # convex hull area over the enclosing circle's area; a square gives 0.64
+DISC_MARGIN = 1.15  # the disc whose ink is lifted, in radii found (rims are found inside)
+LIFT_FROM = 30  # red minus the larger of green and blue, below which a pixel is not seal ink
+LIFT_SPAN = 50  # ... and above which it is wholly ink
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,20 @@ class Seal:
     @property
     def confidence(self) -> float:
         return max(0.0, min(1.0, 0.5 * self.roundness + 0.5 * min(1.0, self.ink * 3)))
+
+    def box(
+        self, width: int, height: int, margin: float = DISC_MARGIN
+    ) -> tuple[int, int, int, int]:
+        """The square around the seal's disc, ``margin`` times its radius, on a page of
+        ``width`` x ``height`` pixels (left, top, right, bottom; clipped to the page)."""
+        r = self.radius * min(width, height) * margin
+        cx, cy = self.cx * width, self.cy * height
+        return (
+            max(0, math.floor(cx - r)),
+            max(0, math.floor(cy - r)),
+            min(width, math.ceil(cx + r)),
+            min(height, math.ceil(cy + r)),
+        )
 
 
 def red_mask(rgb: np.ndarray) -> np.ndarray:
@@ -110,3 +127,26 @@ def find_red_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         boxes.append((x / sw, y / sh, (x + bw) / sw, (y + bh) / sh))
     boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     return boxes
+
+
+def lift_seal_ink(
+    gray: np.ndarray, seal: Seal, box: tuple[int, int, int, int], rgb: np.ndarray
+) -> None:
+    """Lighten, in place, the red ink of ``seal`` on ``gray``: inside ``box`` (as
+    :meth:`Seal.box` gives it for ``gray``), whose colour is ``rgb``, each pixel within the
+    seal's disc (with the box's margin) moves toward its red channel as far as it is red
+    rather than grey. Black text stamped over stays black (it is dark in every channel), and
+    red print outside the disc stays as it is."""
+    left, top, right, bottom = box
+    part = gray[top:bottom, left:right]
+    if rgb.shape[:2] != part.shape:
+        raise ValueError(f"lift_seal_ink: colour {rgb.shape[:2]} is not the box {part.shape}")
+    height, width = gray.shape
+    colour = rgb.astype(np.int16)
+    redness = colour[..., 0] - np.maximum(colour[..., 1], colour[..., 2])
+    weight = np.clip((redness - LIFT_FROM) / LIFT_SPAN, 0.0, 1.0)
+    yy, xx = np.ogrid[top:bottom, left:right]
+    r = seal.radius * min(width, height) * DISC_MARGIN
+    weight *= (xx + 0.5 - seal.cx * width) ** 2 + (yy + 0.5 - seal.cy * height) ** 2 <= r * r
+    lifted = part + (np.maximum(colour[..., 0], part) - part) * weight
+    part[...] = np.rint(lifted).astype(np.uint8)

@@ -1,0 +1,75 @@
+"""What document analysis and OCR take of a prepared page.
+
+Two things printed on a page are not text, and each costs the page OCR the text under or
+beside it:
+
+- a red seal stamped over the signer's title and name: page segmentation takes the seal's
+  rings and letters and the text under them for one picture and reads none of it. The
+  seal's ink is lifted toward the paper by its colour, inside the seal's disc only: black
+  text stamped over stays, and red print elsewhere (a red title, a framed "MẬT") is read.
+- a QR code: page segmentation takes the code and the lines beside it (the national motto
+  on an ID card) for one picture block. The code is read first, then painted over with the
+  paper's colour.
+
+The colour view, the seals and the QR codes found on the way are kept for analysis, which
+would otherwise look for them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from saoy.core.documents.qr import QrCode, find_qr_codes
+from saoy.core.documents.seal import Seal, find_seals, lift_seal_ink
+from saoy.core.imaging import PreparedPage, colour_view
+from saoy.core.model import AdmittedPage
+
+QR_MARGIN = 0.12  # of the code's side, painted around it (the quiet zone and a blur's halo)
+
+
+@dataclass(frozen=True, eq=False)
+class PageView:
+    """A prepared page as document analysis takes it."""
+
+    gray: np.ndarray  # the prepared page (upright, cropped, deskewed; H x W uint8)
+    ocr_gray: np.ndarray  # the same with seal ink lifted and QR codes painted over: for OCR
+    rgb: np.ndarray | None  # the colour view (see colour_view); None for a grey scan
+    seals: tuple[Seal, ...] | None  # red round seals on ``rgb``; None without colour
+    qr_codes: tuple[QrCode, ...]  # the QR codes read on ``gray``
+
+
+def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
+    """The colour view, seals and QR codes of a prepared page, and the page OCR should read."""
+    gray = prepared.gray
+    rgb = colour_view(page, prepared)
+    seals = tuple(find_seals(rgb)) if rgb is not None else None
+    codes = tuple(find_qr_codes(gray))
+    if not seals and not codes:
+        return PageView(gray, gray, rgb, seals, codes)
+    ocr_gray = gray.copy()
+    height, width = gray.shape
+    for seal in seals or ():
+        box = seal.box(width, height)
+        colour = colour_view(page, prepared, box=box)
+        if colour is not None:
+            lift_seal_ink(ocr_gray, seal, box, colour)
+    for code in codes:
+        paint_over(ocr_gray, code.box)
+    return PageView(gray, ocr_gray, rgb, seals, codes)
+
+
+def paint_over(gray: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Fill ``box`` (left, top, right, bottom), with a margin of :data:`QR_MARGIN` of its
+    side, in place with the colour of the paper around it."""
+    left, top, right, bottom = box
+    m = round(QR_MARGIN * max(right - left, bottom - top))
+    height, width = gray.shape
+    left, top = max(0, left - m), max(0, top - m)
+    right, bottom = min(width, right + m), min(height, bottom + m)
+    if right <= left or bottom <= top:
+        return
+    # The paper: the lighter part of a band around the box.
+    band = gray[max(0, top - m) : bottom + m, max(0, left - m) : right + m]
+    gray[top:bottom, left:right] = np.uint8(np.percentile(band, 90))

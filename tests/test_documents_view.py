@@ -1,0 +1,107 @@
+"""The page OCR reads: a red seal's ink lifted off the signer's block, QR codes painted over;
+what was found on the way is what analysis uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import numpy as np
+import pytest
+
+from saoy.clients.simulator import docgen
+from saoy.clients.simulator.scoring import line_reads
+from saoy.core.admission import Limits, admit_decoded
+from saoy.core.documents import CCCD_FRONT, PageView, analyze_view, page_view
+from saoy.core.documents.analysis import analyze_page
+from saoy.core.documents.seal import Seal, lift_seal_ink
+from saoy.core.imaging import PreparedPage, prepare
+from saoy.core.ocr import OcrUnavailable, TesseractEngine
+
+PERSON = docgen.random_person(21)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[TesseractEngine]:
+    try:
+        built = TesseractEngine()
+    except OcrUnavailable as e:
+        pytest.skip(str(e))
+    yield built
+    built.close()
+
+
+def _view(rendered: docgen.Rendered) -> tuple[PreparedPage, PageView]:
+    page, image = admit_decoded(0, docgen.encode(rendered, "jpeg", 95), Limits())
+    prepared = prepare(page, image)
+    return prepared, page_view(page, prepared)
+
+
+def test_the_signer_block_under_a_seal_is_read_once_the_seal_ink_is_lifted(
+    engine: TesseractEngine,
+) -> None:
+    doc = docgen.birth_certificate(PERSON, 3, dpi=300)
+    prepared, view = _view(doc)
+    assert view.gray is prepared.gray
+    assert view.seals is not None and len(view.seals) == 1
+    # Only the seal's square changed; the rest of the page is OCR'd as prepared.
+    h, w = view.gray.shape
+    left, top, right, bottom = view.seals[0].box(w, h)
+    changed = view.ocr_gray.astype(int) - view.gray.astype(int)
+    assert changed.min() >= 0 and changed[top:bottom, left:right].max() > 100
+    changed[top:bottom, left:right] = 0
+    assert not changed.any()
+
+    signer = [ln for ln in doc.lines if ln.text == "NGƯỜI KÝ GIẤY KHAI SINH"]
+    signer.append(doc.lines[-1])  # the signer's name, drawn last
+    cropped = prepared.transform is not None
+    assert not cropped  # a flat scan: capture pixels are page pixels, boxes compare as drawn
+    under_seal = line_reads(signer, engine.recognize(view.gray))
+    lifted = line_reads(signer, engine.recognize(view.ocr_gray))
+    assert lifted == [ln.text for ln in signer]
+    assert under_seal != lifted
+
+
+def test_seal_ink_is_lifted_inside_the_disc_and_black_text_stays() -> None:
+    gray = np.full((200, 200), 230, np.uint8)
+    rgb = np.full((200, 200, 3), 235, np.uint8)
+    red, black = (210, 35, 45), (20, 20, 20)
+    rgb[95:105, 95:105] = red  # seal ink at the centre
+    rgb[60:70, 100:110] = black  # text stamped over, inside the disc
+    gray[95:105, 95:105] = 90
+    gray[60:70, 100:110] = 20
+    gray[0:10, 0:10] = 90  # red print in the box's corner, outside the disc
+    rgb[0:10, 0:10] = red
+    seal = Seal(cx=0.5, cy=0.5, radius=0.4, roundness=1.0, ink=0.5)
+    box = seal.box(200, 200)
+    assert box == (8, 8, 192, 192)
+    out = gray.copy()
+    lift_seal_ink(out, seal, box, np.ascontiguousarray(rgb[8:192, 8:192]))
+    assert (out[95:105, 95:105] == 210).all()  # to its red channel: near the paper
+    assert (out[60:70, 100:110] == 20).all()
+    assert (out[0:10, 0:10] == 90).all()
+    with pytest.raises(ValueError, match="not the box"):
+        lift_seal_ink(out, seal, box, rgb)
+
+
+def test_the_card_qr_is_read_then_painted_over_and_the_motto_beside_it_is_read(
+    engine: TesseractEngine,
+) -> None:
+    card = docgen.id_card_front(PERSON, 21)
+    _, view = _view(card)
+    assert len(view.qr_codes) == 1 and view.qr_codes[0].text.startswith(PERSON.id_number)
+    left, top, right, bottom = view.qr_codes[0].box
+    assert view.gray[top:bottom, left:right].std() > 60  # modules
+    assert view.ocr_gray[top:bottom, left:right].std() == 0  # paper
+    assert view.seals == ()  # the emblem is a solid red disc, not a seal
+
+    result = engine.recognize(view.ocr_gray)
+    motto = [ln for ln in card.lines if ln.text.startswith("CỘNG HÒA")]
+    assert line_reads(motto, result) == [motto[0].text]
+    today = date(2025, 6, 1)
+    from_view = analyze_view(0, view, result, today)
+    again = analyze_page(0, view.gray, view.rgb, result, today)  # looks for the QR itself
+    assert from_view.document_type == CCCD_FRONT
+    assert from_view.qr == again.qr and from_view.qr is not None
+    assert from_view.qr.id_number == PERSON.id_number
+    assert from_view.fields == again.fields
