@@ -30,6 +30,7 @@ MRZ_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
 NUMBER_CHARACTERS = "0123456789/.-"
 SEGMENT_GAP = 0.6  # a gap in a text line this many line heights wide parts label from value
 SMALLER_TEXT = 0.85  # a segment whose words are under this share of the line's largest
+ONE_ROW = 1.6  # a segment taller than this many word heights spans two rows
 
 # A number or date token (mostly digits); a machine-readable-zone line is told by its length
 # and its fillers or run of capitals and digits (see ``_is_mrz_word``).
@@ -253,12 +254,11 @@ class TesseractEngine(OcrEngine):
     def _read_segment(self, gray: np.ndarray, segment: list[Word]) -> list[Word]:
         """The words of ``segment`` (part of one text line) read again from their box alone,
         as a single line; ``segment`` itself when nothing is read there."""
+        top, bottom = min(x.top for x in segment), max(x.bottom for x in segment)
+        if bottom - top > ONE_ROW * _median_height(segment):
+            return segment  # words of two rows taken for one line: a crop would hold both
         cut = _crop(
-            gray,
-            min(x.left for x in segment),
-            min(x.top for x in segment),
-            max(x.right for x in segment),
-            max(x.bottom for x in segment),
+            gray, min(x.left for x in segment), top, max(x.right for x in segment), bottom
         )
         if cut is None:
             return segment
