@@ -86,6 +86,10 @@ def cmd_certify(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_ERROR
+    if len(args.types) > len(files):
+        print(f"error: {len(args.types)} --type for {len(files)} file(s)", file=sys.stderr)
+        return EXIT_ERROR
+    hints = [cpb.DocumentHint(page=i, document_type=t) for i, t in enumerate(args.types)]
     pages = [f.read_bytes() for f in files]
     progress = Progress(sum(len(p) for p in pages))
     if args.json:
@@ -101,6 +105,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
                 session_token=token,
                 on_event=lambda e: progress.note(_describe(e)),
                 on_sent=progress.advance,
+                hints=hints,
             )
         except PageRejectedError as error:
             progress.close()
@@ -337,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="session token from `saoy authenticate` (else $SAOY_SESSION_TOKEN)",
     )
     certify.add_argument("--request-id", default=None, help="idempotency key (retries)")
+    certify.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="the document type of each file in order (cccd_front, cccd_back,"
+        " birth_certificate, generic), checked against what the page reads as",
+    )
     certify.set_defaults(func=cmd_certify)
 
     verify = sub.add_parser("verify", help="verify a copy by code or PDF file")

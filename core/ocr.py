@@ -257,9 +257,7 @@ class TesseractEngine(OcrEngine):
         top, bottom = min(x.top for x in segment), max(x.bottom for x in segment)
         if bottom - top > ONE_ROW * _median_height(segment):
             return segment  # words of two rows taken for one line: a crop would hold both
-        cut = _crop(
-            gray, min(x.left for x in segment), top, max(x.right for x in segment), bottom
-        )
+        cut = _crop(gray, min(x.left for x in segment), top, max(x.right for x in segment), bottom)
         if cut is None:
             return segment
         crop, x0, y0 = cut

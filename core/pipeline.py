@@ -204,6 +204,7 @@ class DossierContext:
     pages: dict[int, _PageWork] = field(default_factory=dict)
     today: date | None = None  # the day the dossier is judged on, fixed by its first page
     identity_evidence: dict[str, Any] | None = None  # kept on the dossier (see DossierRecord)
+    hints: dict[int, str] = field(default_factory=dict)  # page index -> type the kiosk named
 
     def check_deadline(self, stage: str) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -341,7 +342,7 @@ class Certifier:
         yield Recognized(tuple(RecognizedPage.of(a) for a in analyses))
 
         today = ctx.today or self.config.today()
-        checks = await self._run("validate", _checks, works, analyses, today)
+        checks = await self._run("validate", _checks, works, analyses, today, ctx.hints)
         yield Validated(checks)
 
         failed = [c for c in checks if c.outcome is Outcome.FAIL]
@@ -511,12 +512,15 @@ def _read(engine: OcrEngine, view: PageView, prepared: PreparedPage) -> tuple[Oc
 
 
 def _checks(
-    works: list[_PageWork], analyses: list[PageAnalysis], today: date
+    works: list[_PageWork],
+    analyses: list[PageAnalysis],
+    today: date,
+    hints: dict[int, str],
 ) -> tuple[CheckResult, ...]:
     """Every check over the dossier: the document rules over the analysed pages (see
     :mod:`saoy.core.documents.rules`), and that no page was sent twice."""
     checks = [CheckResult("pages_admitted", Outcome.PASS, f"{len(works)} page(s) admitted")]
-    checks.extend(dossier_checks(analyses, today))
+    checks.extend(dossier_checks(analyses, today, hints))
     seen: dict[str, int] = {}
     duplicates = []
     for w in works:

@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from saoy.core import pipeline as pl
+from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
 from saoy.core.sessions import Identity, SessionStore
 from saoy.server.metrics import Metrics
@@ -105,7 +106,8 @@ def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.Ce
     raise TypeError(f"unknown event {event!r}")
 
 
-def _validate_header(header: pb.Header) -> None:
+def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
+    """Check the header's fields; the kiosk's document-type hints by page index."""
     if not REQUEST_ID.fullmatch(header.request_id):
         raise InvalidInput(
             "header.request_id must be 8-64 characters of A-Z, a-z, 0-9, _ or -",
@@ -116,6 +118,27 @@ def _validate_header(header: pb.Header) -> None:
             "header.kiosk_id must be 1-64 characters of A-Z, a-z, 0-9, _, . or -",
             field="header.kiosk_id",
         )
+    hints: dict[int, str] = {}
+    for i, hint in enumerate(header.hints):
+        where = f"header.hints[{i}]"
+        if hint.document_type not in DOCUMENT_TYPES:
+            raise InvalidInput(
+                f"{where}.document_type {hint.document_type[:40]!r} is not a document type:"
+                f" use one of {', '.join(DOCUMENT_TYPES)}",
+                field=f"{where}.document_type",
+            )
+        if hint.page >= max_pages:
+            raise InvalidInput(
+                f"{where} names page {hint.page + 1} but a dossier holds at most {max_pages} pages",
+                field=f"{where}.page",
+            )
+        if hint.page in hints:
+            raise InvalidInput(
+                f"{where} names page {hint.page + 1} a second time: one hint per page",
+                field=f"{where}.page",
+            )
+        hints[hint.page] = hint.document_type
+    return hints
 
 
 class CertificationServicer(pb_grpc.CertificationServicer):
@@ -190,7 +213,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         if first.WhichOneof("part") != "header":
             raise OutOfOrder("the first message must be a Header", field="header")
         header = first.header
-        _validate_header(header)
+        hints = _validate_header(header, self.settings.max_pages)
         identity = await self._authenticate(header)
         remaining = context.time_remaining()
         ctx = pl.DossierContext(
@@ -198,6 +221,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             kiosk_id=header.kiosk_id,
             deadline=None if remaining is None else time.monotonic() + remaining,
             identity_evidence=None if identity is None else identity.evidence(self.match_threshold),
+            hints=hints,
         )
 
         def envelope(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
@@ -248,7 +272,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             if part == "header":
                 raise OutOfOrder("a second Header arrived; one stream is one dossier")
             if part == "end":
-                self._check_end(message.end, current, accepted, rejected)
+                self._check_end(message.end, current, accepted, rejected, ctx.hints)
                 return
             if part != "chunk":
                 raise InvalidInput("empty message: set header, chunk or end")
@@ -310,7 +334,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
 
     @staticmethod
     def _check_end(
-        end: pb.End, current: int | None, accepted: set[int], rejected: set[int]
+        end: pb.End,
+        current: int | None,
+        accepted: set[int],
+        rejected: set[int],
+        hints: dict[int, str],
     ) -> None:
         if current is not None:
             raise OutOfOrder(f"End arrived while page {current + 1} was incomplete", field="end")
@@ -327,4 +355,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             raise InvalidInput(
                 f"End says {end.page_count} page(s) but {len(accepted)} arrived",
                 field="end.page_count",
+            )
+        beyond = sorted(page + 1 for page in hints if page >= len(accepted))
+        if beyond:
+            raise InvalidInput(
+                f"the header hints at page(s) {', '.join(map(str, beyond))} but the dossier"
+                f" has {len(accepted)}: drop those hints or send the pages",
+                field="header.hints",
             )

@@ -14,6 +14,7 @@ from saoy.clients.sdk import CertifyResult, PageRejectedError
 from saoy.clients.simulator import docgen
 from saoy.core.ocr import OcrUnavailable, create_engine
 from saoy.core.pipeline import local_today
+from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import common_pb2
 
 from .conftest import RunningServer, start_server
@@ -87,6 +88,34 @@ def test_every_check_passes_and_is_named(card: CertifyResult) -> None:
         "distinct_pages",
     }
     assert not not_passed(card)
+
+
+def test_the_kiosks_document_types_are_checked_against_the_pages(
+    server: RunningServer, reference_dossier: list[tuple[str, bytes]]
+) -> None:
+    pages = [data for _, data in reference_dossier[:2]]
+    with server.client(kiosk_id="kiosk-hints") as client:
+        agreed = client.certify(
+            pages,
+            session_token=server.token("kiosk-hints"),
+            hints=[cpb.DocumentHint(page=0, document_type="cccd_front")],
+        )
+        swapped = client.certify(
+            pages,
+            session_token=server.token("kiosk-hints"),
+            hints=[
+                cpb.DocumentHint(page=0, document_type="cccd_back"),
+                cpb.DocumentHint(page=1, document_type="generic"),  # agrees with any type
+            ],
+        )
+    assert agreed.state == "ISSUED", not_passed(agreed)
+    check = next(c for c in checks_of(agreed) if c.name == "kiosk_hints")
+    assert check.outcome == PASS
+    assert swapped.state == "NEEDS_REVIEW"
+    assert not_passed(swapped) == [
+        "kiosk_hints: page 1 was chosen as cccd back but reads as cccd front: an official must"
+        " check"
+    ]
 
 
 def test_fields_and_checks_are_stored_with_the_dossier(

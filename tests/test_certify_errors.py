@@ -191,6 +191,54 @@ def test_wrong_page_count_at_end_is_refused(server: RunningServer, jpeg: bytes) 
     assert server.snapshot() == before
 
 
+def hinted(*hints: tuple[int, str]) -> cpb.CertifyRequest:
+    message = header()
+    for page, kind in hints:
+        message.header.hints.add(page=page, document_type=kind)
+    return message
+
+
+def bad_request_field(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            return bad.field_violations[0].field
+    raise AssertionError("no BadRequest in the status details")
+
+
+@pytest.mark.parametrize(
+    ("hints", "words", "field"),
+    [
+        ([(0, "passport")], "'passport' is not a document type: use one of cccd_front",
+         "header.hints[0].document_type"),
+        ([(0, "cccd_front"), (0, "cccd_back")], "names page 1 a second time",
+         "header.hints[1].page"),
+        ([(500, "generic")], "names page 501 but a dossier holds at most 20 pages",
+         "header.hints[0].page"),
+    ],
+)  # fmt: skip
+def test_malformed_document_hints_are_refused_before_any_page(
+    server: RunningServer, jpeg: bytes, hints: list[tuple[int, str]], words: str, field: str
+) -> None:
+    before = server.snapshot()
+    error = certify(server, [hinted(*hints), chunk(0, jpeg), end(1)])
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in (error.details() or "")
+    assert bad_request_field(error) == field
+    assert server.snapshot() == before
+
+
+def test_a_hint_for_a_page_never_sent_is_refused_at_end(server: RunningServer, jpeg: bytes) -> None:
+    before = server.snapshot()
+    error = certify(server, [hinted((0, "cccd_front"), (2, "cccd_back")), chunk(0, jpeg), end(1)])
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "hints at page(s) 3 but the dossier has 1" in (error.details() or "")
+    assert server.snapshot() == before
+
+
 def test_a_tiny_image_is_rejected_for_rescan_and_can_be_replaced(
     server: RunningServer, jpeg: bytes
 ) -> None:

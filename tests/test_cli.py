@@ -161,6 +161,10 @@ def test_certify_then_verify_by_code_and_by_file(
         token,
         "--out",
         str(tmp_path),
+        "--type",
+        "cccd_front",
+        "--type",
+        "cccd_back",
         *map(str, scans),
     )
     assert done.returncode == 0, done.stderr
@@ -169,6 +173,7 @@ def test_certify_then_verify_by_code_and_by_file(
     assert set(out) >= {"state", "code", "url", "sha256", "pdf_path", "pages", "checks"}
     assert Path(out["pdf_path"]).read_bytes().startswith(b"%PDF")
     assert all(c["outcome"] == "pass" for c in out["checks"])
+    assert "kiosk_hints" in {c["name"] for c in out["checks"]}
 
     by_code = saoy("verify", "--server", served.target, out["code"])
     assert by_code.returncode == 0, by_code.stdout + by_code.stderr
@@ -189,6 +194,27 @@ def test_certify_without_a_session_is_refused(served: Served, scans: list[Path])
     refused = saoy("certify", "--server", served.target, str(scans[0]))
     assert refused.returncode == 2
     assert "UNAUTHENTICATED" in refused.stderr and "authenticate" in refused.stderr
+
+
+def test_certify_with_an_unknown_document_type_says_which(
+    served: Served, scans: list[Path]
+) -> None:
+    wrong = saoy("certify", "--server", served.target, "--type", "passport", str(scans[0]))
+    assert wrong.returncode == 2
+    assert (
+        "INVALID_ARGUMENT" in wrong.stderr and "'passport' is not a document type" in wrong.stderr
+    )
+    extra = saoy(
+        "certify",
+        "--server",
+        served.target,
+        "--type",
+        "generic",
+        "--type",
+        "generic",
+        str(scans[0]),
+    )
+    assert extra.returncode == 2 and "2 --type for 1 file(s)" in extra.stderr
 
 
 def test_unknown_code_and_bad_files_say_why(

@@ -7,7 +7,7 @@ Reasons name fields, never their values: ID numbers must not reach logs or metri
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from saoy.core.documents.analysis import (
@@ -417,8 +417,31 @@ def card_not_expired(
     )
 
 
-def dossier_checks(pages: Sequence[PageAnalysis], today: date) -> tuple[CheckResult, ...]:
-    """Every check over the analysed pages of one dossier, in a stable order."""
+def kiosk_hints(pages: Sequence[PageAnalysis], hints: Mapping[int, str]) -> CheckResult | None:
+    """The document types the kiosk's operator chose (page index -> type) against what the
+    pages read as. A disagreement is a person's to settle: the operator pressed the wrong
+    button, or the page is not what it seems. "generic" (any document) agrees with every
+    type. None when the kiosk gave no hint."""
+    if not hints:
+        return None
+    name = "kiosk_hints"
+    disagree = []
+    for p in pages:
+        said = hints.get(p.index)
+        if said is None or said in (GENERIC, p.document_type):
+            continue
+        reads = p.document_type.replace("_", " ") if p.condition == OK_CONDITION else p.condition
+        disagree.append(f"{_page(p)} was chosen as {said.replace('_', ' ')} but reads as {reads}")
+    if disagree:
+        return CheckResult(name, WARN, "; ".join(disagree) + ": an official must check")
+    return CheckResult(name, PASS, f"the kiosk's document types agree ({len(hints)} page(s))")
+
+
+def dossier_checks(
+    pages: Sequence[PageAnalysis], today: date, hints: Mapping[int, str] | None = None
+) -> tuple[CheckResult, ...]:
+    """Every check over the analysed pages of one dossier, in a stable order; ``hints``: the
+    document types the kiosk named, by page index (see :func:`kiosk_hints`)."""
     checks: list[CheckResult] = []
     for p in pages:
         checks.append(page_usable(p))
@@ -433,4 +456,7 @@ def dossier_checks(pages: Sequence[PageAnalysis], today: date) -> tuple[CheckRes
     for front, back in _pairs(pages):
         checks.extend(fields_agree(front, back))
         checks.append(card_not_expired(front, back, today))
+    hinted = kiosk_hints(pages, hints or {})
+    if hinted is not None:
+        checks.append(hinted)
     return tuple(checks)
