@@ -788,6 +788,30 @@ def prepare(page: AdmittedPage, image: Image.Image | None = None) -> PreparedPag
     return prepare_gray(gray, hist)
 
 
+def turned(prepared: PreparedPage, quarter_turns: int) -> PreparedPage:
+    """``prepared`` with its grey page turned ``quarter_turns`` x 90° counter-clockwise
+    (negative: clockwise), and its transform and source kept so that boxes and colour views
+    of the turned page still map onto the scan. Hashes and statistics stay the page's."""
+    k = quarter_turns % 4
+    if k == 0:
+        return prepared
+    h, w = prepared.gray.shape
+    # Turned pixel (x', y') -> pixel (x, y) of the page as prepared.
+    step = {
+        1: [[0, -1, w - 1], [1, 0, 0]],  # x = w-1-y', y = x'
+        2: [[-1, 0, w - 1], [0, -1, h - 1]],
+        3: [[0, 1, 0], [-1, 0, h - 1]],  # x = y', y = h-1-x'
+    }[k]
+    to_prepared = np.array([*step, [0, 0, 1]], dtype=np.float64)
+    transform = prepared.transform if prepared.transform is not None else np.eye(3)
+    return replace(
+        prepared,
+        gray=np.ascontiguousarray(np.rot90(prepared.gray, k)),
+        transform=transform @ to_prepared,
+        source=prepared.source if prepared.source is not None else prepared.gray,
+    )
+
+
 COLOUR_SIDE = 1000  # longer side of the colour view, at most (what seal detection works on)
 _GREY_MODES = frozenset({"1", "L", "LA", "F", *_SIXTEEN_BIT_MODES})
 

@@ -36,6 +36,7 @@ from saoy.core.documents import (
     analyze_view,
     page_view,
 )
+from saoy.core.documents.analysis import quarter_turns_upright, read_turned
 from saoy.core.documents.rules import dossier_checks
 from saoy.core.errors import DeadlineExceeded
 from saoy.core.imaging import (
@@ -43,6 +44,7 @@ from saoy.core.imaging import (
     prepare,
     render_image,
     result_to_source,
+    turned,
 )
 from saoy.core.model import (
     AdmittedPage,
@@ -134,6 +136,7 @@ class RecognizedPage:
     type_confidence: float = 0.0  # 0-1
     variant: str = ""  # "2021" | "2024" for ID cards, when it can be told
     condition: str = "ok"  # "ok" | "blank" | "no_text" | "rotated"
+    rotation: int = 0  # degrees the page was turned counter-clockwise in the scan
 
     @classmethod
     def of(cls, page: PageAnalysis) -> RecognizedPage:
@@ -146,6 +149,7 @@ class RecognizedPage:
             type_confidence=round(page.confidence, 3),
             variant=page.variant or "",
             condition=page.condition,
+            rotation=page.rotation,
         )
 
 
@@ -324,7 +328,18 @@ class Certifier:
         self, page: AdmittedPage, prepared: PreparedPage, today: date
     ) -> tuple[OcrResult, PageAnalysis]:
         """Take seals and QR codes off the page, OCR it, then analyse it: type, fields, MRZ,
-        QR code, seal, markings."""
+        QR code, seal, markings. A page found turned is turned upright and read again."""
+        on_scan, analysis = await self._read_once(page, prepared, today)
+        for turns in quarter_turns_upright(analysis):
+            again_on_scan, again = await self._read_once(page, turned(prepared, turns), today)
+            upright = read_turned(analysis, again, turns)
+            if upright is not None:
+                return again_on_scan, upright
+        return on_scan, analysis
+
+    async def _read_once(
+        self, page: AdmittedPage, prepared: PreparedPage, today: date
+    ) -> tuple[OcrResult, PageAnalysis]:
         view = await self._run("clean", page_view, page, prepared)
         raw, on_scan = await self._run("ocr", _read, self.ocr, view, prepared)
         analysis = await self._run(

@@ -78,6 +78,7 @@ def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.Ce
                             type_confidence=round(100 * p.type_confidence, 1),
                             variant=p.variant,
                             condition=p.condition,
+                            rotation=p.rotation,
                         )
                         for p in pages
                     ]

@@ -3,6 +3,7 @@ says (RECOGNIZED), every validity check (VALIDATED), and the decision they lead 
 
 from __future__ import annotations
 
+import io
 import logging
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -215,16 +216,26 @@ def test_half_a_card_is_refused_for_a_rescan(server: RunningServer) -> None:
     assert "rescan" in refused.value.rejection.message
 
 
-def test_a_card_turned_upside_down_is_never_issued_and_asks_for_a_rescan(
-    server: RunningServer,
+@pytest.mark.parametrize("turns", [(90, 180), (270, 90)])
+def test_a_card_placed_turned_is_read_upright_and_issued(
+    server: RunningServer, reference_dossier: list[tuple[str, bytes]], turns: tuple[int, int]
 ) -> None:
-    turned = docgen.rotated(docgen.id_card_back(PERSON, 7), 180)
-    result = certify(server, "kiosk-turned", [docgen.encode(turned, "jpeg", 90)])
-    assert result.state == "NEEDS_REVIEW", not_passed(result)
-    page = result.of_kind("recognized")[0].recognized.pages[0]
-    assert page.condition == "rotated" and not page.fields
-    reasons = result.terminal.needs_review.reasons
-    assert any("turned 180°" in r and "upright and rescan" in r for r in reasons), reasons
+    def turned(data: bytes, degrees: int) -> bytes:
+        with Image.open(io.BytesIO(data)) as im:
+            return docgen.encode(im.rotate(degrees, expand=True), "jpeg", 92)
+
+    (_, front), (_, back) = reference_dossier[:2]
+    pages = [turned(front, turns[0]), turned(back, turns[1])]
+    result = certify(server, f"kiosk-turned-{turns[0]}", pages)
+    assert result.state == "ISSUED", not_passed(result)
+    read = result.of_kind("recognized")[0].recognized.pages
+    assert [(p.condition, p.rotation) for p in read] == [("ok", turns[0]), ("ok", turns[1])]
+    assert {f.name: f.value for f in read[0].fields}["id_number"] == PERSON.id_number
+    usable = [c.reason for c in checks_of(result) if c.name == "page_usable"]
+    assert usable == [
+        f"page {i + 1} is a document page, read after turning it {degrees}°"
+        for i, degrees in enumerate(turns)
+    ]
 
 
 @pytest.fixture(scope="module")

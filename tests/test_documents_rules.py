@@ -8,7 +8,13 @@ from datetime import date
 import pytest
 
 from saoy.clients.simulator import docgen
-from saoy.core.documents import DossierAnalysis, Field, PageAnalysis
+from saoy.core.documents import CCCD_BACK, GENERIC, DossierAnalysis, Field, PageAnalysis
+from saoy.core.documents.analysis import (
+    BLANK,
+    ROTATED,
+    quarter_turns_upright,
+    read_turned,
+)
 from saoy.core.documents.mrz import parse_td1
 from saoy.core.documents.qr import parse_card_qr
 from saoy.core.documents.rules import (
@@ -239,3 +245,35 @@ def test_a_blank_page_fails_the_dossier_and_skips_content_rules() -> None:
     blank = PageAnalysis(index=0, document_type="generic", confidence=1.0, condition="blank")
     checks = dossier_checks([blank], TODAY)
     assert [c.name for c in checks] == ["page_usable"] and checks[0].outcome is FAIL
+
+
+@pytest.mark.parametrize(
+    ("page", "turns"),
+    [
+        (PageAnalysis(0, GENERIC, 0.0, condition=ROTATED, rotation=90), (3, 1)),
+        (PageAnalysis(0, GENERIC, 0.0, condition=ROTATED, rotation=270), (1, 3)),
+        (PageAnalysis(0, GENERIC, 0.0, condition=ROTATED, rotation=180), (2,)),
+        (PageAnalysis(0, GENERIC, 0.2, mean_confidence=41.0), (2,)),  # upside down, unseen
+        (PageAnalysis(0, GENERIC, 0.2, mean_confidence=88.0), ()),  # a legible other document
+        (PageAnalysis(0, CCCD_BACK, 0.9, mean_confidence=41.0), ()),
+        (PageAnalysis(0, GENERIC, 1.0, condition=BLANK), ()),
+    ],
+)
+def test_which_turns_a_page_is_read_again_after(page: PageAnalysis, turns: tuple[int, ...]) -> None:
+    assert quarter_turns_upright(page) == turns
+
+
+def test_a_turned_reading_is_taken_only_when_it_reads_better() -> None:
+    found = PageAnalysis(0, GENERIC, 0.0, condition=ROTATED, rotation=90)
+    unsure = PageAnalysis(0, GENERIC, 0.2, mean_confidence=41.0)
+    card = PageAnalysis(0, CCCD_BACK, 0.9, mean_confidence=90.0)
+    letter = PageAnalysis(0, GENERIC, 0.3, mean_confidence=85.0)
+    murky = PageAnalysis(0, GENERIC, 0.3, mean_confidence=45.0)
+    taken = read_turned(found, card, 3)
+    assert taken is not None and taken.rotation == 90 and taken.document_type == CCCD_BACK
+    assert read_turned(found, letter, 3) == replace(letter, rotation=90)
+    assert read_turned(found, murky, 3) is None
+    assert read_turned(found, PageAnalysis(0, GENERIC, 0.0, condition=ROTATED), 3) is None
+    assert read_turned(unsure, card, 2) == replace(card, rotation=180)
+    assert read_turned(unsure, letter, 2) is None  # a guess must read as a known type
+    assert page_usable(taken).reason == "page 1 is a document page, read after turning it 90°"

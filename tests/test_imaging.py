@@ -31,6 +31,7 @@ from saoy.core.imaging import (
     saturation_tiles,
     sauvola,
     to_gray,
+    turned,
     warp,
     warp_rgb,
 )
@@ -373,6 +374,42 @@ def test_a_box_of_the_colour_view_is_that_part_of_the_prepared_page_at_full_scal
     assert clipped is not None and clipped.shape == (10, 20, 3)
     with pytest.raises(ValueError, match="holds no pixel"):
         colour_view(page, prepared, box=(10, 10, 10, 40))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, -1])
+def test_a_turned_page_keeps_its_pixels_and_their_place_on_the_scan(k: int) -> None:
+    card = docgen.id_card_front(docgen.random_person(5), 5)
+    shot = docgen.degrade(card, skew_deg=1.0, noise=2.0)
+    page, image = admit_decoded(0, docgen.encode(shot, "png", 92), Limits())
+    prepared = prepare(page, image)
+    turn = turned(prepared, k)
+    assert turn.gray.shape == (prepared.gray.shape if k % 2 == 0 else prepared.gray.shape[::-1])
+    np.testing.assert_array_equal(turn.gray, np.rot90(prepared.gray, k))
+    h, w = prepared.gray.shape
+    points = np.array([[10, 20], [w - 30, 40], [w // 2, h - 5]])
+    # Where each point of the prepared page lies on the turned one (np.rot90's layout).
+    where = {
+        1: lambda x, y: (y, w - 1 - x),
+        2: lambda x, y: (w - 1 - x, h - 1 - y),
+        3: lambda x, y: (h - 1 - y, x),
+    }[k % 4]
+    moved = np.array([where(x, y) for x, y in points])
+    for (x, y), (u, v) in zip(points, moved, strict=True):
+        assert turn.gray[v, u] == prepared.gray[y, x]
+    np.testing.assert_allclose(turn.to_source(moved), prepared.to_source(points), atol=1e-6)
+    # The colour turns with it: pixel for pixel at full scale (what seal ink is lifted by).
+    th, tw = turn.gray.shape
+    part = colour_view(page, turn, box=(20, 30, tw - 20, th - 30))
+    assert part is not None
+    expected = turn.gray[30 : th - 30, 20 : tw - 20].astype(int)
+    assert np.mean(np.abs(reference_gray(part).astype(int) - expected)) < 4
+    whole = colour_view(page, turn, max_side=400)
+    assert (
+        whole is not None
+        and max(whole.shape[:2]) == 400
+        and (th > tw) == (whole.shape[0] > whole.shape[1])
+    )
+    assert turned(prepared, 4) is prepared
 
 
 def test_a_grey_scan_has_no_colour_view() -> None:

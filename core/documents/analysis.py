@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -72,7 +72,7 @@ class PageAnalysis:
     variant: str | None = None  # "2021" | "2024" for ID cards, when it can be told
     fields: tuple[Field, ...] = ()
     condition: str = OK  # "ok" | "blank" | "no_text" | "rotated"
-    rotation: int = 0  # degrees the content is turned counter-clockwise, when detected
+    rotation: int = 0  # degrees the content is turned counter-clockwise in the scan
     word_count: int = 0
     mean_confidence: float = 0.0  # 0-100, of the page OCR
     mrz: Mrz | None = None
@@ -277,10 +277,12 @@ def analyze_page(
     found = classify(folded, w, h, [ln.folded for ln in lines])
     # A page of no known type has no content rule to catch it upside down, and an OCR engine
     # may read turned text as confident nonsense: such a page is always checked for turning.
+    # Nor can a card read on its side (the recognizer reads vertical lines turned one way).
     if reader is not None and (
         len(good) < MIN_DOCUMENT_WORDS
         or result.mean_confidence < 70
         or found.document_type == GENERIC
+        or (found.document_type in (CCCD_FRONT, CCCD_BACK) and _card_on_its_side(w / max(1, h)))
     ):
         turned = reader.orientation(gray)
         if turned and turned.degrees and turned.confidence >= OSD_MIN_CONFIDENCE:
@@ -329,5 +331,43 @@ def analyze_page(
     )
 
 
+def quarter_turns_upright(page: PageAnalysis) -> tuple[int, ...]:
+    """The quarter turns counter-clockwise (negative: clockwise) that may put a page upright,
+    most likely first, to read it again after each until one reads (see :func:`read_turned`);
+    none for a page that reads as upright. A page found turned is turned back, and a page
+    found on its side is also tried the other way: orientation detection can mistake the
+    direction, and an upright page for one upside down, on a card's back, whose
+    machine-readable zone it does not know. So a page of no known type read with low
+    confidence is tried upside down."""
+    if page.condition == ROTATED and page.rotation % 90 == 0 and page.rotation % 360:
+        back = -(page.rotation // 90) % 4
+        return (back,) if back == 2 else (back, (back + 2) % 4)
+    if (
+        page.condition == OK
+        and page.document_type == GENERIC
+        and page.mean_confidence < ILLEGIBLE_CONFIDENCE
+    ):
+        return (2,)
+    return ()
+
+
+def read_turned(page: PageAnalysis, upright: PageAnalysis, turns: int) -> PageAnalysis | None:
+    """The analysis of ``page`` read again after ``turns`` quarter turns (see
+    :func:`quarter_turns_upright`), recording how it was turned; None when that reading is
+    not better (``page``'s analysis stands): a page found turned must read as a known type
+    or legibly, a page only tried upside down must read as a known type."""
+    if upright.condition != OK:
+        return None
+    if upright.document_type == GENERIC and (
+        page.condition != ROTATED or upright.mean_confidence < ILLEGIBLE_CONFIDENCE
+    ):
+        return None
+    return replace(upright, rotation=(-90 * turns) % 360)
+
+
 def is_card_shaped(page: PageAnalysis) -> bool:
     return abs(page.aspect - CARD_ASPECT) / CARD_ASPECT < 0.2
+
+
+def _card_on_its_side(aspect: float) -> bool:
+    return abs(aspect * CARD_ASPECT - 1) < 0.2

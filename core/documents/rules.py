@@ -59,6 +59,10 @@ def page_usable(p: PageAnalysis) -> CheckResult:
             WARN,
             f"{_page(p)} is turned {p.rotation}°: place it upright and rescan",
         )
+    if p.rotation:
+        return CheckResult(
+            name, PASS, f"{_page(p)} is a document page, read after turning it {p.rotation}°"
+        )
     return CheckResult(name, PASS, f"{_page(p)} is an upright document page")
 
 
