@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from saoy.clients.simulator import docgen
@@ -132,3 +133,17 @@ def test_a_label_whose_colon_was_misread_does_not_become_the_value() -> None:
     )
     fields = card_front_fields(group_lines(words))
     assert fields["full_name"].value == "PHẠM QUỐC HÙNG"
+
+
+def test_specks_of_the_background_are_left_out_of_an_address() -> None:
+    label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 480)
+    first = _row(["Số", "53", "Điện", "&", "Biên", "Phủ,"], 510)
+    second = _row(["Xã", "“", "Hòa", "Phước,", "Đà", "Nẵng"], 546)
+    first[3] = replace(first[3], confidence=16.0)  # a speck: no letter, low confidence
+    second[1] = replace(second[1], confidence=30.0)
+    fields = card_front_fields(group_lines(label + first + second))
+    assert fields["place_of_residence"].value == "Số 53 Điện Biên Phủ, Xã Hòa Phước, Đà Nẵng"
+    assert fields["place_of_residence"].confidence == 0.95
+    first[3] = replace(first[3], text="&", confidence=90.0)  # read with confidence: kept
+    kept = card_front_fields(group_lines(label + first + second))
+    assert "Điện & Biên" in kept["place_of_residence"].value

@@ -93,6 +93,17 @@ def _date_field(
             return
 
 
+SPECK_CONFIDENCE = 50.0
+
+
+def _without_specks(words: Sequence[Word]) -> list[Word]:
+    """``words`` less the specks read in a background pattern: a "word" of no letter or
+    digit ("^", "&", a stray quote) read with low confidence."""
+    return [
+        w for w in words if w.confidence >= SPECK_CONFIDENCE or any(ch.isalnum() for ch in w.text)
+    ]
+
+
 def _block_after(
     lines: Sequence[Line], keys: Sequence[str], max_lines: int = 2
 ) -> tuple[str, float] | None:
@@ -103,14 +114,16 @@ def _block_after(
         return None
     label = lines[i]
     parts: list[Sequence[Word]] = []
-    rest = after_label(label, keys)
+    rest = _without_specks(after_label(label, keys) or ())
     if rest:
         parts.append(rest)
     prev_bottom = label.bottom
     for line in below(lines, i)[:max_lines]:
         if _has(line, ALL_CARD_LABELS) or line.top - prev_bottom > 1.5 * max(1, label.height):
             break
-        parts.append(line.words)
+        words = _without_specks(line.words)
+        if words:
+            parts.append(words)
         prev_bottom = line.bottom
     if not parts:
         return None
