@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
-import os
 import re
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from saoy.core import codes
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
+from saoy.core.secretfiles import ensure_secret_file
 from saoy.core.sqlite import SqliteConnections
 
 P = ParamSpec("P")
@@ -339,34 +337,16 @@ def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
 
 def ensure_log_key(directory: Path) -> Path:
     """The log's Ed25519 signing key (PKCS#8 PEM, mode 0600) in ``directory``: created on first
-    call, written to a temporary file and renamed into place, reused after."""
-    directory = Path(directory)
-    path = directory / LOG_KEY_FILE
-    if path.is_file():
-        return path
-    directory.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    call (see :func:`ensure_secret_file`), reused after."""
+    path = Path(directory) / LOG_KEY_FILE
+    return ensure_secret_file(
+        path,
+        lambda: Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{LOG_KEY_FILE}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # never replaces a key another process wrote meanwhile
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 class CheckpointSigner:

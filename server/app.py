@@ -25,6 +25,7 @@ from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.registry import SqliteRegistry, sweep_orphans
+from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer
 from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
@@ -237,7 +238,10 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     services = SERVICE_NAMES
     if face is not None and sessions is not None:
         identity_pb2_grpc.add_IdentityServicer_to_server(
-            IdentityServicer(face, sessions, executor), server
+            IdentityServicer(
+                face, sessions, executor, subject_key=ensure_subject_key(data_dir / "keys")
+            ),
+            server,
         )
     else:
         services = tuple(name for name in SERVICE_NAMES if name != IDENTITY_SERVICE)

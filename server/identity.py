@@ -21,7 +21,7 @@ from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarg
 from saoy.core.identity.authenticate import Authentication
 from saoy.core.identity.face import FaceEngine
 from saoy.core.identity.liveness import Direction, LivenessConfig
-from saoy.core.sessions import Identity, SessionStore
+from saoy.core.sessions import Identity, SessionStore, subject_of
 from saoy.v1 import identity_pb2 as pb
 from saoy.v1 import identity_pb2_grpc as pb_grpc
 
@@ -57,9 +57,12 @@ class IdentityServicer(pb_grpc.IdentityServicer):
         *,
         liveness: LivenessConfig | None = None,
         idle_seconds: float = 30.0,
+        subject_key: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
+        self.subject_key = subject_key
+        """Key of the subject hash of the card's number; None: no subject is kept."""
         self.executor = executor
         self.liveness = liveness or LivenessConfig()
         self.idle_seconds = idle_seconds
@@ -176,9 +179,10 @@ class IdentityServicer(pb_grpc.IdentityServicer):
             frames += 1
 
         result = await self._run(attempt.finish)
+        number = attempt.card_number
         identity = Identity(
             kiosk_id=kiosk_id,
-            subject=None,
+            subject=subject_of(number, self.subject_key) if number and self.subject_key else None,
             match_score=result.match_score,
             liveness=result.liveness,
             authenticated_at=datetime.now(UTC),

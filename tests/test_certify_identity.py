@@ -16,7 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from saoy.clients.sdk import new_request_id
+from saoy.clients.simulator import docgen
 from saoy.core.identity.face import FaceEngine
+from saoy.core.sessions import subject_of
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import certification_pb2_grpc as cgrpc
@@ -135,6 +137,11 @@ def test_a_citizen_authenticated_with_real_photos_gets_a_copy_with_the_evidence(
     assert evidence["liveness"] == done.liveness
     assert evidence["authenticated_at"].endswith("+00:00")
     assert done.session_token not in repr(evidence)
+    # The card's number, from its QR code, is kept only as a keyed hash.
+    number = docgen.random_person(3).id_number  # the person on card_bytes' card
+    key = (server.data_dir / "keys" / "subject.key").read_bytes()
+    assert evidence["subject"] == subject_of(number, key)
+    assert number not in repr(evidence) and number not in repr(dossier)
 
     with grpc.insecure_channel(server.target) as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
 
 from saoy.core.errors import Unauthenticated, Unavailable
+from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import (
     Identity,
     InMemorySessionStore,
@@ -140,3 +143,16 @@ def test_the_factory_picks_the_backend(redis_url: str) -> None:
     backend = create_session_store(redis_url, ttl=30)
     assert isinstance(backend, RedisSessionStore) and backend.ttl == 30
     backend.close()
+
+
+def test_the_subject_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
+    key = ensure_subject_key(tmp_path / "keys")
+    path = tmp_path / "keys" / "subject.key"
+    assert len(key) == 32 and path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_subject_key(tmp_path / "keys") == key  # a restart keeps it
+    assert [p.name for p in path.parent.iterdir()] == ["subject.key"]  # no temporary left
+    assert subject_of("001099012345", key) != subject_of("001099012345", bytes(32))
+    path.write_bytes(b"short")
+    with pytest.raises(ValueError, match="not a 32-byte key"):
+        ensure_subject_key(tmp_path / "keys")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from saoy.core.documents.qr import read_card_qr
 from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
 from saoy.core.identity.face import FaceEngine, cosine, decode_image
 from saoy.core.identity.liveness import (
@@ -84,6 +85,9 @@ class Authentication:
         default=lambda: secrets.choice((Direction.LEFT, Direction.RIGHT))
     )
     challenge: Challenge | None = None
+    card_number: str | None = None
+    """The 12-digit number the card's QR code carries, when it reads (for the keyed subject
+    hash; kept for the attempt only)."""
     _card: np.ndarray | None = None
     _frames: list[_Frame] = field(default_factory=list)
     _hashes: set[str] = field(default_factory=set)
@@ -106,6 +110,8 @@ class Authentication:
         )
         detection = self.engine.card_face(image, CARD_FIELD)
         self._card = self.engine.embed(image, detection)
+        qr = read_card_qr(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        self.card_number = qr.id_number if qr is not None and qr.well_formed else None
         now = self.clock()
         self.challenge = Challenge(self.choose(), now, now + self.config.deadline_seconds)
         return self.challenge
