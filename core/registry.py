@@ -1,12 +1,15 @@
 """The registry of dossiers, their pages, issued copies and audit events.
 
-:class:`Registry` is the interface; :class:`SqliteRegistry` is the embedded default (one SQLite
-file in WAL mode). A PostgreSQL backend belongs behind the same interface and must pass the same
-tests. Rows point at blobs by their SHA-256; :func:`store_dossier` is the one atomic step that
-writes both, and :func:`sweep_orphans` cleans up after a process killed half way through it.
+:class:`Registry` is the interface. :class:`SqlRegistry` holds what every SQL backend shares
+(statements, record/row conversions, migrations, error mapping); :class:`SqliteRegistry` is the
+embedded default (one SQLite file in WAL mode) and
+:class:`~saoy.core.registry_pg.PostgresRegistry` the server database, both passing the same
+tests; :func:`create_registry` picks one from a path or URL. Rows point at blobs by their
+SHA-256; :func:`store_dossier` is the one atomic step that writes both, and
+:func:`sweep_orphans` cleans up after a process killed half way through it.
 
-Timestamps are stored as UTC ISO 8601 text with microseconds (fixed width, so they sort) and
-come back as aware datetimes in UTC. Naive datetimes are refused.
+Timestamps come back as aware datetimes in UTC; naive datetimes are refused. SQLite stores them
+as UTC ISO 8601 text with microseconds (fixed width, so they sort), PostgreSQL as timestamptz.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, ClassVar, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
 from saoy.core import codes
 from saoy.core.blobs import BlobStore, key_of
@@ -213,408 +217,122 @@ def validate_records(
         raise ValueError(f"an {dossier.state} dossier needs its copy")
 
 
-def _ts(value: datetime) -> str:
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; naive datetimes are refused."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value.astimezone(UTC)
+
+
+def _ts(value: datetime) -> str:
+    return as_utc(value).isoformat(timespec="microseconds")
 
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _opt_ts(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else _dt(text)
-
-
-def _checks_json(checks: Sequence[CheckResult]) -> str:
-    return json.dumps(
-        [[c.name, Outcome(c.outcome).value, c.reason] for c in checks], ensure_ascii=False
-    )
-
-
-def _checks_of(text: str) -> tuple[CheckResult, ...]:
-    return tuple(
-        CheckResult(name, Outcome(outcome), reason) for name, outcome, reason in json.loads(text)
-    )
-
-
-def _fields_json(fields: Sequence[tuple[str, str, float]]) -> str:
-    return json.dumps([[n, v, float(c)] for n, v, c in fields], ensure_ascii=False)
-
-
-def _fields_of(text: str) -> tuple[tuple[str, str, float], ...]:
-    return tuple((name, value, float(conf)) for name, value, conf in json.loads(text))
-
-
-def _evidence_json(evidence: Mapping[str, Any] | None) -> str | None:
-    return None if evidence is None else json.dumps(dict(evidence), sort_keys=True)
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# Each migration is a list of statements, applied in one transaction; never edit a released one,
-# append a new one.
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """CREATE TABLE IF NOT EXISTS dossiers (
-            id TEXT PRIMARY KEY,
-            request_id TEXT NOT NULL,
-            kiosk_id TEXT NOT NULL,
-            state TEXT NOT NULL
-                CHECK (state IN ('ISSUED', 'NEEDS_REVIEW', 'REJECTED', 'REVOKED')),
-            created_at TEXT NOT NULL,
-            decided_at TEXT NOT NULL,
-            page_count INTEGER NOT NULL CHECK (page_count >= 0),
-            reasons TEXT NOT NULL,
-            checks TEXT NOT NULL,
-            UNIQUE (kiosk_id, request_id)
-        )""",
-        """CREATE TABLE IF NOT EXISTS pages (
-            dossier_id TEXT NOT NULL REFERENCES dossiers (id),
-            idx INTEGER NOT NULL,
-            blob_key TEXT NOT NULL CHECK (length(blob_key) = 64),
-            format TEXT NOT NULL,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            mean_confidence REAL NOT NULL,
-            PRIMARY KEY (dossier_id, idx)
-        )""",
-        """CREATE TABLE IF NOT EXISTS copies (
-            code TEXT PRIMARY KEY,
-            dossier_id TEXT NOT NULL UNIQUE REFERENCES dossiers (id),
-            blob_key TEXT NOT NULL CHECK (length(blob_key) = 64),
-            size_bytes INTEGER NOT NULL,
-            issuer TEXT NOT NULL,
-            issued_at TEXT NOT NULL,
-            pages INTEGER NOT NULL,
-            revoked_at TEXT,
-            revoke_reason TEXT
-        )""",
-        """CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            dossier_id TEXT NOT NULL REFERENCES dossiers (id),
-            at TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            detail TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS pages_blob_key ON pages (blob_key)",
-        "CREATE INDEX IF NOT EXISTS copies_blob_key ON copies (blob_key)",
-        "CREATE INDEX IF NOT EXISTS events_dossier ON events (dossier_id, id)",
-    ),
-    ("ALTER TABLE dossiers ADD COLUMN identity_evidence TEXT",),  # JSON object, or NULL
-    (
-        "ALTER TABLE pages ADD COLUMN document_type TEXT NOT NULL DEFAULT 'generic'",
-        "ALTER TABLE pages ADD COLUMN fields TEXT NOT NULL DEFAULT '[]'",  # [[name, value, conf]]
-    ),
+@dataclass(frozen=True)
+class Codec:
+    """How a backend stores the values SQL databases disagree on: timestamps and JSON."""
+
+    to_ts: Callable[[datetime], Any]
+    """An aware datetime as a column value; ValueError for a naive one."""
+    from_ts: Callable[[Any], datetime]
+    """A column value as an aware datetime in UTC."""
+    to_json: Callable[[Any], Any]
+    """A JSON-able value (lists, dicts, strings, numbers) as a column value."""
+    from_json: Callable[[Any], Any]
+    """A column value as the JSON value it holds."""
+
+
+SQLITE_CODEC: Final = Codec(to_ts=_ts, from_ts=_dt, to_json=_json_text, from_json=json.loads)
+"""UTC ISO 8601 text with microseconds (fixed width, so it sorts) and JSON text."""
+
+
+# -- records and rows ---------------------------------------------------------------------------
+# The column lists, the statements and the conversions below serve every SQL backend; they use
+# ``?`` placeholders (see SqlRegistry).
+
+_DOSSIER_COLUMNS: Final = (
+    "id, request_id, kiosk_id, state, created_at, decided_at, page_count, reasons, checks,"
+    " identity_evidence"
 )
-SCHEMA_VERSION: Final = len(_MIGRATIONS)
-
-_BATCH = 500  # keys per IN (...) query, well under SQLite's parameter limit
-
-
-def _busy_to_unavailable(method: Callable[P, T]) -> Callable[P, T]:
-    """A lock held past the busy timeout is transient: report it as Unavailable, retryable."""
-
-    @wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.OperationalError as error:
-            text = str(error)
-            if "locked" in text or "busy" in text:
-                raise Unavailable(
-                    "the registry is busy; retry with the same request_id", retry_after=1.0
-                ) from error
-            raise
-
-    return wrapper
-
-
-class SqliteRegistry(Registry):
-    """The registry in one SQLite file: WAL, foreign keys on, synchronous=FULL so that what
-    :meth:`record` acknowledged survives a crash, one connection per calling thread."""
-
-    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self._db = SqliteConnections(
-            self.path, busy_timeout=busy_timeout, what="the registry", pragmas=["foreign_keys = ON"]
-        )
-        self._connection = self._db.connection
-        self._transaction = self._db.transaction
-        self._migrate()
-
-    def _migrate(self) -> None:
-        self._db.enable_wal()
-        with self._transaction(write=True) as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            current = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has schema version {current}; "
-                    f"this version of saoy knows up to {SCHEMA_VERSION}"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                    (version, _ts(_now())),
-                )
-                log.info("registry %s migrated to schema version %d", self.path, version)
-
-    def close(self) -> None:
-        self._db.close()
-
-    # -- writes ---------------------------------------------------------------------------------
-
-    @_busy_to_unavailable
-    def record(
-        self,
-        dossier: DossierRecord,
-        pages: Sequence[PageRecord],
-        copy: CopyRecord | None,
-        event_kind: str,
-        event_detail: Mapping[str, Any],
-    ) -> None:
-        validate_records(dossier, pages, copy)
-        detail = json.dumps(dict(event_detail), ensure_ascii=False, sort_keys=True)
-        try:
-            with self._transaction(write=True) as db:
-                self._insert(db, dossier, pages, copy, event_kind, detail)
-        except sqlite3.IntegrityError as error:
-            if "dossiers.kiosk_id" in str(error):
-                raise DuplicateRequest(dossier.kiosk_id, dossier.request_id) from error
-            raise
-
-    def _insert(
-        self,
-        db: sqlite3.Connection,
-        dossier: DossierRecord,
-        pages: Sequence[PageRecord],
-        copy: CopyRecord | None,
-        event_kind: str,
-        detail: str,
-    ) -> None:
-        """The statements of :meth:`record`, inside its transaction."""
-        exists = db.execute(
-            "SELECT 1 FROM dossiers WHERE kiosk_id = ? AND request_id = ?",
-            (dossier.kiosk_id, dossier.request_id),
-        ).fetchone()
-        if exists:
-            raise DuplicateRequest(dossier.kiosk_id, dossier.request_id)
-        db.execute(
-            "INSERT INTO dossiers (id, request_id, kiosk_id, state, created_at, decided_at,"
-            " page_count, reasons, checks, identity_evidence)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                dossier.id,
-                dossier.request_id,
-                dossier.kiosk_id,
-                dossier.state,
-                _ts(dossier.created_at),
-                _ts(dossier.decided_at),
-                dossier.page_count,
-                json.dumps(list(dossier.reasons), ensure_ascii=False),
-                _checks_json(dossier.checks),
-                _evidence_json(dossier.identity_evidence),
-            ),
-        )
-        db.executemany(
-            "INSERT INTO pages (dossier_id, idx, blob_key, format, width, height, text,"
-            " mean_confidence, document_type, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    p.dossier_id,
-                    p.index,
-                    p.blob_key,
-                    p.format,
-                    p.width,
-                    p.height,
-                    p.text,
-                    float(p.mean_confidence),
-                    p.document_type,
-                    _fields_json(p.fields),
-                )
-                for p in pages
-            ],
-        )
-        if copy is not None:
-            db.execute(
-                "INSERT INTO copies (code, dossier_id, blob_key, size_bytes, issuer, issued_at,"
-                " pages, revoked_at, revoke_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    copy.code,
-                    copy.dossier_id,
-                    copy.blob_key,
-                    copy.size_bytes,
-                    copy.issuer,
-                    _ts(copy.issued_at),
-                    copy.pages,
-                    _opt_ts(copy.revoked_at),
-                    copy.revoke_reason,
-                ),
-            )
-        self._event(db, dossier.id, event_kind, detail)
-
-    @staticmethod
-    def _event(db: sqlite3.Connection, dossier_id: str, kind: str, detail: str) -> None:
-        db.execute(
-            "INSERT INTO events (dossier_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-            (dossier_id, _ts(_now()), kind, detail),
-        )
-
-    @_busy_to_unavailable
-    def revoke(self, code: str, reason: str, *, at: datetime | None = None) -> CopyRecord:
-        when = at or _now()
-        with self._transaction(write=True) as db:
-            row = db.execute(_COPY_SELECT + " WHERE code = ?", (code,)).fetchone()
-            if row is None:
-                raise NotFound(f"No copy is registered under code {code}", field="code")
-            copy = _copy_of(row)
-            if copy.revoked_at is not None:
-                return copy
-            copy = dataclasses.replace(copy, revoked_at=when, revoke_reason=reason)
-            db.execute(
-                "UPDATE copies SET revoked_at = ?, revoke_reason = ? WHERE code = ?",
-                (_ts(when), reason, code),
-            )
-            db.execute("UPDATE dossiers SET state = 'REVOKED' WHERE id = ?", (copy.dossier_id,))
-            detail = json.dumps({"code": code, "reason": reason}, ensure_ascii=False)
-            self._event(db, copy.dossier_id, "revoked", detail)
-        return dataclasses.replace(copy, revoked_at=_dt(_ts(when)))
-
-    # -- reads ----------------------------------------------------------------------------------
-
-    @_busy_to_unavailable
-    def find_by_request(
-        self, kiosk_id: str, request_id: str
-    ) -> tuple[DossierRecord, CopyRecord | None] | None:
-        with self._transaction(write=False) as db:
-            row = db.execute(
-                _DOSSIER_SELECT + " WHERE kiosk_id = ? AND request_id = ?",
-                (kiosk_id, request_id),
-            ).fetchone()
-            if row is None:
-                return None
-            dossier = _dossier_of(row)
-            copy_row = db.execute(_COPY_SELECT + " WHERE dossier_id = ?", (dossier.id,)).fetchone()
-        return dossier, None if copy_row is None else _copy_of(copy_row)
-
-    @_busy_to_unavailable
-    def get_dossier(self, dossier_id: str) -> DossierRecord | None:
-        row = (
-            self._connection().execute(_DOSSIER_SELECT + " WHERE id = ?", (dossier_id,)).fetchone()
-        )
-        return None if row is None else _dossier_of(row)
-
-    @_busy_to_unavailable
-    def get_copy(self, code: str) -> CopyRecord | None:
-        row = self._connection().execute(_COPY_SELECT + " WHERE code = ?", (code,)).fetchone()
-        return None if row is None else _copy_of(row)
-
-    def copies(self) -> Iterator[CopyRecord]:
-        rows = self._connection().execute(_COPY_SELECT + " ORDER BY issued_at, code").fetchall()
-        return (_copy_of(row) for row in rows)
-
-    @_busy_to_unavailable
-    def pages(self, dossier_id: str) -> list[PageRecord]:
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT dossier_id, idx, blob_key, format, width, height, text, mean_confidence,"
-                " document_type, fields FROM pages WHERE dossier_id = ? ORDER BY idx",
-                (dossier_id,),
-            )
-            .fetchall()
-        )
-        return [_page_of(row) for row in rows]
-
-    @_busy_to_unavailable
-    def events(self, dossier_id: str) -> list[EventRecord]:
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT dossier_id, at, kind, detail FROM events WHERE dossier_id = ? ORDER BY id",
-                (dossier_id,),
-            )
-            .fetchall()
-        )
-        return [EventRecord(d, _dt(at), kind, json.loads(detail)) for d, at, kind, detail in rows]
-
-    @_busy_to_unavailable
-    def referenced_blob_keys(self) -> set[str]:
-        rows = (
-            self._connection()
-            .execute("SELECT blob_key FROM pages UNION SELECT blob_key FROM copies")
-            .fetchall()
-        )
-        return {key for (key,) in rows}
-
-    @_busy_to_unavailable
-    def referenced(self, keys: Iterable[str]) -> set[str]:
-        wanted = sorted(set(keys))
-        found: set[str] = set()
-        conn = self._connection()
-        for start in range(0, len(wanted), _BATCH):
-            batch = wanted[start : start + _BATCH]
-            marks = ", ".join("?" * len(batch))
-            rows = conn.execute(
-                f"SELECT blob_key FROM pages WHERE blob_key IN ({marks})"
-                f" UNION SELECT blob_key FROM copies WHERE blob_key IN ({marks})",
-                batch + batch,
-            ).fetchall()
-            found.update(key for (key,) in rows)
-        return found
-
-    @_busy_to_unavailable
-    def counts(self) -> dict[str, int]:
-        with self._transaction(write=False) as db:
-            result = dict.fromkeys(DOSSIER_STATES, 0)
-            for state, n in db.execute("SELECT state, count(*) FROM dossiers GROUP BY state"):
-                result[state] = n
-            result["copies"] = db.execute("SELECT count(*) FROM copies").fetchone()[0]
-        return result
-
-
-_DOSSIER_SELECT: Final = (
-    "SELECT id, request_id, kiosk_id, state, created_at, decided_at, page_count, reasons, checks,"
-    " identity_evidence FROM dossiers"
+_PAGE_COLUMNS: Final = (
+    "dossier_id, idx, blob_key, format, width, height, text, mean_confidence, document_type, fields"
 )
-_COPY_SELECT: Final = (
-    "SELECT code, dossier_id, blob_key, size_bytes, issuer, issued_at, pages, revoked_at,"
-    " revoke_reason FROM copies"
+_COPY_COLUMNS: Final = (
+    "code, dossier_id, blob_key, size_bytes, issuer, issued_at, pages, revoked_at, revoke_reason"
 )
+_DOSSIER_SELECT: Final = f"SELECT {_DOSSIER_COLUMNS} FROM dossiers"
+_PAGE_SELECT: Final = f"SELECT {_PAGE_COLUMNS} FROM pages"
+_COPY_SELECT: Final = f"SELECT {_COPY_COLUMNS} FROM copies"
 
 
-def _dossier_of(row: tuple[Any, ...]) -> DossierRecord:
+def _insert_sql(table: str, columns: str) -> str:
+    marks = ", ".join("?" * len(columns.split(",")))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+
+def _dossier_row(dossier: DossierRecord, codec: Codec) -> tuple[Any, ...]:
+    evidence = dossier.identity_evidence
+    return (
+        dossier.id,
+        dossier.request_id,
+        dossier.kiosk_id,
+        dossier.state,
+        codec.to_ts(dossier.created_at),
+        codec.to_ts(dossier.decided_at),
+        dossier.page_count,
+        codec.to_json(list(dossier.reasons)),
+        codec.to_json([[c.name, Outcome(c.outcome).value, c.reason] for c in dossier.checks]),
+        None if evidence is None else codec.to_json(dict(evidence)),
+    )
+
+
+def _dossier_of(row: Sequence[Any], codec: Codec) -> DossierRecord:
     id_, request_id, kiosk_id, state, created, decided, page_count, reasons, checks, evidence = row
     return DossierRecord(
         id=id_,
         request_id=request_id,
         kiosk_id=kiosk_id,
         state=state,
-        created_at=_dt(created),
-        decided_at=_dt(decided),
+        created_at=codec.from_ts(created),
+        decided_at=codec.from_ts(decided),
         page_count=page_count,
-        reasons=tuple(json.loads(reasons)),
-        checks=_checks_of(checks),
-        identity_evidence=None if evidence is None else json.loads(evidence),
+        reasons=tuple(codec.from_json(reasons)),
+        checks=tuple(
+            CheckResult(name, Outcome(outcome), reason)
+            for name, outcome, reason in codec.from_json(checks)
+        ),
+        identity_evidence=None if evidence is None else codec.from_json(evidence),
     )
 
 
-def _page_of(row: tuple[Any, ...]) -> PageRecord:
+def _page_row(page: PageRecord, codec: Codec) -> tuple[Any, ...]:
+    return (
+        page.dossier_id,
+        page.index,
+        page.blob_key,
+        page.format,
+        page.width,
+        page.height,
+        page.text,
+        float(page.mean_confidence),
+        page.document_type,
+        codec.to_json([[n, v, float(c)] for n, v, c in page.fields]),
+    )
+
+
+def _page_of(row: Sequence[Any], codec: Codec) -> PageRecord:
     dossier_id, idx, blob_key, fmt, width, height, text, conf, document_type, fields = row
     return PageRecord(
         dossier_id=dossier_id,
@@ -626,11 +344,25 @@ def _page_of(row: tuple[Any, ...]) -> PageRecord:
         text=text,
         mean_confidence=conf,
         document_type=document_type,
-        fields=_fields_of(fields),
+        fields=tuple((name, value, float(c)) for name, value, c in codec.from_json(fields)),
     )
 
 
-def _copy_of(row: tuple[Any, ...]) -> CopyRecord:
+def _copy_row(copy: CopyRecord, codec: Codec) -> tuple[Any, ...]:
+    return (
+        copy.code,
+        copy.dossier_id,
+        copy.blob_key,
+        copy.size_bytes,
+        copy.issuer,
+        codec.to_ts(copy.issued_at),
+        copy.pages,
+        None if copy.revoked_at is None else codec.to_ts(copy.revoked_at),
+        copy.revoke_reason,
+    )
+
+
+def _copy_of(row: Sequence[Any], codec: Codec) -> CopyRecord:
     code, dossier_id, blob_key, size, issuer, issued, pages, revoked, revoke_reason = row
     return CopyRecord(
         code=code,
@@ -638,11 +370,364 @@ def _copy_of(row: tuple[Any, ...]) -> CopyRecord:
         blob_key=blob_key,
         size_bytes=size,
         issuer=issuer,
-        issued_at=_dt(issued),
+        issued_at=codec.from_ts(issued),
         pages=pages,
-        revoked_at=_opt_dt(revoked),
+        revoked_at=None if revoked is None else codec.from_ts(revoked),
         revoke_reason=revoke_reason,
     )
+
+
+# Each migration is a list of statements, applied in one transaction; never edit a released one,
+# append a new one. Column types in braces are the backend's (SqlRegistry.column_types), so a
+# schema version means the same tables and columns on every backend.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE IF NOT EXISTS dossiers (
+            id TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            state TEXT NOT NULL
+                CHECK (state IN ('ISSUED', 'NEEDS_REVIEW', 'REJECTED', 'REVOKED')),
+            created_at {timestamp} NOT NULL,
+            decided_at {timestamp} NOT NULL,
+            page_count INTEGER NOT NULL CHECK (page_count >= 0),
+            reasons {json} NOT NULL,
+            checks {json} NOT NULL,
+            UNIQUE (kiosk_id, request_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS pages (
+            dossier_id TEXT NOT NULL REFERENCES dossiers (id),
+            idx INTEGER NOT NULL,
+            blob_key TEXT NOT NULL CHECK (length(blob_key) = 64),
+            format TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            mean_confidence {float} NOT NULL,
+            PRIMARY KEY (dossier_id, idx)
+        )""",
+        """CREATE TABLE IF NOT EXISTS copies (
+            code TEXT PRIMARY KEY,
+            dossier_id TEXT NOT NULL UNIQUE REFERENCES dossiers (id),
+            blob_key TEXT NOT NULL CHECK (length(blob_key) = 64),
+            size_bytes {bigint} NOT NULL,
+            issuer TEXT NOT NULL,
+            issued_at {timestamp} NOT NULL,
+            pages INTEGER NOT NULL,
+            revoked_at {timestamp},
+            revoke_reason TEXT
+        )""",
+        """CREATE TABLE IF NOT EXISTS events (
+            id {serial},
+            dossier_id TEXT NOT NULL REFERENCES dossiers (id),
+            at {timestamp} NOT NULL,
+            kind TEXT NOT NULL,
+            detail {json} NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS pages_blob_key ON pages (blob_key)",
+        "CREATE INDEX IF NOT EXISTS copies_blob_key ON copies (blob_key)",
+        "CREATE INDEX IF NOT EXISTS events_dossier ON events (dossier_id, id)",
+    ),
+    ("ALTER TABLE dossiers ADD COLUMN identity_evidence {json}",),  # JSON object, or NULL
+    (
+        "ALTER TABLE pages ADD COLUMN document_type TEXT NOT NULL DEFAULT 'generic'",
+        "ALTER TABLE pages ADD COLUMN fields {json} NOT NULL DEFAULT '[]'",  # [[name, value, conf]]
+    ),
+)
+_SCHEMA_VERSION_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version INTEGER PRIMARY KEY, applied_at {timestamp} NOT NULL)"
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+_BATCH = 500  # keys per IN (...) query, well under SQLite's parameter limit
+
+
+class Statements(Protocol):
+    """What SqlRegistry needs of a connection: statements with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+
+R = TypeVar("R", bound="SqlRegistry")
+
+
+def _transient_to_unavailable(
+    method: Callable[Concatenate[R, P], T],
+) -> Callable[Concatenate[R, P], T]:
+    """An error the backend calls transient (a lock held too long, a lost connection) is
+    reported as Unavailable: the caller may retry."""
+
+    @wraps(method)
+    def wrapper(self: R, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:
+            if self._is_transient(error):
+                raise Unavailable(
+                    "the registry is busy; retry with the same request_id", retry_after=1.0
+                ) from error
+            raise
+
+    return wrapper
+
+
+class SqlRegistry(Registry):
+    """The registry over a SQL database. A backend supplies its transactions, its column types,
+    a :class:`Codec`, and which of its errors mean a duplicate request or a transient failure;
+    the schema, the statements and the conversions are shared."""
+
+    codec: ClassVar[Codec]
+    column_types: ClassVar[Mapping[str, str]]
+    """The types the migrations name in braces: timestamp, json, float, bigint, and serial (an
+    auto-numbered primary key)."""
+    for_update: ClassVar[str] = ""
+    """Appended to the SELECT that reads the row a write transaction is about to change."""
+    where: str
+    """Names the database in messages and logs, without credentials."""
+
+    @abstractmethod
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Statements]:
+        """One transaction: committed when the block ends, rolled back when it raises. A read
+        sees one snapshot."""
+
+    @abstractmethod
+    def _is_duplicate_request(self, error: Exception) -> bool:
+        """Whether ``error`` is the unique (kiosk_id, request_id) of dossiers refusing a row."""
+
+    @abstractmethod
+    def _is_transient(self, error: Exception) -> bool:
+        """Whether ``error`` may go away on retry (busy, unreachable)."""
+
+    def _lock_schema(self, db: Statements) -> None:
+        """Keep other processes from migrating at the same time, until the transaction ends."""
+
+    def _migrate(self) -> None:
+        with self._transaction(write=True) as db:
+            self._lock_schema(db)
+            db.execute(_SCHEMA_VERSION_TABLE.format_map(self.column_types))
+            current = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.where} has schema version {current}; "
+                    f"this version of saoy knows up to {SCHEMA_VERSION}"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version - 1]:
+                    db.execute(statement.format_map(self.column_types))
+                db.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, self.codec.to_ts(_now())),
+                )
+                log.info("registry %s migrated to schema version %d", self.where, version)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    @_transient_to_unavailable
+    def record(
+        self,
+        dossier: DossierRecord,
+        pages: Sequence[PageRecord],
+        copy: CopyRecord | None,
+        event_kind: str,
+        event_detail: Mapping[str, Any],
+    ) -> None:
+        validate_records(dossier, pages, copy)
+        detail = self.codec.to_json(dict(event_detail))
+        try:
+            with self._transaction(write=True) as db:
+                self._insert(db, dossier, pages, copy, event_kind, detail)
+        except Exception as error:
+            if self._is_duplicate_request(error):
+                raise DuplicateRequest(dossier.kiosk_id, dossier.request_id) from error
+            raise
+
+    def _insert(
+        self,
+        db: Statements,
+        dossier: DossierRecord,
+        pages: Sequence[PageRecord],
+        copy: CopyRecord | None,
+        event_kind: str,
+        detail: Any,
+    ) -> None:
+        """The statements of :meth:`record`, inside its transaction."""
+        exists = db.execute(
+            "SELECT 1 FROM dossiers WHERE kiosk_id = ? AND request_id = ?",
+            (dossier.kiosk_id, dossier.request_id),
+        ).fetchone()
+        if exists:
+            raise DuplicateRequest(dossier.kiosk_id, dossier.request_id)
+        db.execute(_insert_sql("dossiers", _DOSSIER_COLUMNS), _dossier_row(dossier, self.codec))
+        db.executemany(
+            _insert_sql("pages", _PAGE_COLUMNS), [_page_row(p, self.codec) for p in pages]
+        )
+        if copy is not None:
+            db.execute(_insert_sql("copies", _COPY_COLUMNS), _copy_row(copy, self.codec))
+        self._event(db, dossier.id, event_kind, detail)
+
+    def _event(self, db: Statements, dossier_id: str, kind: str, detail: Any) -> None:
+        db.execute(
+            "INSERT INTO events (dossier_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+            (dossier_id, self.codec.to_ts(_now()), kind, detail),
+        )
+
+    @_transient_to_unavailable
+    def revoke(self, code: str, reason: str, *, at: datetime | None = None) -> CopyRecord:
+        when = as_utc(at or _now())
+        with self._transaction(write=True) as db:
+            row = db.execute(_COPY_SELECT + " WHERE code = ?" + self.for_update, (code,)).fetchone()
+            if row is None:
+                raise NotFound(f"No copy is registered under code {code}", field="code")
+            copy = _copy_of(row, self.codec)
+            if copy.revoked_at is not None:
+                return copy
+            copy = dataclasses.replace(copy, revoked_at=when, revoke_reason=reason)
+            db.execute(
+                "UPDATE copies SET revoked_at = ?, revoke_reason = ? WHERE code = ?",
+                (self.codec.to_ts(when), reason, code),
+            )
+            db.execute("UPDATE dossiers SET state = 'REVOKED' WHERE id = ?", (copy.dossier_id,))
+            detail = self.codec.to_json({"code": code, "reason": reason})
+            self._event(db, copy.dossier_id, "revoked", detail)
+        return copy
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @_transient_to_unavailable
+    def find_by_request(
+        self, kiosk_id: str, request_id: str
+    ) -> tuple[DossierRecord, CopyRecord | None] | None:
+        with self._transaction(write=False) as db:
+            row = db.execute(
+                _DOSSIER_SELECT + " WHERE kiosk_id = ? AND request_id = ?",
+                (kiosk_id, request_id),
+            ).fetchone()
+            if row is None:
+                return None
+            dossier = _dossier_of(row, self.codec)
+            copy_row = db.execute(_COPY_SELECT + " WHERE dossier_id = ?", (dossier.id,)).fetchone()
+        return dossier, None if copy_row is None else _copy_of(copy_row, self.codec)
+
+    def _rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        with self._transaction(write=False) as db:
+            return list(db.execute(sql, parameters).fetchall())
+
+    @_transient_to_unavailable
+    def get_dossier(self, dossier_id: str) -> DossierRecord | None:
+        rows = self._rows(_DOSSIER_SELECT + " WHERE id = ?", (dossier_id,))
+        return _dossier_of(rows[0], self.codec) if rows else None
+
+    @_transient_to_unavailable
+    def get_copy(self, code: str) -> CopyRecord | None:
+        rows = self._rows(_COPY_SELECT + " WHERE code = ?", (code,))
+        return _copy_of(rows[0], self.codec) if rows else None
+
+    def copies(self) -> Iterator[CopyRecord]:
+        rows = self._rows(_COPY_SELECT + " ORDER BY issued_at, code")
+        return (_copy_of(row, self.codec) for row in rows)
+
+    @_transient_to_unavailable
+    def pages(self, dossier_id: str) -> list[PageRecord]:
+        rows = self._rows(_PAGE_SELECT + " WHERE dossier_id = ? ORDER BY idx", (dossier_id,))
+        return [_page_of(row, self.codec) for row in rows]
+
+    @_transient_to_unavailable
+    def events(self, dossier_id: str) -> list[EventRecord]:
+        rows = self._rows(
+            "SELECT dossier_id, at, kind, detail FROM events WHERE dossier_id = ? ORDER BY id",
+            (dossier_id,),
+        )
+        return [
+            EventRecord(d, self.codec.from_ts(at), kind, self.codec.from_json(detail))
+            for d, at, kind, detail in rows
+        ]
+
+    @_transient_to_unavailable
+    def referenced_blob_keys(self) -> set[str]:
+        rows = self._rows("SELECT blob_key FROM pages UNION SELECT blob_key FROM copies")
+        return {key for (key,) in rows}
+
+    @_transient_to_unavailable
+    def referenced(self, keys: Iterable[str]) -> set[str]:
+        wanted = sorted(set(keys))
+        found: set[str] = set()
+        with self._transaction(write=False) as db:
+            for start in range(0, len(wanted), _BATCH):
+                batch = wanted[start : start + _BATCH]
+                marks = ", ".join("?" * len(batch))
+                rows = db.execute(
+                    f"SELECT blob_key FROM pages WHERE blob_key IN ({marks})"
+                    f" UNION SELECT blob_key FROM copies WHERE blob_key IN ({marks})",
+                    batch + batch,
+                ).fetchall()
+                found.update(key for (key,) in rows)
+        return found
+
+    @_transient_to_unavailable
+    def counts(self) -> dict[str, int]:
+        with self._transaction(write=False) as db:
+            result = dict.fromkeys(DOSSIER_STATES, 0)
+            for state, n in db.execute("SELECT state, count(*) FROM dossiers GROUP BY state"):
+                result[state] = n
+            result["copies"] = db.execute("SELECT count(*) FROM copies").fetchone()[0]
+        return result
+
+
+class SqliteRegistry(SqlRegistry):
+    """The registry in one SQLite file: WAL, foreign keys on, synchronous=FULL so that what
+    :meth:`record` acknowledged survives a crash, one connection per calling thread."""
+
+    codec = SQLITE_CODEC
+    column_types: ClassVar[Mapping[str, str]] = {
+        "timestamp": "TEXT",
+        "json": "TEXT",
+        "float": "REAL",
+        "bigint": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    }
+    # for_update stays empty: BEGIN IMMEDIATE already holds the write lock.
+
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.busy_timeout = busy_timeout
+        self._db = SqliteConnections(
+            self.path, busy_timeout=busy_timeout, what="the registry", pragmas=["foreign_keys = ON"]
+        )
+        self._migrate()
+
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Statements]:
+        return self._db.transaction(write=write)
+
+    def _is_duplicate_request(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError) and "dossiers.kiosk_id" in str(error)
+
+    def _is_transient(self, error: Exception) -> bool:
+        text = str(error)
+        return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+    def _migrate(self) -> None:
+        self._db.enable_wal()
+        super()._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def create_registry(location: str | Path) -> Registry:
+    """The registry at ``location``: a ``postgresql://`` (or ``postgres://``) URL opens a
+    :class:`~saoy.core.registry_pg.PostgresRegistry`; a path, a SQLite file."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from saoy.core.registry_pg import PostgresRegistry  # psycopg is loaded only when used
+
+        return PostgresRegistry(text)
+    if "://" in text:
+        raise ValueError(f"registry location {text.split('://')[0]}://... is not supported")
+    return SqliteRegistry(Path(location))
 
 
 # -- rows and blobs together -------------------------------------------------------------------
@@ -770,13 +855,19 @@ def sweep_orphans(registry: Registry, blobs: BlobStore, older_than: timedelta) -
 __all__ = [
     "DOSSIER_STATES",
     "SCHEMA_VERSION",
+    "SQLITE_CODEC",
+    "Codec",
     "CopyRecord",
     "DossierRecord",
     "DuplicateRequest",
     "EventRecord",
     "PageRecord",
     "Registry",
+    "SqlRegistry",
     "SqliteRegistry",
+    "Statements",
+    "as_utc",
+    "create_registry",
     "store_dossier",
     "sweep_orphans",
     "validate_records",

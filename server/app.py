@@ -24,7 +24,7 @@ from saoy.core.ocr import create_engine
 from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import ensure_dev_pki
 from saoy.core.publication import LogPublisher
-from saoy.core.registry import SqliteRegistry, sweep_orphans
+from saoy.core.registry import create_registry, sweep_orphans
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer
@@ -144,7 +144,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         pkcs11_token=settings.pkcs11_token or None,
         pkcs11_pin=settings.pkcs11_pin or None,
     )
-    registry = SqliteRegistry(data_dir / "registry.sqlite3")
+    registry = create_registry(settings.registry_url or data_dir / "registry.sqlite3")
     blobs = FileBlobStore(data_dir / "blobs")
     swept = sweep_orphans(registry, blobs, older_than=ORPHAN_AGE)
     if swept:

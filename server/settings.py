@@ -20,6 +20,7 @@ class Settings:
     grpc_port: int = 50051
     http_port: int = 8080
     data_dir: Path = Path("var")
+    registry_url: str = ""  # postgresql://user@host/db for the registry; empty: <data_dir> SQLite
     public_url: str = ""  # base of verification URLs; default http://<host>:<http_port>
     workers: int = 0  # CPU worker threads; 0 = one per core
     ocr_engine: str = "tesseract"  # "tesseract", "onnx" (ONNX Runtime det+rec) or "none"

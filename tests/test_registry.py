@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from saoy.core import codes
@@ -29,10 +31,20 @@ from saoy.core.registry import (
     DossierRecord,
     DuplicateRequest,
     PageRecord,
+    Registry,
     SqliteRegistry,
+    SqlRegistry,
+    create_registry,
     store_dossier,
     sweep_orphans,
 )
+from saoy.core.registry_pg import PostgresRegistry
+from saoy.v1 import verification_pb2 as vpb
+from tests.pg import postgres_server, postgresql_url
+
+from .conftest import start_server
+
+__all__ = ["postgres_server", "postgresql_url"]
 
 HOUR = timedelta(hours=1)
 VN = timezone(timedelta(hours=7))
@@ -108,7 +120,7 @@ def sample(
     }
 
 
-def record(registry: SqliteRegistry, kw: Mapping[str, Any]) -> None:
+def record(registry: Registry, kw: Mapping[str, Any]) -> None:
     registry.record(kw["dossier"], kw["pages"], kw["copy"], kw["event_kind"], kw["event_detail"])
 
 
@@ -121,9 +133,31 @@ def age(path: Path, by: timedelta) -> None:
     os.utime(path, (then, then))
 
 
+@dataclass(frozen=True)
+class Backend:
+    """Where a test's registry lives, and how that backend reports a broken constraint."""
+
+    cls: type[SqlRegistry]
+    location: Any  # the path or URL its constructor takes
+    integrity_error: type[Exception]
+
+    def open(self, cls: type[SqlRegistry] | None = None) -> SqlRegistry:
+        """A registry there, of ``cls`` (a subclass of the backend's) when given."""
+        return (cls or self.cls)(self.location)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each backend in turn, empty: a new SQLite file, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return Backend(SqliteRegistry, tmp_path / "registry.sqlite3", sqlite3.IntegrityError)
+    url = request.getfixturevalue("postgresql_url")
+    return Backend(PostgresRegistry, url, psycopg.IntegrityError)
+
+
 @pytest.fixture
-def registry(tmp_path: Path):
-    with SqliteRegistry(tmp_path / "registry.sqlite3") as reg:
+def registry(backend: Backend) -> Iterator[SqlRegistry]:
+    with backend.open() as reg:
         yield reg
 
 
@@ -184,6 +218,30 @@ def test_duplicate_request_raises_and_keeps_the_first(registry):
     record(registry, sample(kiosk="HN-0002", request="req-1"))
 
 
+def test_a_duplicate_found_only_by_the_unique_key_is_a_duplicate_request(backend):
+    """What a racing duplicate meets: the existence check found nothing, the insert fails."""
+
+    class Unchecked(backend.cls):  # type: ignore[name-defined]
+        def _insert(self, db: Any, *args: Any) -> None:
+            class Blind:
+                def execute(self, sql: str, parameters: Any = ()) -> Any:
+                    if sql.startswith("SELECT 1 FROM dossiers"):
+                        return db.execute("SELECT 1 WHERE 1 = 0")
+                    return db.execute(sql, parameters)
+
+                def executemany(self, sql: str, parameters: Any) -> Any:
+                    return db.executemany(sql, parameters)
+
+            super()._insert(Blind(), *args)
+
+    first, second = sample(request="req-1"), sample(request="req-1")
+    with backend.open(Unchecked) as registry:
+        record(registry, first)
+        with pytest.raises(DuplicateRequest):
+            record(registry, second)
+        assert registry.get_dossier(second["dossier"].id) is None
+
+
 def test_inconsistent_records_are_refused(registry):
     kw = sample()
     with pytest.raises(ValueError, match="needs its copy"):
@@ -210,6 +268,46 @@ def test_revoke_marks_copy_and_dossier_and_logs_it(registry):
         registry.revoke(codes.new_code(), "unknown")
 
 
+def test_racing_revokes_revoke_once(registry):
+    kw = sample()
+    record(registry, kw)
+    barrier = threading.Barrier(8)
+    results: list[CopyRecord] = []
+
+    def work(n: int) -> None:
+        barrier.wait()
+        results.append(registry.revoke(kw["copy"].code, f"reason {n}"))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8 and len(set(results)) == 1
+    assert registry.get_copy(kw["copy"].code) == results[0]
+    assert [e.kind for e in registry.events(kw["dossier"].id)] == ["issued", "revoked"]
+
+
+def test_a_server_on_postgresql_certifies_a_dossier(tmp_path, postgresql_url, reference_dossier):
+    running = start_server(tmp_path, registry_url=postgresql_url)
+    try:
+        registry = running.server.certifier.registry
+        assert isinstance(registry, PostgresRegistry)
+        with running.client(kiosk_id="kiosk-pg") as client:
+            result = client.certify(
+                [reference_dossier[0][1]], session_token=running.token("kiosk-pg")
+            )
+            assert result.issued is not None
+            verified = client.verify_code(result.issued.code)
+        assert verified.verdict == vpb.VerificationResult.VALID
+        dossier = registry.get_dossier(result.dossier_id)
+        assert dossier is not None and dossier.state == "ISSUED"
+        assert registry.counts()["copies"] == 1
+        assert not (tmp_path / "registry.sqlite3").exists()
+    finally:
+        running.stop()
+
+
 def test_counts_and_referenced_keys(registry):
     issued, review = sample(), sample(state="REJECTED", pages=1)
     record(registry, issued)
@@ -234,10 +332,48 @@ def test_database_is_wal_with_a_schema_version(tmp_path):
         SqliteRegistry(path)
 
 
-def test_foreign_keys_are_enforced(registry):
-    conn = registry._connection()
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(
+def test_postgresql_schema_has_a_version_and_native_types(postgresql_url):
+    PostgresRegistry(postgresql_url).close()
+    PostgresRegistry(postgresql_url).close()  # reopening migrates nothing twice
+    with psycopg.connect(postgresql_url, autocommit=True) as db:
+        versions = db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        types = dict(
+            db.execute(
+                "SELECT table_name || '.' || column_name, data_type"
+                " FROM information_schema.columns WHERE table_schema = 'public'"
+            ).fetchall()
+        )
+        assert types["dossiers.created_at"] == "timestamp with time zone"
+        assert types["copies.revoked_at"] == "timestamp with time zone"
+        for column in ("dossiers.checks", "dossiers.identity_evidence", "pages.fields"):
+            assert types[column] == "jsonb"
+        assert types["events.detail"] == "jsonb"
+        db.execute("INSERT INTO schema_version VALUES (%s, now())", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match="schema version"):
+        PostgresRegistry(postgresql_url)
+
+
+def test_an_unreachable_postgresql_fails_at_start():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(psycopg.OperationalError):
+        PostgresRegistry(f"postgresql://postgres@127.0.0.1:{port}/saoy", timeout=1)
+
+
+def test_create_registry_picks_the_backend(tmp_path, postgresql_url):
+    with create_registry(tmp_path / "registry.sqlite3") as registry:
+        assert isinstance(registry, SqliteRegistry)
+    with create_registry(postgresql_url) as registry:
+        assert isinstance(registry, PostgresRegistry)
+    with pytest.raises(ValueError, match="not supported"):
+        create_registry("mysql://somewhere/saoy")
+
+
+def test_foreign_keys_are_enforced(registry, backend):
+    with pytest.raises(backend.integrity_error), registry._transaction(write=True) as db:
+        db.execute(
             "INSERT INTO pages (dossier_id, idx, blob_key, format, width, height, text,"
             " mean_confidence) VALUES ('nobody', 0, ?, 'png', 1, 1, '', 0)",
             ("a" * 64,),
@@ -314,12 +450,15 @@ def test_racing_duplicates_have_exactly_one_winner(registry, blobs):
 # -- the atomic step ----------------------------------------------------------------------------
 
 
-class FailingRegistry(SqliteRegistry):
-    """Runs every statement of the transaction, then fails before the commit."""
+def failing(base: type[SqlRegistry]) -> type[SqlRegistry]:
+    """``base`` running every statement of the transaction, then failing before the commit."""
 
-    def _insert(self, *args: Any) -> None:
-        super()._insert(*args)
-        raise OSError("disk unplugged")
+    class Failing(base):  # type: ignore[misc, valid-type]
+        def _insert(self, *args: Any) -> None:
+            super()._insert(*args)
+            raise OSError("disk unplugged")
+
+    return Failing
 
 
 def test_store_dossier_writes_rows_and_blobs(registry, blobs):
@@ -331,46 +470,45 @@ def test_store_dossier_writes_rows_and_blobs(registry, blobs):
     assert blob_files(blobs.root) == registry.referenced_blob_keys()
 
 
-def test_a_failed_transaction_leaves_no_row_and_no_new_blob(tmp_path, blobs):
+def test_a_failed_transaction_leaves_no_row_and_no_new_blob(backend, blobs):
     kw = sample()
     shared = kw["page_files"][0]
     blobs.put(shared)  # already stored, by an earlier dossier with the same page
     before = blob_files(blobs.root)
-    with FailingRegistry(tmp_path / "registry.sqlite3") as failing:
+    with backend.open(failing(backend.cls)) as registry:
         with pytest.raises(OSError, match="disk unplugged"):
-            store_dossier(failing, blobs, **kw)
-        assert failing.get_dossier(kw["dossier"].id) is None
-        assert failing.pages(kw["dossier"].id) == []
-        assert failing.get_copy(kw["copy"].code) is None
-        assert failing.events(kw["dossier"].id) == []
+            store_dossier(registry, blobs, **kw)
+        assert registry.get_dossier(kw["dossier"].id) is None
+        assert registry.pages(kw["dossier"].id) == []
+        assert registry.get_copy(kw["copy"].code) is None
+        assert registry.events(kw["dossier"].id) == []
     assert blob_files(blobs.root) == before
     assert blobs.get(hashlib.sha256(shared).hexdigest()) == shared
 
 
-def test_a_constraint_violation_rolls_back_the_whole_dossier(registry, blobs):
+def test_a_constraint_violation_rolls_back_the_whole_dossier(registry, backend, blobs):
     first = sample()
     store_dossier(registry, blobs, **first)
     second = sample()
     # The copy row fails after the dossier and page rows went in.
     second["copy"] = replace(second["copy"], code=first["copy"].code)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.integrity_error):
         store_dossier(registry, blobs, **second)
     assert registry.get_dossier(second["dossier"].id) is None
     assert registry.pages(second["dossier"].id) == []
     assert blob_files(blobs.root) == registry.referenced_blob_keys()
 
 
-def test_a_blob_shared_with_a_store_in_flight_survives_a_failure(tmp_path, blobs):
+def test_a_blob_shared_with_a_store_in_flight_survives_a_failure(backend, blobs):
     """A fails after creating a blob that B, not yet committed, is also storing."""
-    path = tmp_path / "registry.sqlite3"
     b_in_record, a_done = threading.Event(), threading.Event()
 
-    class A(SqliteRegistry):
+    class A(backend.cls):  # type: ignore[name-defined]
         def record(self, *args: Any, **kwargs: Any) -> None:
             assert b_in_record.wait(10)
             raise OSError("A fails")
 
-    class B(SqliteRegistry):
+    class B(backend.cls):  # type: ignore[name-defined]
         def record(self, *args: Any, **kwargs: Any) -> None:
             b_in_record.set()
             assert a_done.wait(10)
@@ -390,7 +528,7 @@ def test_a_blob_shared_with_a_store_in_flight_survives_a_failure(tmp_path, blobs
         finally:
             a_done.set()
 
-    with A(path) as reg_a, B(path) as reg_b:
+    with backend.open(A) as reg_a, backend.open(B) as reg_b:
         thread_a = threading.Thread(target=run_a)
         thread_a.start()
         while not blobs.exists(shared):  # A has put the shared page before B starts
@@ -447,7 +585,7 @@ _CHILD = r"""
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from test_registry import sample
+from tests.test_registry import sample
 from saoy.core.blobs import FileBlobStore
 from saoy.core.registry import SqliteRegistry, store_dossier
 
@@ -467,7 +605,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def _run_and_kill(data: Path, request: str, when: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(data), request, when],
+        [sys.executable, "-c", _CHILD, str(Path(__file__).parent.parent), str(data), request, when],
         capture_output=True,
         text=True,
         timeout=60,
