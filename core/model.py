@@ -82,3 +82,4 @@ class RenderPage:
     height: int
     dpi: float
     words: tuple[Word, ...] = field(default=())
+    text_rotation: int = 0  # degrees the words run counter-clockwise on the image (0/90/180/270)

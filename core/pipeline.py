@@ -370,7 +370,7 @@ class Certifier:
                 ctx, works, results, checks, "NEEDS_REVIEW", warned
             )
             return
-        yield await self._issue(ctx, works, results, checks)
+        yield await self._issue(ctx, works, results, analyses, checks)
 
     def _page_records(
         self, ctx: DossierContext, works: list[_PageWork], results: list[OcrResult]
@@ -438,6 +438,7 @@ class Certifier:
         ctx: DossierContext,
         works: list[_PageWork],
         results: list[OcrResult],
+        analyses: list[PageAnalysis],
         checks: tuple[CheckResult, ...],
     ) -> Terminal:
         code = codes.new_code()
@@ -448,7 +449,9 @@ class Certifier:
             issuer=self.signer.issuer,
             issued_at=issued_at,
         )
-        render_pages = await self._run("render", _render_pages, [w.page for w in works], results)
+        render_pages = await self._run(
+            "render", _render_pages, [w.page for w in works], results, analyses
+        )
         pdf = await self._run("render", render_with_qr, render_pages, block, self.qr_key)
         ctx.check_deadline("signing")
         start = time.perf_counter()
@@ -555,9 +558,11 @@ def _checks(
     return tuple(checks)
 
 
-def _render_pages(pages: list[AdmittedPage], results: list[OcrResult]) -> list[RenderPage]:
+def _render_pages(
+    pages: list[AdmittedPage], results: list[OcrResult], analyses: list[PageAnalysis]
+) -> list[RenderPage]:
     out = []
-    for page, result in zip(pages, results, strict=True):
+    for page, result, analysis in zip(pages, results, analyses, strict=True):
         image, fmt = render_image(page)
         out.append(
             RenderPage(
@@ -567,6 +572,7 @@ def _render_pages(pages: list[AdmittedPage], results: list[OcrResult]) -> list[R
                 height=page.height,
                 dpi=page.dpi or DEFAULT_DPI,
                 words=result.words,
+                text_rotation=analysis.rotation,
             )
         )
     return out

@@ -102,7 +102,14 @@ def render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes
         x0 = (page_w - scan_w) / 2
         canvas.setPageSize((page_w, scan_h + BAND_HEIGHT))
         _draw_image(canvas, image, x0, BAND_HEIGHT, scan_w, scan_h)
-        _draw_text_layer(canvas, page.words, x0=x0, top=BAND_HEIGHT + scan_h, scale=scale)
+        _draw_text_layer(
+            canvas,
+            page.words,
+            x0=x0,
+            top=BAND_HEIGHT + scan_h,
+            scale=scale,
+            rotation=page.text_rotation,
+        )
         _draw_band(canvas, block, qr, page_w=page_w, number=number, total=total)
         canvas.showPage()
     canvas.save()
@@ -411,11 +418,22 @@ def _png_decoded(data: bytes) -> _Image:
 
 
 def _draw_text_layer(
-    canvas: Canvas, words: Sequence[Word], *, x0: float, top: float, scale: float
+    canvas: Canvas,
+    words: Sequence[Word],
+    *,
+    x0: float,
+    top: float,
+    scale: float,
+    rotation: int = 0,
 ) -> None:
-    """Invisible words at their boxes: the em box spans the word box, width matched by Tz."""
+    """Invisible words at their boxes: the em box spans the word box across the line, the
+    advance matched along it by Tz. ``rotation`` (0, 90, 180, 270): how far the words run
+    counter-clockwise on the image, so that a page scanned turned selects along its lines."""
     if not words:
         return
+    if rotation % 90:
+        raise ValueError(f"text rotation must be a multiple of 90 degrees, got {rotation}")
+    quarter = rotation // 90 % 4
     face = pdfmetrics.getFont(FONT).face
     ascent, descent = face.ascent / 1000.0, face.descent / 1000.0  # descent is negative
     em = ascent - descent
@@ -423,19 +441,26 @@ def _draw_text_layer(
     text.setTextRenderMode(3)  # neither fill nor stroke: selectable, searchable, unseen
     for word in words:
         content = word.text.strip()
-        box_w = (word.right - word.left) * scale
-        box_h = (word.bottom - word.top) * scale
-        if not content or box_w <= 0 or box_h <= 0:
+        # The box in PDF units: pixel rows grow down, PDF y grows up.
+        left, right = x0 + word.left * scale, x0 + word.right * scale
+        bottom, upper = top - word.bottom * scale, top - word.top * scale
+        along, across = (right - left, upper - bottom)[:: 1 if quarter % 2 == 0 else -1]
+        if not content or along <= 0 or across <= 0:
             continue
-        size = box_h / em
+        size = across / em
         natural = pdfmetrics.stringWidth(content, FONT, size)
         if natural <= 0:
             continue
-        x = x0 + word.left * scale
-        y = top - word.bottom * scale - descent * size  # pixel rows grow down, PDF y grows up
+        lift = -descent * size  # the baseline lies this far inside the box from its foot
+        a, b, c, d, x, y = (
+            (1, 0, 0, 1, left, bottom + lift),  # left to right
+            (0, 1, -1, 0, right - lift, bottom),  # bottom to top, letters' feet to the right
+            (-1, 0, 0, -1, right, upper - lift),  # right to left, upside down
+            (0, -1, 1, 0, left + lift, upper),  # top to bottom, feet to the left
+        )[quarter]
         text.setFont(FONT, size)
-        text.setHorizScale(100.0 * box_w / natural)
-        text.setTextOrigin(x, y)
+        text.setHorizScale(100.0 * along / natural)
+        text.setTextTransform(a, b, c, d, x, y)
         text.textOut(content)
     canvas.saveState()  # the render mode is graphics state: keep it from the band's text
     canvas.drawText(text)

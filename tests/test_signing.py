@@ -584,20 +584,8 @@ def test_text_layer_and_band_are_extractable(
     path = tmp_path / "copy.pdf"
     path.write_bytes(unsigned)
 
-    text = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", str(path), "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    bbox = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", "-bbox", "-f", "1", "-l", "1", str(path), "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    text = _pdftotext(str(path), "-")
+    bbox = _pdftotext("-bbox", "-f", "1", "-l", "1", str(path), "-")
 
     assert CODE in text
     assert "GIẤY KHAI SINH" in text  # only in the invisible layer of page 1
@@ -615,6 +603,18 @@ def test_text_layer_and_band_are_extractable(
     assert _boxes_close(line, expected), (line, expected)
 
 
+def _pdftotext(*args: str) -> str:
+    """What poppler's pdftotext prints for ``args`` (options, then the PDF and "-")."""
+    run = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return run.stdout
+
+
 def _boxes_close(line: str, expected: str, tolerance: float = 0.05) -> bool:
     def numbers(s: str) -> list[float]:
         return [float(v) for v in re.findall(r'"([0-9.]+)"', s)]
@@ -630,3 +630,49 @@ def test_code_round_trips_through_document_info() -> None:
     assert code_from_info(None) is None
     with pytest.raises(ValueError):
         info_keywords("has space")
+
+
+@needs_poppler
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_the_text_layer_of_a_page_scanned_turned_runs_along_its_lines(
+    pages: list[RenderPage], block: CertificationBlock, tmp_path: Path, rotation: int
+) -> None:
+    upright = pages[0]
+    turned_image = Image.open(io.BytesIO(upright.image)).rotate(rotation, expand=True)
+    w, h = upright.width, upright.height
+
+    def turn(word: Word) -> Word:  # the word's box on the image turned counter-clockwise
+        corners = [(word.left, word.top), (word.right, word.bottom)]
+        moved = [
+            {90: (y, w - x), 180: (w - x, h - y), 270: (h - y, x)}[rotation] for x, y in corners
+        ]
+        xs, ys = [p[0] for p in moved], [p[1] for p in moved]
+        return Word(word.text, min(xs), min(ys), max(xs), max(ys), word.confidence)
+
+    out = io.BytesIO()
+    turned_image.save(out, "JPEG", quality=85, dpi=(upright.dpi, upright.dpi))
+    page = RenderPage(
+        out.getvalue(),
+        "jpeg",
+        turned_image.width,
+        turned_image.height,
+        upright.dpi,
+        tuple(turn(word) for word in upright.words),
+        text_rotation=rotation,
+    )
+    path = tmp_path / "turned.pdf"
+    path.write_bytes(render_copy([page], block))
+    text = _pdftotext(str(path), "-")
+    assert "Họ và tên: Nguyễn Văn An" in text  # the words of a line run together, in order
+    bbox = _pdftotext("-bbox", str(path), "-")
+    word = next(w for w in page.words if w.text == "GIẤY")
+    scale = 72 / page.dpi
+    want = [v * scale for v in (word.left, word.top, word.right, word.bottom)]
+    line = next(ln for ln in bbox.splitlines() if ">GIẤY<" in ln)
+    got = [float(v) for v in re.findall(r'"([0-9.]+)"', line)]
+    # Along the line poppler's box is the word's; across it, poppler places turned glyphs by
+    # their font box, so its box only overlaps the word's there.
+    along = (1, 3) if rotation % 180 else (0, 2)
+    across = (0, 2) if rotation % 180 else (1, 3)
+    assert all(abs(got[i] - want[i]) <= 0.5 for i in along), (got, want)
+    assert got[across[0]] < want[across[1]] and want[across[0]] < got[across[1]], (got, want)
