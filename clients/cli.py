@@ -1,8 +1,10 @@
-"""The ``saoy`` command: ``serve``, ``authenticate``, ``certify``, ``verify`` and ``revoke``.
+"""The ``saoy`` command: ``serve``, ``authenticate``, ``certify``, ``verify``, ``revoke`` and
+``kiosk-cert``.
 
-``serve`` and ``verify --offline`` (which needs the domain code to check signatures and read the
-QR) are provided by the server package through the ``saoy.commands`` entry point group, so this
-module (like all of clients/) depends on the generated stubs only.
+``serve``, ``kiosk-cert`` (which issues from the server's PKI) and ``verify --offline`` (which
+needs the domain code to check signatures and read the QR) are provided by the server package
+through the ``saoy.commands`` entry point group, so this module (like all of clients/) depends
+on the generated stubs only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any, TextIO
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from saoy.clients.sdk import CertifyResult, KioskClient, OfficialClient, PageRejectedError
+from saoy.clients.sdk import (
+    CertifyResult,
+    KioskClient,
+    OfficialClient,
+    PageRejectedError,
+    tls_credentials,
+)
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import identity_pb2 as ipb
 from saoy.v1 import verification_pb2 as vpb
@@ -97,7 +105,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     token = args.session_token
     if token is None:
         token = os.environ.get("SAOY_SESSION_TOKEN", "")
-    with KioskClient(args.server, kiosk_id=args.kiosk) as client:
+    with KioskClient(args.server, kiosk_id=args.kiosk, credentials=_credentials(args)) as client:
         try:
             result = client.certify(
                 pages,
@@ -145,7 +153,7 @@ def cmd_authenticate(args: argparse.Namespace) -> int:
             raise _NoFrames(direction)
         return [Path(p).read_bytes() for p in chosen]
 
-    with KioskClient(args.server, kiosk_id=args.kiosk) as client:
+    with KioskClient(args.server, kiosk_id=args.kiosk, credentials=_credentials(args)) as client:
         try:
             done = client.authenticate(Path(args.card).read_bytes(), capture)
         except _NoFrames as error:
@@ -251,7 +259,7 @@ def _print_verification(result: vpb.VerificationResult, as_json: bool) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     target = Path(args.target)
-    with KioskClient(args.server) as client:
+    with KioskClient(args.server, credentials=_credentials(args)) as client:
         try:
             if target.is_file():
                 result = client.verify_pdf(target.read_bytes())
@@ -287,7 +295,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     if not token:
         print("error: give --token-file or set SAOY_ADMIN_TOKEN", file=sys.stderr)
         return EXIT_ERROR
-    with OfficialClient(args.server, token) as client:
+    with OfficialClient(args.server, token, credentials=_credentials(args)) as client:
         try:
             result = client.revoke(args.code, args.reason)
         except grpc.RpcError as error:
@@ -300,6 +308,28 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def _add_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default="localhost:50051", help="host:port of the server")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    tls = parser.add_argument_group("TLS (a server run with --tls on or mutual)")
+    tls.add_argument("--tls-ca", help="PEM certificates to trust the server with (ca.pem)")
+    tls.add_argument(
+        "--tls-cert", help="this kiosk's certificate, PEM (kiosk.pem from saoy kiosk-cert)"
+    )
+    tls.add_argument("--tls-key", help="its private key, PEM (kiosk.key)")
+
+
+class _BadTls(Exception):
+    """The TLS files given on the command line cannot be used."""
+
+
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials from --tls-ca/--tls-cert/--tls-key; None (plaintext) when none is given."""
+    paths = (args.tls_ca, args.tls_cert, args.tls_key)
+    if not any(paths):
+        return None
+    try:
+        ca, cert, key = (Path(p).read_bytes() if p else None for p in paths)
+        return tls_credentials(ca, cert, key)
+    except (OSError, ValueError) as error:
+        raise _BadTls(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
+    sub.add_parser(
+        "kiosk-cert",
+        help="issue a kiosk its mutual-TLS certificate from the server's dev PKI"
+        " (flags: saoy kiosk-cert --help)",
+        add_help=False,
+    )
 
     authenticate = sub.add_parser(
         "authenticate",
@@ -381,8 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugin("serve", argv[1:])
     if argv and argv[0] == "verify" and "--offline" in argv[1:]:
         return _plugin("verify-offline", [a for a in argv[1:] if a != "--offline"])
+    if argv and argv[0] == "kiosk-cert":
+        return _plugin("kiosk-cert", argv[1:])
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except _BadTls as error:
+        print(f"error: TLS: {error}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _plugin(name: str, argv: list[str]) -> int:

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -78,6 +79,30 @@ class CertifyResult:
         return [e for e in self.events if e.WhichOneof("event") == kind]
 
 
+def tls_credentials(
+    ca: bytes | None = None, cert: bytes | None = None, key: bytes | None = None
+) -> grpc.ChannelCredentials:
+    """Credentials for a server with TLS: ``ca`` the PEM certificates to trust it with (None:
+    the system's roots); ``cert`` (the kiosk's certificate chain) and ``key`` (its private
+    key), both PEM, for a server that requires mutual TLS."""
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs its key, and a key its certificate")
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
+
+
+def open_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    """A TLS channel with ``credentials`` (see :func:`tls_credentials`), else a plaintext one."""
+    if credentials is not None:
+        return grpc.secure_channel(target, credentials, options)
+    return grpc.insecure_channel(target, options)
+
+
 def new_request_id() -> str:
     return "req-" + secrets.token_hex(12)
 
@@ -96,7 +121,9 @@ def _chunks(page: int, data: bytes) -> Iterator[cpb.CertifyRequest]:
 
 
 class KioskClient:
-    """A connection to a saoy server for one kiosk."""
+    """A connection to a saoy server for one kiosk: plaintext, or TLS with ``credentials``
+    (:func:`tls_credentials`). A server with mutual TLS takes only the ``kiosk_id`` that its
+    certificate names."""
 
     def __init__(
         self,
@@ -108,11 +135,8 @@ class KioskClient:
         timeout: float = 300.0,
         retries: int = 3,
     ) -> None:
-        options = [("grpc.max_receive_message_length", 4 * CHUNK_BYTES)]
-        self.channel = (
-            grpc.secure_channel(target, credentials, options)
-            if credentials
-            else grpc.insecure_channel(target, options)
+        self.channel = open_channel(
+            target, credentials, [("grpc.max_receive_message_length", 4 * CHUNK_BYTES)]
         )
         self.kiosk_id = kiosk_id
         self.session_token = session_token
@@ -296,8 +320,10 @@ def _frame_messages(
 class OfficialClient:
     """Acts reserved to authorized officials, with their bearer token."""
 
-    def __init__(self, target: str, token: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(
+        self, target: str, token: str, *, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
+        self.channel = open_channel(target, credentials)
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._administration = agrpc.AdministrationStub(self.channel)
 

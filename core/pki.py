@@ -13,6 +13,9 @@ Layout of the PKI directory::
     crl/root.crl      the root's CRL (ARL, DER), covering the issuing CA's certificate
     crl/issuing-ca.crl  the issuing CA's CRL (DER), covering the end-entity certificates
     crl/revoked.json  end-entity certificates the issuing CA has revoked
+    tls/ca.pem        the issuing CA's certificate and the root's: what TLS peers trust
+    tls/server.pem    the gRPC server's TLS certificate followed by the issuing CA's
+    tls/server.key    its ECDSA P-256 key (PEM, mode 0600)
 
 Every ``.p12`` file is protected by the same passphrase. The root CA's private key is not
 kept: it signs the issuing CA and one authority revocation list (valid as long as the issuing
@@ -32,16 +35,24 @@ the offline payload printed on every page must fit a QR code a phone reads from 
 Ed25519 signature (64 bytes) is a quarter of an RSA-2048 one. Its certificate is issued by the
 same RSA issuing CA, so it chains to the same root; a PKI generated before the QR key existed
 gets one on first use (:meth:`DevPki.qr_signer`).
+
+TLS certificates (the server's, EKU serverAuth; each kiosk's, EKU clientAuth with CN = the kiosk
+id) are ECDSA P-256 and are issued on first use by the same issuing CA: the root's key is
+thrown away at generation, so no second CA can be made under it later, and the issuing CA
+already publishes the CRL that a revoked kiosk certificate goes on (:meth:`DevPki.revoke`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +60,14 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from saoy.core.errors import NotFound
+from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.secretfiles import ensure_secret_file
 
 ROOT_FILE = "root.pem"
 ISSUING_CA_FILE = "issuing-ca.p12"
@@ -73,6 +86,16 @@ CERTIFICATE_NAMES = ("root", "qr")
 """Certificates the dev PKI publishes in PEM, as ``/pki/{name}.pem``: the trust anchor, and the
 QR certificate with its issuing CA (what offline verifiers are given)."""
 _REVOKED_FILE = "revoked.json"
+TLS_DIR = "tls"
+TLS_CA_FILE = "ca.pem"
+TLS_SERVER_CERT_FILE = "server.pem"
+TLS_SERVER_KEY_FILE = "server.key"
+KIOSK_CERT_FILE = "kiosk.pem"
+KIOSK_KEY_FILE = "kiosk.key"
+TLS_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+"""Names every dev TLS server certificate covers, besides the configured host names."""
+KIOSK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""What a kiosk id may be; also the CN of the kiosk's TLS client certificate."""
 
 DEFAULT_CRL_BASE_URL = "http://localhost:8080/pki/"
 DEFAULT_CRL_REFRESH = dt.timedelta(days=1)
@@ -83,6 +106,7 @@ _BACKDATE = dt.timedelta(days=1)  # tolerate clock skew and frozen clocks in tes
 _ROOT_LIFETIME = dt.timedelta(days=20 * 365)
 _ISSUING_LIFETIME = dt.timedelta(days=10 * 365)
 _END_ENTITY_LIFETIME = dt.timedelta(days=5 * 365)
+_TLS_RENEW_BEFORE = dt.timedelta(days=30)  # a TLS certificate this close to expiry is reissued
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,16 @@ class KeyMaterial:
     key: asn1_keys.PrivateKeyInfo = field(repr=False)
     certificate: asn1_x509.Certificate
     chain: tuple[asn1_x509.Certificate, ...]  # issuing CA first, then the root
+
+
+@dataclass(frozen=True)
+class KioskCredentials:
+    """The files a kiosk needs for mutual TLS, all in PEM."""
+
+    certificate: Path  # the kiosk's certificate followed by the issuing CA's
+    key: Path  # its private key, mode 0600
+    ca: Path  # the certificates to trust the server with (issuing CA and root)
+    issued: bool  # False: the certificate already there was kept
 
 
 @dataclass(frozen=True)
@@ -142,7 +176,7 @@ class DevPki:
         """The QR certificate followed by the issuing CA's, in PEM: what ``saoy verify
         --offline --cert`` takes (served at ``/pki/qr.pem``; the root is ``/pki/root.pem``)."""
         _, cert, chain = self._qr_material()
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain[:1]))
+        return _pem(cert, *chain[:1])
 
     def certificate_pem(self, name: str) -> bytes:
         """A published certificate file (one of ``CERTIFICATE_NAMES``) in PEM."""
@@ -177,22 +211,13 @@ class DevPki:
             material = (key, cert, tuple(chain))
             _QR_CACHE[path] = (stamp, material)
             if not self.qr_certificate_path.is_file():
-                _atomic_write(
-                    self.qr_certificate_path,
-                    b"".join(
-                        c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain[:1])
-                    ),
-                )
+                _atomic_write(self.qr_certificate_path, _pem(cert, *chain[:1]))
             return material
 
     def _issue_qr_key(self) -> None:
         """Issue the QR key into a PKI made without one. Created with link(2), so two
         processes racing here end up sharing the first one written."""
-        ca_key, ca_cert, others = pkcs12.load_key_and_certificates(
-            self.issuing_ca_path.read_bytes(), self.passphrase
-        )
-        if not isinstance(ca_key, rsa.RSAPrivateKey) or ca_cert is None:
-            raise ValueError(f"{self.issuing_ca_path} holds no RSA key and certificate")
+        ca_key, ca_cert, others = self._issuing_ca()
         data = _qr_p12(
             organization=self.organization,
             ca_key=ca_key,
@@ -215,6 +240,93 @@ class DevPki:
                 _fsync_dir(self.directory)
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+    def _issuing_ca(self) -> tuple[rsa.RSAPrivateKey, x509.Certificate, list[x509.Certificate]]:
+        """The issuing CA's key and certificate, and the certificates above it (the root)."""
+        key, cert, others = pkcs12.load_key_and_certificates(
+            self.issuing_ca_path.read_bytes(), self.passphrase
+        )
+        if not isinstance(key, rsa.RSAPrivateKey) or cert is None:
+            raise ValueError(f"{self.issuing_ca_path} holds no RSA key and certificate")
+        return key, cert, list(others)
+
+    @property
+    def tls_directory(self) -> Path:
+        return self.directory / TLS_DIR
+
+    def tls_ca_pem(self) -> bytes:
+        """The issuing CA's certificate and the root's, in PEM (``tls/ca.pem``): what kiosks
+        trust the server's TLS certificate with, and what the server checks kiosk certificates
+        against."""
+        path = self.tls_directory / TLS_CA_FILE
+        if not path.is_file():
+            _, ca_cert, above = self._issuing_ca()
+            _atomic_write(path, _pem(ca_cert, *above))
+        return _read_cached(path)
+
+    def tls_server_credentials(self, names: Iterable[str] = ()) -> tuple[bytes, bytes]:
+        """The gRPC server's TLS certificate chain (its certificate, then the issuing CA's) and
+        private key, both PEM, valid for ``localhost``, 127.0.0.1, ::1 and ``names`` (host names
+        or IP addresses; wildcard addresses are left out). The key is made once; the
+        certificate is reissued when it misses a name, no longer matches the key, or expires
+        within 30 days."""
+        key_path = ensure_secret_file(self.tls_directory / TLS_SERVER_KEY_FILE, _new_tls_key)
+        key = _load_tls_key(key_path)
+        wanted = _alternative_names([*TLS_LOCAL_NAMES, *names])
+        cert_path = self.tls_directory / TLS_SERVER_CERT_FILE
+        with _TLS_LOCK:
+            current = _usable_tls_certificate(cert_path, key, self._issuing_ca()[1])
+            if current is None or not set(wanted) <= set(_alternative_names_of(current)):
+                self._issue_tls_certificate(
+                    cert_path, key, "Saoy Dev gRPC Server", ExtendedKeyUsageOID.SERVER_AUTH, wanted
+                )
+        return _read_cached(cert_path), key_path.read_bytes()
+
+    def issue_kiosk_certificate(self, kiosk_id: str, out: Path) -> KioskCredentials:
+        """Write kiosk ``kiosk_id``'s mutual-TLS files into ``out``: ``kiosk.key`` (made once),
+        ``kiosk.pem`` (CN = the kiosk id, EKU clientAuth, from the issuing CA, followed by the
+        issuing CA's certificate) and ``ca.pem``. A certificate already there is kept while it
+        names this kiosk, matches the key, comes from this PKI and is not about to expire."""
+        if not KIOSK_ID.fullmatch(kiosk_id):
+            raise InvalidInput(
+                f"kiosk id {kiosk_id[:80]!r}: use 1-64 characters of A-Z, a-z, 0-9, _, . or -",
+                field="kiosk_id",
+            )
+        out = Path(out)
+        key_path = ensure_secret_file(out / KIOSK_KEY_FILE, _new_tls_key)
+        key = _load_tls_key(key_path)
+        cert_path = out / KIOSK_CERT_FILE
+        current = _usable_tls_certificate(cert_path, key, self._issuing_ca()[1])
+        issued = current is None or common_name_of(current) != kiosk_id
+        if issued:
+            self._issue_tls_certificate(cert_path, key, kiosk_id, ExtendedKeyUsageOID.CLIENT_AUTH)
+        ca_path = out / TLS_CA_FILE
+        _atomic_write(ca_path, self.tls_ca_pem())
+        return KioskCredentials(certificate=cert_path, key=key_path, ca=ca_path, issued=issued)
+
+    def _issue_tls_certificate(
+        self,
+        path: Path,
+        key: ec.EllipticCurvePrivateKey,
+        common_name: str,
+        purpose: x509.ObjectIdentifier,
+        names: list[x509.GeneralName] | None = None,
+    ) -> None:
+        """Write a certificate for ``key`` with EKU ``purpose`` from the issuing CA into
+        ``path``, followed by the issuing CA's (PEM)."""
+        ca_key, ca_cert, _ = self._issuing_ca()
+        cert = _end_entity_cert(
+            subject=_name(self.organization, common_name),
+            public_key=key.public_key(),
+            ca_cert=ca_cert,
+            ca_key=ca_key,
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            usage=_DIGITAL_SIGNATURE_ONLY,
+            extended=x509.ExtendedKeyUsage([purpose]),
+            crl_url=self.crl_url(ISSUING_CA_CRL),
+            alternative_names=names,
+        )
+        _atomic_write(path, _pem(cert, ca_cert))
 
     def root_certificate(self) -> asn1_x509.Certificate:
         """The trust anchor, as the ``asn1crypto`` object pyHanko's validation takes."""
@@ -380,6 +492,81 @@ def organization_of(cert: asn1_x509.Certificate) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def common_name_of(cert: x509.Certificate) -> str | None:
+    """The common name (CN=) of a certificate's subject, if it has one."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else None
+    return value if isinstance(value, str) else None
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+def _new_tls_key() -> bytes:
+    """A new ECDSA P-256 private key, PKCS#8 PEM unencrypted (as gRPC reads it)."""
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _load_tls_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} holds no ECDSA private key")
+    return key
+
+
+def _usable_tls_certificate(
+    path: Path, key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
+) -> x509.Certificate | None:
+    """The first certificate in PEM file ``path`` if it is for ``key``, was issued by
+    ``ca_cert`` and stays valid for a while yet; None otherwise (or when there is none)."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        cert.verify_directly_issued_by(ca_cert)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return None
+    if cert.public_key() != key.public_key():
+        return None
+    if cert.not_valid_after_utc - dt.datetime.now(dt.UTC) < _TLS_RENEW_BEFORE:
+        return None
+    return cert
+
+
+def _alternative_names(names: Iterable[str]) -> list[x509.GeneralName]:
+    """DNS and IP subject alternative names for ``names``, in order, once each; wildcard
+    addresses (``0.0.0.0``, ``::``) and empty names are left out."""
+    out: list[x509.GeneralName] = []
+    for raw in names:
+        name = raw.strip().strip("[]").lower()
+        if not name:
+            continue
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            general: x509.GeneralName = x509.DNSName(name)
+        else:
+            if address.is_unspecified:
+                continue
+            general = x509.IPAddress(address)
+        if general not in out:
+            out.append(general)
+    return out
+
+
+def _alternative_names_of(cert: x509.Certificate) -> list[x509.GeneralName]:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
 # --- generation ---------------------------------------------------------------------------
 
 
@@ -457,17 +644,7 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
     chain = [ca_cert, root_cert]
     _write_file(out / ISSUING_CA_FILE, _p12("issuing-ca", ca_key, ca_cert, [root_cert], passphrase))
 
-    signing_usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=True,  # nonRepudiation
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    signing_usage = _key_usage("digital_signature", "content_commitment")  # + nonRepudiation
     ends: list[tuple[str, str, str, x509.KeyUsage, x509.ExtendedKeyUsage | None]] = [
         (OFFICIAL_FILE, "official", "Cán bộ chứng thực (dev)", signing_usage, None),
         (SEAL_FILE, "seal", organization, signing_usage, None),
@@ -475,17 +652,7 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
             TSA_FILE,
             "tsa",
             "Saoy Dev Time-Stamping Authority",
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _DIGITAL_SIGNATURE_ONLY,
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
         ),
     ]
@@ -534,21 +701,36 @@ def _qr_p12(
         ca_cert=chain[0],
         ca_key=ca_key,
         now=now,
-        usage=x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
+        usage=_DIGITAL_SIGNATURE_ONLY,
         extended=None,
         crl_url=crl_url,
     )
     return _p12("qr", key, cert, chain, passphrase)
+
+
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """A KeyUsage extension allowing exactly ``allowed`` (named as ``x509.KeyUsage`` names its
+    arguments)."""
+    unknown = set(allowed) - set(_KEY_USAGES)
+    if unknown:
+        raise ValueError(f"unknown key usage {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{name: name in allowed for name in _KEY_USAGES})
+
+
+_DIGITAL_SIGNATURE_ONLY = _key_usage("digital_signature")
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -586,20 +768,7 @@ def _ca_cert(
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),
@@ -614,13 +783,14 @@ def _ca_cert(
 def _end_entity_cert(
     *,
     subject: x509.Name,
-    public_key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
+    public_key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey,
     ca_cert: x509.Certificate,
     ca_key: rsa.RSAPrivateKey,
     now: dt.datetime,
     usage: x509.KeyUsage,
     extended: x509.ExtendedKeyUsage | None,
     crl_url: str | None,
+    alternative_names: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     not_after = min(now + _END_ENTITY_LIFETIME, ca_cert.not_valid_after_utc)
     builder = (
@@ -641,9 +811,15 @@ def _end_entity_cert(
     )
     if crl_url is not None:
         builder = builder.add_extension(_distribution_point(crl_url), critical=False)
+    if alternative_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(alternative_names), critical=False
+        )
     if extended is not None:
-        # RFC 3161 §2.3: a TSA certificate carries exactly timeStamping, marked critical.
-        builder = builder.add_extension(extended, critical=True)
+        # RFC 3161 §2.3: a TSA certificate carries exactly timeStamping, marked critical; the
+        # TLS ones (serverAuth, clientAuth) carry theirs non-critical, as TLS certificates do.
+        timestamping = list(extended) == [ExtendedKeyUsageOID.TIME_STAMPING]
+        builder = builder.add_extension(extended, critical=timestamping)
     return builder.sign(ca_key, hashes.SHA256())
 
 
@@ -735,6 +911,7 @@ def _check_crl_name(name: str) -> None:
 
 
 _CRL_LOCK = threading.Lock()
+_TLS_LOCK = threading.Lock()
 _QR_LOCK = threading.Lock()
 _QR_CACHE: dict[
     Path,

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -22,7 +23,7 @@ from saoy.core.documents import DocumentReader
 from saoy.core.identity.face import FaceEngine
 from saoy.core.ocr import create_engine
 from saoy.core.pipeline import Certifier, PipelineConfig
-from saoy.core.pki import ensure_dev_pki
+from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.registry import create_registry, sweep_orphans
 from saoy.core.secretfiles import ensure_subject_key
@@ -130,12 +131,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
 
-    pki = ensure_dev_pki(
-        data_dir / "pki",
-        organization=settings.organization,
-        passphrase=settings.pki_passphrase.encode(),
-        crl_base_url=settings.base_url() + "/pki/",
-    )
+    pki = open_dev_pki(settings)
+    credentials = _grpc_credentials(settings, pki)
     signer = create_copy_signer(
         pki,
         backend=settings.signer_backend,
@@ -232,6 +229,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             metrics,
             sessions,
             match_threshold=face.config.match_threshold if face is not None else None,
+            bind_kiosk=settings.tls == "mutual",
         ),
         server,
     )
@@ -239,7 +237,11 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     if face is not None and sessions is not None:
         identity_pb2_grpc.add_IdentityServicer_to_server(
             IdentityServicer(
-                face, sessions, executor, subject_key=ensure_subject_key(data_dir / "keys")
+                face,
+                sessions,
+                executor,
+                subject_key=ensure_subject_key(data_dir / "keys"),
+                bind_kiosk=settings.tls == "mutual",
             ),
             server,
         )
@@ -258,7 +260,11 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     reflection.enable_server_reflection(
         (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    grpc_port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    address = f"{settings.host}:{settings.grpc_port}"
+    if credentials is None:
+        grpc_port = server.add_insecure_port(address)
+    else:
+        grpc_port = server.add_secure_port(address, credentials)
     await server.start()
     for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -267,9 +273,10 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
     )
     log.info(
-        "serving gRPC on %s:%d, HTTP on %s (ocr=%s, identity=%s, workers=%d, data=%s)",
+        "serving gRPC on %s:%d (tls=%s), HTTP on %s (ocr=%s, identity=%s, workers=%d, data=%s)",
         settings.host,
         grpc_port,
+        settings.tls,
         base_url,
         ocr.name,
         settings.identity,
@@ -294,6 +301,42 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         face=face,
     )
     return saoy
+
+
+def open_dev_pki(settings: Settings) -> DevPki:
+    """The dev PKI under ``<data_dir>/pki``, generated on first use."""
+    return ensure_dev_pki(
+        settings.data_dir / "pki",
+        organization=settings.organization,
+        passphrase=settings.pki_passphrase.encode(),
+        crl_base_url=settings.base_url() + "/pki/",
+    )
+
+
+def _grpc_credentials(settings: Settings, pki: DevPki) -> grpc.ServerCredentials | None:
+    """The gRPC port's TLS credentials, or None for plaintext (``tls = off``). With ``mutual``
+    the handshake itself demands a client certificate chaining to ``tls_client_ca`` (default:
+    the dev PKI's CAs), for every service on the port."""
+    if settings.tls == "off":
+        return None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        chain, key = settings.tls_cert.read_bytes(), settings.tls_key.read_bytes()
+    else:
+        names = [settings.host]
+        if settings.public_url:
+            names.append(urlsplit(settings.public_url).hostname or "")
+        chain, key = pki.tls_server_credentials(names)
+    mutual = settings.tls == "mutual"
+    client_ca = None
+    if mutual:
+        client_ca = (
+            settings.tls_client_ca.read_bytes()
+            if settings.tls_client_ca is not None
+            else pki.tls_ca_pem()
+        )
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=mutual
+    )
 
 
 def _load_identity(settings: Settings) -> tuple[FaceEngine | None, SessionStore | None]:

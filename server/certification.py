@@ -14,7 +14,9 @@ from google.protobuf import timestamp_pb2
 from saoy.core import pipeline as pl
 from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
+from saoy.core.pki import KIOSK_ID
 from saoy.core.sessions import Identity, SessionStore
+from saoy.server.interceptors import check_kiosk_certificate
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
 from saoy.v1 import certification_pb2 as pb
@@ -23,7 +25,6 @@ from saoy.v1 import common_pb2
 
 MAX_CHUNK_BYTES = 1 * MiB
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-KIOSK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def timestamp(at: datetime) -> timestamp_pb2.Timestamp:
@@ -154,12 +155,15 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         sessions: SessionStore | None = None,
         *,
         match_threshold: float | None = None,
+        bind_kiosk: bool = False,
     ) -> None:
         self.certifier = certifier
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
         self.match_threshold = match_threshold
+        self.bind_kiosk = bind_kiosk
+        """Mutual TLS: header.kiosk_id must be the CN of the client certificate."""
 
     async def _authenticate(self, header: pb.Header) -> Identity | None:
         """The citizen behind the header's session token, which this dossier (request_id) now
@@ -215,6 +219,8 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             raise OutOfOrder("the first message must be a Header", field="header")
         header = first.header
         hints = _validate_header(header, self.settings.max_pages)
+        if self.bind_kiosk:
+            check_kiosk_certificate(context, header.kiosk_id, "header.kiosk_id")
         identity = await self._authenticate(header)
         remaining = context.time_remaining()
         ctx = pl.DossierContext(

@@ -8,7 +8,6 @@ attempt's embeddings are forgotten when the stream ends, however it ends.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
@@ -21,14 +20,15 @@ from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarg
 from saoy.core.identity.authenticate import Authentication
 from saoy.core.identity.face import FaceEngine
 from saoy.core.identity.liveness import Direction, LivenessConfig
+from saoy.core.pki import KIOSK_ID
 from saoy.core.sessions import Identity, SessionStore, subject_of
+from saoy.server.interceptors import check_kiosk_certificate
 from saoy.v1 import identity_pb2 as pb
 from saoy.v1 import identity_pb2_grpc as pb_grpc
 
 MiB = 1024 * 1024
 MAX_CHUNK_BYTES = 1 * MiB
 MAX_FRAME_BYTES = 1 * MiB
-KIOSK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 T = TypeVar("T")
 
 INSTRUCTIONS = {
@@ -58,8 +58,11 @@ class IdentityServicer(pb_grpc.IdentityServicer):
         liveness: LivenessConfig | None = None,
         idle_seconds: float = 30.0,
         subject_key: bytes | None = None,
+        bind_kiosk: bool = False,
     ) -> None:
         self.engine = engine
+        self.bind_kiosk = bind_kiosk
+        """Mutual TLS: header.kiosk_id must be the CN of the client certificate."""
         self.sessions = sessions
         self.subject_key = subject_key
         """Key of the subject hash of the card's number; None: no subject is kept."""
@@ -90,13 +93,18 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     ) -> AsyncIterator[pb.AuthenticateResponse]:
         attempt = Authentication(self.engine, self.liveness)
         try:
-            async for response in self._authenticate(request_iterator.__aiter__(), attempt):
+            async for response in self._authenticate(
+                request_iterator.__aiter__(), attempt, context
+            ):
                 yield response
         finally:
             attempt.close()
 
     async def _authenticate(
-        self, stream: AsyncIterator[pb.AuthenticateRequest], attempt: Authentication
+        self,
+        stream: AsyncIterator[pb.AuthenticateRequest],
+        attempt: Authentication,
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.AuthenticateResponse]:
         first = await self._next(stream)
         if first is None:
@@ -109,6 +117,8 @@ class IdentityServicer(pb_grpc.IdentityServicer):
                 "header.kiosk_id must be 1-64 characters of A-Z, a-z, 0-9, _, . or -",
                 field="header.kiosk_id",
             )
+        if self.bind_kiosk:
+            check_kiosk_certificate(context, kiosk_id, "header.kiosk_id")
 
         card = bytearray()
         limit = self.engine.config.max_image_bytes

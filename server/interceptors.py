@@ -19,6 +19,26 @@ log = logging.getLogger("saoy.server")
 DOMAIN = "saoy.gov.vn"
 
 
+class KioskCertificateMismatch(SaoyError):
+    """A kiosk sent a kiosk id other than the one its TLS client certificate names."""
+
+    status = "PERMISSION_DENIED"
+    reason = "KIOSK_CERTIFICATE_MISMATCH"
+
+
+def check_kiosk_certificate(context: grpc.aio.ServicerContext, kiosk_id: str, field: str) -> None:
+    """With mutual TLS: raise :class:`KioskCertificateMismatch` unless ``kiosk_id`` (sent in
+    request field ``field``) is the common name of the call's client certificate."""
+    names = context.auth_context().get("x509_common_name") or ()
+    certified = next(iter(names), b"").decode("utf-8", "replace")
+    if certified != kiosk_id:
+        raise KioskCertificateMismatch(
+            f"{field} is {kiosk_id!r} but this connection's certificate is kiosk"
+            f" {certified!r}: a kiosk may only speak for itself",
+            field=field,
+        )
+
+
 def to_status(error: SaoyError) -> grpc.Status:
     """Build a ``grpc.Status`` carrying ErrorInfo, and BadRequest / RetryInfo when they apply."""
     details: list[Any] = [

@@ -46,6 +46,10 @@ class Settings:
     session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
     face_providers: str = "auto"  # ONNX Runtime for the face models: "auto", "cpu" or "cuda"
     face_threads: int = 1  # intra-op threads per face model; the executor runs one job per core
+    tls: str = "off"  # gRPC: "off" (plaintext), "on" (server certificate) or "mutual" (kiosks' too)
+    tls_cert: Path | None = None  # PEM certificate chain of the gRPC server; default: the dev PKI's
+    tls_key: Path | None = None  # its PEM private key (with tls_cert)
+    tls_client_ca: Path | None = None  # PEM CAs kiosk certificates must chain to; default: dev CA
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -64,6 +68,14 @@ class Settings:
             )
         if self.identity not in ("required", "off"):
             raise ValueError(f"identity must be 'required' or 'off', got {self.identity!r}")
+        if self.tls not in ("off", "on", "mutual"):
+            raise ValueError(f"tls must be 'off', 'on' or 'mutual', got {self.tls!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.tls == "off" and self.tls_cert is not None:
+            raise ValueError("tls_cert and tls_key need tls = on or mutual")
+        if self.tls != "mutual" and self.tls_client_ca is not None:
+            raise ValueError("tls_client_ca needs tls = mutual")
         if self.face_providers not in ("auto", "cpu", "cuda"):
             raise ValueError("face_providers must be 'auto', 'cpu' or 'cuda'")
         if self.face_threads < 0:
@@ -130,7 +142,7 @@ class Settings:
 
 def _convert(name: str, raw: str, default: object) -> object:
     try:
-        if name in ("tessdata", "admin_tokens"):
+        if name in ("tessdata", "admin_tokens", "tls_cert", "tls_key", "tls_client_ca"):
             return Path(raw) if raw else None
         if isinstance(default, bool):
             return raw.lower() in ("1", "true", "yes", "on")
