@@ -13,6 +13,9 @@ Layout of the PKI directory::
     crl/root.crl      the root's CRL (ARL, DER), covering the issuing CA's certificate
     crl/issuing-ca.crl  the issuing CA's CRL (DER), covering the end-entity certificates
     crl/revoked.json  end-entity certificates the issuing CA has revoked
+    crl/issued.txt    serials the issuing CA has issued (what its OCSP responder knows)
+    ocsp.p12          the issuing CA's OCSP responder: key + certificate + chain
+    ocsp-root.p12     the root's OCSP responder (answers for the issuing CA's certificate)
     tls/ca.pem        the issuing CA's certificate and the root's: what TLS peers trust
     tls/server.pem    the gRPC server's TLS certificate followed by the issuing CA's
     tls/server.key    its ECDSA P-256 key (PEM, mode 0600)
@@ -27,6 +30,16 @@ revocation offline.
 Certificates name where their CRL is published (a CRL distribution point under
 ``crl_base_url``, e.g. ``http://localhost:8080/pki/issuing-ca.crl``); :meth:`DevPki.crl_bytes`
 gives the current CRL for a name, for an HTTP server to publish.
+
+Revocation status is also answered over OCSP (RFC 6960): :meth:`DevPki.ocsp_response` turns a
+request into a response signed by a delegated responder (EKU OCSPSigning, id-pkix-ocsp-nocheck)
+of the CA that issued the certificate, with the status the CRLs give and "unknown" for a serial
+the CA never issued. Certificates name the responder next to their CRL (an Authority
+Information Access entry, ``{crl_base_url}ocsp``). The root's responder is made at generation,
+while the root's key still exists. A PKI generated without responders keeps its certificates
+as they are, gets the issuing CA's responder on first use and no root's one, and lists in
+``crl/issued.txt`` the certificates it holds: a kiosk certificate it issued before then is
+"unknown" until revoked.
 
 Keys are RSA-2048: pyHanko's in-process time-stamper signs with RSA only, every PDF reader
 (Adobe, Foxit, poppler/NSS) verifies RSA PKCS#1 v1.5, and Vietnam's public signing CAs issue
@@ -44,6 +57,7 @@ already publishes the CRL that a revoked kiosk certificate goes on (:meth:`DevPk
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -52,7 +66,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +74,13 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from saoy.core.errors import InvalidInput, NotFound
 from saoy.core.secretfiles import ensure_secret_file
@@ -76,6 +92,8 @@ SEAL_FILE = "seal.p12"
 TSA_FILE = "tsa.p12"
 QR_FILE = "qr.p12"
 QR_CERT_FILE = "qr.pem"
+OCSP_FILE = "ocsp.p12"
+OCSP_ROOT_FILE = "ocsp-root.p12"
 _ALL_FILES = (ROOT_FILE, ISSUING_CA_FILE, OFFICIAL_FILE, SEAL_FILE, TSA_FILE)
 CRL_DIR = "crl"
 ROOT_CRL = "root"
@@ -86,6 +104,9 @@ CERTIFICATE_NAMES = ("root", "qr")
 """Certificates the dev PKI publishes in PEM, as ``/pki/{name}.pem``: the trust anchor, and the
 QR certificate with its issuing CA (what offline verifiers are given)."""
 _REVOKED_FILE = "revoked.json"
+_ISSUED_FILE = "issued.txt"
+OCSP_PATH = "ocsp"
+"""Where the OCSP responder is, as in ``{crl_base_url}ocsp``."""
 TLS_DIR = "tls"
 TLS_CA_FILE = "ca.pem"
 TLS_SERVER_CERT_FILE = "server.pem"
@@ -100,6 +121,7 @@ KIOSK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_CRL_BASE_URL = "http://localhost:8080/pki/"
 DEFAULT_CRL_REFRESH = dt.timedelta(days=1)
 _CRL_VALIDITY = dt.timedelta(days=7)  # nextUpdate: verifiers accept a CRL this long
+_OCSP_VALIDITY = dt.timedelta(hours=1)  # nextUpdate of an OCSP response
 
 _KEY_SIZE = 2048
 _BACKDATE = dt.timedelta(days=1)  # tolerate clock skew and frozen clocks in tests
@@ -126,6 +148,17 @@ class KioskCredentials:
     key: Path  # its private key, mode 0600
     ca: Path  # the certificates to trust the server with (issuing CA and root)
     issued: bool  # False: the certificate already there was kept
+
+
+@dataclass(frozen=True)
+class _OcspResponder:
+    """A delegated OCSP responder and what it answers for."""
+
+    key: rsa.RSAPrivateKey = field(repr=False)
+    certificate: x509.Certificate
+    issuer: x509.Certificate  # the CA whose certificates it answers for
+    crl_name: str  # that CA's CRL: where revocations are read from
+    issued: Callable[[], frozenset[int]]  # serials that CA has issued
 
 
 @dataclass(frozen=True)
@@ -196,23 +229,12 @@ class DevPki:
         with _QR_LOCK:
             if not path.is_file():
                 self._issue_qr_key()
-            stamp = _stamp(path)
-            hit = _QR_CACHE.get(path)
-            if hit is not None and hit[0] == stamp:
-                return hit[1]
-            try:
-                key, cert, chain = pkcs12.load_key_and_certificates(
-                    path.read_bytes(), self.passphrase
-                )
-            except ValueError as exc:
-                raise ValueError(f"cannot open {path}: wrong passphrase or damaged file") from exc
-            if not isinstance(key, ed25519.Ed25519PrivateKey) or cert is None:
+            key, cert, chain = _open_p12_cached(path, self.passphrase)
+            if not isinstance(key, ed25519.Ed25519PrivateKey):
                 raise ValueError(f"{path} holds no Ed25519 key and certificate")
-            material = (key, cert, tuple(chain))
-            _QR_CACHE[path] = (stamp, material)
             if not self.qr_certificate_path.is_file():
                 _atomic_write(self.qr_certificate_path, _pem(cert, *chain[:1]))
-            return material
+            return key, cert, chain
 
     def _issue_qr_key(self) -> None:
         """Issue the QR key into a PKI made without one. Created with link(2), so two
@@ -224,6 +246,7 @@ class DevPki:
             chain=[ca_cert, *others],
             now=dt.datetime.now(dt.UTC).replace(microsecond=0),
             crl_url=self.crl_url(ISSUING_CA_CRL),
+            ocsp_url=self.ocsp_url,
             passphrase=self.passphrase,
         )
         fd, tmp = tempfile.mkstemp(prefix=f".{QR_FILE}.", dir=self.directory)
@@ -238,15 +261,14 @@ class DevPki:
                 pass  # another process issued it first: use theirs
             else:
                 _fsync_dir(self.directory)
+                self._record_issued(_open_p12_cached(self.qr_path, self.passphrase)[1])
         finally:
             Path(tmp).unlink(missing_ok=True)
 
     def _issuing_ca(self) -> tuple[rsa.RSAPrivateKey, x509.Certificate, list[x509.Certificate]]:
         """The issuing CA's key and certificate, and the certificates above it (the root)."""
-        key, cert, others = pkcs12.load_key_and_certificates(
-            self.issuing_ca_path.read_bytes(), self.passphrase
-        )
-        if not isinstance(key, rsa.RSAPrivateKey) or cert is None:
+        key, cert, others = _open_p12(self.issuing_ca_path, self.passphrase)
+        if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError(f"{self.issuing_ca_path} holds no RSA key and certificate")
         return key, cert, list(others)
 
@@ -324,8 +346,10 @@ class DevPki:
             usage=_DIGITAL_SIGNATURE_ONLY,
             extended=x509.ExtendedKeyUsage([purpose]),
             crl_url=self.crl_url(ISSUING_CA_CRL),
+            ocsp_url=self.ocsp_url,
             alternative_names=names,
         )
+        self._record_issued(cert)
         _atomic_write(path, _pem(cert, ca_cert))
 
     def root_certificate(self) -> asn1_x509.Certificate:
@@ -416,6 +440,138 @@ class DevPki:
         (self.directory / CRL_DIR).mkdir(exist_ok=True)
         _atomic_write(self.directory / CRL_DIR / f"{ISSUING_CA_CRL}.crl", crl)
 
+    @property
+    def ocsp_url(self) -> str | None:
+        """The URL certificates give for the OCSP responder (None for a PKI made without CRL
+        URLs)."""
+        return None if self.crl_base_url is None else _ocsp_url(self.crl_base_url)
+
+    def ocsp_response(self, request_der: bytes) -> bytes:
+        """Answer a DER OCSP request (RFC 6960) with a DER OCSP response.
+
+        A request asks about one certificate (one listing several is refused as malformed). Its
+        status is "revoked" when the current CRL of its issuer lists it (with that entry's time
+        and reason), "good" when that CA issued it, and "unknown" otherwise; the response is
+        valid for an hour, echoes the request's nonce, and is signed by the issuer's delegated
+        responder, whose certificate it carries. A request that cannot be parsed gets
+        ``malformedRequest``, one about a CA other than this PKI's ``unauthorized``: neither
+        raises.
+        """
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm
+            wanted = (request.issuer_name_hash, request.issuer_key_hash)
+            nonce = _ocsp_nonce(request)
+        except (ValueError, UnsupportedAlgorithm, NotImplementedError):
+            # NotImplementedError: more than one certificate asked about, which this
+            # responder (as ``cryptography``, which answers one) does not serve.
+            return _ocsp_failure(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        for responder in self._ocsp_responders():
+            if _issuer_hashes(responder.issuer, algorithm) == wanted:
+                break
+        else:
+            return _ocsp_failure(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        serial = request.serial_number
+        crl = x509.load_der_x509_crl(self.crl_bytes(responder.crl_name))
+        entry = crl.get_revoked_certificate_by_serial_number(serial)
+        revoked_at, reason = None, None
+        if entry is not None:
+            status = ocsp.OCSPCertStatus.REVOKED
+            revoked_at = entry.revocation_date_utc
+            with contextlib.suppress(x509.ExtensionNotFound):
+                reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        elif serial in responder.issued():
+            status = ocsp.OCSPCertStatus.GOOD
+        else:
+            status = ocsp.OCSPCertStatus.UNKNOWN
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                issuer_name_hash=wanted[0],
+                issuer_key_hash=wanted[1],
+                serial_number=serial,
+                algorithm=algorithm,
+                cert_status=status,
+                this_update=now,
+                next_update=now + _OCSP_VALIDITY,
+                revocation_time=revoked_at,
+                revocation_reason=reason,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
+            .certificates([responder.certificate])
+        )
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        response = builder.sign(responder.key, hashes.SHA256())
+        return response.public_bytes(serialization.Encoding.DER)
+
+    def _ocsp_responders(self) -> Iterator[_OcspResponder]:
+        """The issuing CA's responder (issued on first use for a PKI made without one), then
+        the root's where the PKI has one."""
+        path = ensure_secret_file(self.directory / OCSP_FILE, self._new_ocsp_responder)
+        key, cert, chain = _open_p12_cached(path, self.passphrase)
+        responder_serial, ca_serial = cert.serial_number, chain[0].serial_number
+        yield _OcspResponder(
+            key=_rsa(key, path),
+            certificate=cert,
+            issuer=chain[0],
+            crl_name=ISSUING_CA_CRL,
+            issued=lambda: self._issued_serials() | {responder_serial},
+        )
+        path = self.directory / OCSP_ROOT_FILE
+        if path.is_file():
+            key, cert, chain = _open_p12_cached(path, self.passphrase)
+            # The root issued the issuing CA's certificate and this responder's, then was thrown
+            # away: nothing else can carry its signature.
+            known = frozenset({cert.serial_number, ca_serial})
+            yield _OcspResponder(
+                key=_rsa(key, path),
+                certificate=cert,
+                issuer=chain[0],
+                crl_name=ROOT_CRL,
+                issued=lambda: known,
+            )
+
+    def _new_ocsp_responder(self) -> bytes:
+        ca_key, ca_cert, others = self._issuing_ca()
+        return _ocsp_responder_p12(
+            organization=self.organization,
+            ca_key=ca_key,
+            chain=[ca_cert, *others],
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            passphrase=self.passphrase,
+        )
+
+    def _issued_serials(self) -> frozenset[int]:
+        """Serial numbers of the certificates the issuing CA is known to have issued."""
+        data = _read_cached(self._issued_log())
+        return frozenset(int(line.split()[0], 16) for line in data.decode().splitlines() if line)
+
+    def _record_issued(self, *certs: x509.Certificate) -> None:
+        """Note certificates the issuing CA has just issued in ``crl/issued.txt``."""
+        path = self._issued_log()
+        with _ISSUED_LOCK, path.open("ab") as fh:  # O_APPEND: whole lines, even across processes
+            fh.write(_issued_lines(certs))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _issued_log(self) -> Path:
+        """``crl/issued.txt``, made for a PKI generated without one from the certificates it
+        holds (kiosk certificates issued before are not there: only their holders have them)."""
+        return ensure_secret_file(self.directory / CRL_DIR / _ISSUED_FILE, self._held_certificates)
+
+    def _held_certificates(self) -> bytes:
+        held = [
+            _open_p12(self.directory / name, self.passphrase)[1]
+            for name in (OFFICIAL_FILE, SEAL_FILE, TSA_FILE, QR_FILE, OCSP_FILE)
+            if (self.directory / name).is_file()
+        ]
+        server = self.tls_directory / TLS_SERVER_CERT_FILE
+        if server.is_file():
+            held.append(x509.load_pem_x509_certificate(server.read_bytes()))
+        return _issued_lines(held)
+
 
 def ensure_dev_pki(
     directory: Path,
@@ -461,12 +617,7 @@ def ensure_dev_pki(
 
 def load_pkcs12(path: Path, passphrase: bytes) -> KeyMaterial:
     """Read a PKCS#12 file into pyHanko's (asn1crypto) types."""
-    try:
-        key, cert, others = pkcs12.load_key_and_certificates(path.read_bytes(), passphrase)
-    except ValueError as exc:
-        raise ValueError(f"cannot open {path}: wrong passphrase or damaged file") from exc
-    if key is None or cert is None:
-        raise ValueError(f"{path} holds no key and certificate")
+    key, cert, others = _open_p12(path, passphrase)
     key_der = key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
@@ -600,6 +751,7 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     root_crl_url = _crl_url(crl_base_url, ROOT_CRL)
     issuing_crl_url = _crl_url(crl_base_url, ISSUING_CA_CRL)
+    ocsp_url = _ocsp_url(crl_base_url)
 
     root_key = _new_key()
     root_name = _name(organization, "Saoy Dev Root CA")
@@ -613,6 +765,7 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
         lifetime=_ROOT_LIFETIME,
         path_length=1,
         crl_url=None,
+        ocsp_url=None,
     )
 
     ca_key = _new_key()
@@ -626,13 +779,27 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
         lifetime=_ISSUING_LIFETIME,
         path_length=0,
         crl_url=root_crl_url,
+        ocsp_url=ocsp_url,
     )
-    # The root signs twice, the issuing CA and an ARL valid as long as it, then is dropped.
+    # The root signs three times, the issuing CA, an ARL and an OCSP responder valid as long
+    # as it, then is dropped.
     (out / CRL_DIR).mkdir()
     _write_file(
         out / CRL_DIR / f"{ROOT_CRL}.crl",
         _crl(root_cert, root_key, now=now, next_update=ca_cert.not_valid_after_utc, revoked={}),
         0o644,
+    )
+    _write_file(
+        out / OCSP_ROOT_FILE,
+        _ocsp_responder_p12(
+            common_name="Saoy Dev Root OCSP Responder",
+            organization=organization,
+            ca_key=root_key,
+            chain=[root_cert],
+            now=now,
+            lifetime=_ISSUING_LIFETIME,
+            passphrase=passphrase,
+        ),
     )
     del root_key
     _write_file(
@@ -656,6 +823,7 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
         ),
     ]
+    issued = []
     for filename, friendly, common_name, usage, extended in ends:
         key = _new_key()
         cert = _end_entity_cert(
@@ -667,19 +835,32 @@ def _write_pki(out: Path, *, organization: str, passphrase: bytes, crl_base_url:
             usage=usage,
             extended=extended,
             crl_url=issuing_crl_url,
+            ocsp_url=ocsp_url,
         )
+        issued.append(cert)
         _write_file(out / filename, _p12(friendly, key, cert, chain, passphrase))
-    _write_file(
-        out / QR_FILE,
-        _qr_p12(
+    extra = {
+        QR_FILE: _qr_p12(
             organization=organization,
             ca_key=ca_key,
             chain=chain,
             now=now,
             crl_url=issuing_crl_url,
+            ocsp_url=ocsp_url,
             passphrase=passphrase,
         ),
-    )
+        OCSP_FILE: _ocsp_responder_p12(
+            organization=organization,
+            ca_key=ca_key,
+            chain=chain,
+            now=now,
+            passphrase=passphrase,
+        ),
+    }
+    for filename, data in extra.items():
+        _write_file(out / filename, data)
+        issued.append(_open_p12(out / filename, passphrase)[1])
+    _write_file(out / CRL_DIR / _ISSUED_FILE, _issued_lines(issued))
 
     _write_file(out / ROOT_FILE, root_cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
@@ -691,6 +872,7 @@ def _qr_p12(
     chain: list[x509.Certificate],
     now: dt.datetime,
     crl_url: str | None,
+    ocsp_url: str | None,
     passphrase: bytes,
 ) -> bytes:
     """A new Ed25519 QR key and its certificate from the issuing CA (``chain[0]``), as PKCS#12."""
@@ -704,8 +886,37 @@ def _qr_p12(
         usage=_DIGITAL_SIGNATURE_ONLY,
         extended=None,
         crl_url=crl_url,
+        ocsp_url=ocsp_url,
     )
     return _p12("qr", key, cert, chain, passphrase)
+
+
+def _ocsp_responder_p12(
+    *,
+    organization: str,
+    ca_key: rsa.RSAPrivateKey,
+    chain: list[x509.Certificate],
+    now: dt.datetime,
+    passphrase: bytes,
+    common_name: str = "Saoy Dev OCSP Responder",
+    lifetime: dt.timedelta = _END_ENTITY_LIFETIME,
+) -> bytes:
+    """A new RSA key and its OCSP signing certificate from ``chain[0]``, as PKCS#12. The
+    certificate names no CRL or responder of its own: it carries id-pkix-ocsp-nocheck."""
+    key = _new_key()
+    cert = _end_entity_cert(
+        subject=_name(organization, common_name),
+        public_key=key.public_key(),
+        ca_cert=chain[0],
+        ca_key=ca_key,
+        now=now,
+        usage=_DIGITAL_SIGNATURE_ONLY,
+        extended=x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]),
+        crl_url=None,
+        ocsp_url=None,
+        lifetime=lifetime,
+    )
+    return _p12("ocsp", key, cert, chain, passphrase)
 
 
 _KEY_USAGES = (
@@ -758,6 +969,7 @@ def _ca_cert(
     lifetime: dt.timedelta,
     path_length: int,
     crl_url: str | None,
+    ocsp_url: str | None,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -775,9 +987,7 @@ def _ca_cert(
             critical=False,
         )
     )
-    if crl_url is not None:
-        builder = builder.add_extension(_distribution_point(crl_url), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
+    return _with_revocation_pointers(builder, crl_url, ocsp_url).sign(signing_key, hashes.SHA256())
 
 
 def _end_entity_cert(
@@ -790,9 +1000,11 @@ def _end_entity_cert(
     usage: x509.KeyUsage,
     extended: x509.ExtendedKeyUsage | None,
     crl_url: str | None,
+    ocsp_url: str | None,
     alternative_names: list[x509.GeneralName] | None = None,
+    lifetime: dt.timedelta = _END_ENTITY_LIFETIME,
 ) -> x509.Certificate:
-    not_after = min(now + _END_ENTITY_LIFETIME, ca_cert.not_valid_after_utc)
+    not_after = min(now + lifetime, ca_cert.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -809,8 +1021,7 @@ def _end_entity_cert(
             critical=False,
         )
     )
-    if crl_url is not None:
-        builder = builder.add_extension(_distribution_point(crl_url), critical=False)
+    builder = _with_revocation_pointers(builder, crl_url, ocsp_url)
     if alternative_names:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(alternative_names), critical=False
@@ -820,6 +1031,9 @@ def _end_entity_cert(
         # TLS ones (serverAuth, clientAuth) carry theirs non-critical, as TLS certificates do.
         timestamping = list(extended) == [ExtendedKeyUsageOID.TIME_STAMPING]
         builder = builder.add_extension(extended, critical=timestamping)
+        if list(extended) == [ExtendedKeyUsageOID.OCSP_SIGNING]:
+            # RFC 6960 §4.2.2.2.1: clients need not check a responder's own status.
+            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     return builder.sign(ca_key, hashes.SHA256())
 
 
@@ -852,8 +1066,58 @@ def _distribution_point(url: str) -> x509.CRLDistributionPoints:
     )
 
 
+def _with_revocation_pointers(
+    builder: x509.CertificateBuilder, crl_url: str | None, ocsp_url: str | None
+) -> x509.CertificateBuilder:
+    """``builder`` with a CRL distribution point and an OCSP responder (AIA), where given."""
+    if crl_url is not None:
+        builder = builder.add_extension(_distribution_point(crl_url), critical=False)
+    if ocsp_url is not None:
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
+    return builder
+
+
 def _crl_url(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}.crl"
+
+
+def _ocsp_url(base: str) -> str:
+    return f"{base.rstrip('/')}/{OCSP_PATH}"
+
+
+def _ocsp_nonce(request: ocsp.OCSPRequest) -> bytes | None:
+    try:
+        return request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _ocsp_failure(status: ocsp.OCSPResponseStatus) -> bytes:
+    """An unsigned OCSP response carrying only an error status."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+def _issuer_hashes(
+    issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
+    """The issuerNameHash and issuerKeyHash (RFC 6960 §4.1.1) of ``issuer``'s certificates."""
+    parsed = _to_asn1(issuer)
+    out = []
+    for data in (parsed.subject.dump(), bytes(parsed.public_key["public_key"])):
+        digest = hashes.Hash(algorithm)
+        digest.update(data)
+        out.append(digest.finalize())
+    return out[0], out[1]
+
+
+def _issued_lines(certs: Iterable[x509.Certificate]) -> bytes:
+    """Lines of ``crl/issued.txt``: serial number (hex) and common name."""
+    return "".join(f"{c.serial_number:x} {common_name_of(c) or '-'}\n" for c in certs).encode()
 
 
 def _crl_base_of(cert: asn1_x509.Certificate) -> str | None:
@@ -913,12 +1177,10 @@ def _check_crl_name(name: str) -> None:
 _CRL_LOCK = threading.Lock()
 _TLS_LOCK = threading.Lock()
 _QR_LOCK = threading.Lock()
-_QR_CACHE: dict[
-    Path,
-    tuple[
-        tuple[int, int],
-        tuple[ed25519.Ed25519PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]],
-    ],
+_ISSUED_LOCK = threading.Lock()
+_P12_CACHE: dict[
+    tuple[Path, bytes],
+    tuple[tuple[int, int], tuple[PrivateKeyTypes, x509.Certificate, tuple[x509.Certificate, ...]]],
 ] = {}
 _FILE_CACHE: dict[Path, tuple[tuple[int, int], bytes, asn1_crl.CertificateList | None]] = {}
 
@@ -997,3 +1259,35 @@ def _fsync_dir(path: Path) -> None:
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _open_p12(
+    path: Path, passphrase: bytes
+) -> tuple[PrivateKeyTypes, x509.Certificate, tuple[x509.Certificate, ...]]:
+    """The key, certificate and chain in a PKCS#12 file."""
+    try:
+        key, cert, others = pkcs12.load_key_and_certificates(path.read_bytes(), passphrase)
+    except ValueError as exc:
+        raise ValueError(f"cannot open {path}: wrong passphrase or damaged file") from exc
+    if key is None or cert is None:
+        raise ValueError(f"{path} holds no key and certificate")
+    return key, cert, tuple(others)
+
+
+def _open_p12_cached(
+    path: Path, passphrase: bytes
+) -> tuple[PrivateKeyTypes, x509.Certificate, tuple[x509.Certificate, ...]]:
+    """:func:`_open_p12`, kept until the file changes."""
+    stamp = _stamp(path)
+    hit = _P12_CACHE.get((path, passphrase))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    material = _open_p12(path, passphrase)
+    _P12_CACHE[(path, passphrase)] = (stamp, material)
+    return material
+
+
+def _rsa(key: PrivateKeyTypes, path: Path) -> rsa.RSAPrivateKey:
+    if not isinstance(key, rsa.RSAPrivateKey):  # pragma: no cover - generated as RSA
+        raise ValueError(f"{path} holds no RSA key")
+    return key

@@ -179,6 +179,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         metrics=metrics,
         ready=lambda: readiness.serving,
         crl=pki.crl_bytes,
+        ocsp=pki.ocsp_response,
         certificate=pki.certificate_pem,
         log_key=lambda: holder["publisher"].signer.verifier_key,
         max_upload_bytes=settings.max_pdf_bytes + MiB,

@@ -1,10 +1,11 @@
 """The HTTP side: the verification page a phone opens from the QR, /metrics and /healthz, and
-what verifiers fetch from the PKI (CRLs, the root and the QR certificate)."""
+what verifiers fetch from the PKI (CRLs, OCSP answers, the root and the QR certificate)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+from base64 import b64decode
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -24,6 +25,9 @@ from saoy.server.metrics import Metrics
 T = TypeVar("T")
 LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
 TEMPLATES = Path(__file__).parent / "templates"
+MAX_OCSP_REQUEST_BYTES = 4096
+"""The largest OCSP request accepted: one asking about one certificate is about 100 bytes."""
+OCSP_RESPONSE_TYPE = "application/ocsp-response"
 PAGE = Template((TEMPLATES / "verify.html").read_text(encoding="utf-8"))
 RESULT = Template((TEMPLATES / "result.html").read_text(encoding="utf-8"))
 
@@ -81,11 +85,13 @@ def create_http_app(
     ready: Callable[[], bool],
     max_upload_bytes: int,
     crl: Callable[[str], bytes],
+    ocsp: Callable[[bytes], bytes],
     log_key: Callable[[], str],
     certificate: Callable[[str], bytes],
 ) -> web.Application:
     """Routes of the HTTP side. ``verifier`` is looked up per request because the verifier
-    needs the bound HTTP port for its URLs."""
+    needs the bound HTTP port for its URLs; ``ocsp`` turns a DER OCSP request into a DER
+    response."""
 
     async def run(fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
@@ -155,6 +161,36 @@ def create_http_app(
         body = await run(crl, name)
         return web.Response(body=body, content_type="application/pkix-crl")
 
+    async def ocsp_answer(request_der: bytes) -> web.Response:
+        body = await run(ocsp, request_der)
+        return web.Response(body=body, content_type=OCSP_RESPONSE_TYPE)
+
+    async def ocsp_post(request: web.Request) -> web.Response:
+        """RFC 6960 §A.1.1: the DER request is the body (``application/ocsp-request``)."""
+        cap = MAX_OCSP_REQUEST_BYTES
+        body = bytearray()
+        if (request.content_length or 0) <= cap:
+            while len(body) <= cap and (chunk := await request.content.read(cap + 1 - len(body))):
+                body += chunk
+        if (request.content_length or 0) > cap or len(body) > cap:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=cap,
+                actual_size=max(request.content_length or 0, len(body)),
+                text=f"an OCSP request is at most {cap} bytes",
+            )
+        return await ocsp_answer(bytes(body))
+
+    async def ocsp_get(request: web.Request) -> web.Response:
+        """RFC 6960 §A.1.1: the request in base64 (URL-encoded) as the last path segment."""
+        encoded = request.match_info["request"]
+        if len(encoded) > MAX_OCSP_REQUEST_BYTES * 4 // 3 + 4:
+            raise web.HTTPRequestURITooLong(text="OCSP request too long: POST it")
+        try:
+            request_der = b64decode(encoded, validate=True)
+        except ValueError:  # binascii.Error
+            request_der = b""  # answered malformedRequest, as any unparsable request
+        return await ocsp_answer(request_der)
+
     async def certificate_file(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in CERTIFICATE_NAMES:
@@ -190,5 +226,7 @@ def create_http_app(
     app.router.add_post("/verify", verify_upload)
     app.router.add_get("/pki/{name}.crl", revocation_list)
     app.router.add_get("/pki/{name}.pem", certificate_file)
+    app.router.add_post("/pki/ocsp", ocsp_post)
+    app.router.add_get("/pki/ocsp/{request:.+}", ocsp_get)
     app.router.add_get("/log/key", log_key_page)
     return app
