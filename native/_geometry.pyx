@@ -110,18 +110,30 @@ def profile_scores(
             scores[a] = total
 
 
-cdef inline uint8_t _sample(
-    const uint8_t* base, Py_ssize_t h, Py_ssize_t w, int64_t X, int64_t Y, int fill
+cdef inline uint8_t _lerp(
+    const uint8_t* r0, Py_ssize_t right, Py_ssize_t down, int fx, int fy
 ) noexcept nogil:
-    """Bilinear sample at 16.16 fixed-point (X, Y), with ``fill`` outside the image."""
-    cdef Py_ssize_t x0 = X >> 16, y0 = Y >> 16
+    """Bilinear blend of the 2 x 2 samples at ``r0``, ``r0 + right``, ``r0 + down`` and
+    ``r0 + down + right`` with 8-bit weights ``fx``, ``fy``."""
+    cdef int top = r0[0] * 256 + (r0[right] - r0[0]) * fx
+    cdef int bottom = r0[down] * 256 + (r0[down + right] - r0[down]) * fx
+    return <uint8_t>((top * 256 + (bottom - top) * fy + 32768) >> 16)
+
+
+cdef inline uint8_t _sample(
+    const uint8_t* base, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cn, int64_t X, int64_t Y,
+    int fill,
+) noexcept nogil:
+    """Bilinear sample at 16.16 fixed-point (X, Y) of an image of ``cn`` interleaved channels
+    (``base`` at the channel wanted), with ``fill`` outside the image."""
+    cdef Py_ssize_t x0 = X >> 16, y0 = Y >> 16, row = w * cn, at = y0 * row + x0 * cn
     cdef int fx = (X >> 8) & 255, fy = (Y >> 8) & 255, p00, p01, p10, p11, top, bottom
     if x0 < -1 or y0 < -1 or x0 >= w or y0 >= h:
         return <uint8_t>fill
-    p00 = base[y0 * w + x0] if 0 <= x0 < w and 0 <= y0 < h else fill
-    p01 = base[y0 * w + x0 + 1] if 0 <= x0 + 1 < w and 0 <= y0 < h else fill
-    p10 = base[(y0 + 1) * w + x0] if 0 <= x0 < w and 0 <= y0 + 1 < h else fill
-    p11 = base[(y0 + 1) * w + x0 + 1] if 0 <= x0 + 1 < w and 0 <= y0 + 1 < h else fill
+    p00 = base[at] if 0 <= x0 < w and 0 <= y0 < h else fill
+    p01 = base[at + cn] if 0 <= x0 + 1 < w and 0 <= y0 < h else fill
+    p10 = base[at + row] if 0 <= x0 < w and 0 <= y0 + 1 < h else fill
+    p11 = base[at + row + cn] if 0 <= x0 + 1 < w and 0 <= y0 + 1 < h else fill
     top = p00 * 256 + (p01 - p00) * fx
     bottom = p10 * 256 + (p11 - p10) * fx
     return <uint8_t>((top * 256 + (bottom - top) * fy + 32768) >> 16)
@@ -132,6 +144,40 @@ cdef inline int64_t _fixed(double v) noexcept nogil:
     so truncation is floor, with no libm call."""
     cdef int64_t bias = (<int64_t>1) << 36
     return <int64_t>(v * 65536.0 + (0.5 + <double>bias)) - bias
+
+
+cdef struct Span:
+    int64_t X, Y, dX, dY  # the first sample and the step, 16.16 fixed point
+    bint inside  # the first and the last sample lie inside the image: no bounds checks
+
+
+cdef struct Point:
+    double x, y
+
+
+cdef inline Point _point(const double* m, double u, double v) noexcept nogil:
+    """Where the row-major 3 x 3 matrix ``m`` maps (u, v, 1), dehomogenized."""
+    cdef double wh = m[6] * u + m[7] * v + m[8]
+    cdef Point p
+    p.x = (m[0] * u + m[1] * v + m[2]) / wh
+    p.y = (m[3] * u + m[4] * v + m[5]) / wh
+    return p
+
+
+cdef inline Span _span(
+    Point a, Point b, Py_ssize_t n, int64_t lim_x, int64_t lim_y
+) noexcept nogil:
+    """``n`` samples from ``a`` stepping toward ``b``, reached after the last."""
+    cdef Span s
+    cdef int64_t Xl, Yl
+    s.X = _fixed(a.x)
+    s.Y = _fixed(a.y)
+    s.dX = _fixed((b.x - a.x) / n)
+    s.dY = _fixed((b.y - a.y) / n)
+    Xl = s.X + (n - 1) * s.dX
+    Yl = s.Y + (n - 1) * s.dY
+    s.inside = 0 <= s.X < lim_x and 0 <= s.Y < lim_y and 0 <= Xl < lim_x and 0 <= Yl < lim_y
+    return s
 
 
 def warp(
@@ -147,48 +193,37 @@ def warp(
     inside the image runs without bounds checks.
     """
     cdef Py_ssize_t oh = dst.shape[0], ow = dst.shape[1], h = src.shape[0], w = src.shape[1]
-    cdef Py_ssize_t v, u, u0, n, x0, y0
-    cdef int64_t X, Y, dX, dY, Xl, Yl, lim_x = <int64_t>(w - 1) << 16, lim_y = <int64_t>(h - 1) << 16
-    cdef double xa, ya, wa, xb, yb, wb
-    cdef int fx, fy, top, bottom
+    cdef Py_ssize_t v, u, u0, n
+    cdef int64_t X, Y, dX, dY, lim_x = <int64_t>(w - 1) << 16, lim_y = <int64_t>(h - 1) << 16
+    cdef Point a, b
+    cdef Span s
+    cdef const double* mp = &m[0, 0]
     cdef const uint8_t* base = &src[0, 0]
-    cdef const uint8_t* r0
     cdef uint8_t* out
     with nogil:
         for v in prange(oh, schedule="static"):
             out = &dst[v, 0]
             u0 = 0
-            wa = m[2, 0] * u0 + m[2, 1] * v + m[2, 2]
-            xa = (m[0, 0] * u0 + m[0, 1] * v + m[0, 2]) / wa
-            ya = (m[1, 0] * u0 + m[1, 1] * v + m[1, 2]) / wa
+            a = _point(mp, 0, v)
             while u0 < ow:
                 n = span if u0 + span <= ow else ow - u0
-                wb = m[2, 0] * (u0 + n) + m[2, 1] * v + m[2, 2]
-                xb = (m[0, 0] * (u0 + n) + m[0, 1] * v + m[0, 2]) / wb
-                yb = (m[1, 0] * (u0 + n) + m[1, 1] * v + m[1, 2]) / wb
-                X = _fixed(xa)
-                Y = _fixed(ya)
-                dX = _fixed((xb - xa) / n)
-                dY = _fixed((yb - ya) / n)
-                xa = xb
-                ya = yb
-                Xl = X + (n - 1) * dX
-                Yl = Y + (n - 1) * dY
-                if (0 <= X < lim_x and 0 <= Y < lim_y and 0 <= Xl < lim_x and 0 <= Yl < lim_y):
+                b = _point(mp, u0 + n, v)
+                s = _span(a, b, n, lim_x, lim_y)
+                a = b
+                X = s.X
+                Y = s.Y
+                dX = s.dX
+                dY = s.dY
+                if s.inside:
                     for u in range(u0, u0 + n):
-                        x0 = X >> 16
-                        y0 = Y >> 16
-                        fx = (X >> 8) & 255
-                        fy = (Y >> 8) & 255
-                        r0 = base + y0 * w + x0
-                        top = r0[0] * 256 + (r0[1] - r0[0]) * fx
-                        bottom = r0[w] * 256 + (r0[w + 1] - r0[w]) * fx
-                        out[u] = <uint8_t>((top * 256 + (bottom - top) * fy + 32768) >> 16)
+                        out[u] = _lerp(
+                            base + (Y >> 16) * w + (X >> 16), 1, w, (X >> 8) & 255, (Y >> 8) & 255
+                        )
                         X = X + dX
                         Y = Y + dY
                 else:
                     for u in range(u0, u0 + n):
-                        out[u] = _sample(base, h, w, X, Y, fill)
+                        out[u] = _sample(base, h, w, 1, X, Y, fill)
                         X = X + dX
                         Y = Y + dY
                 u0 = u0 + n
@@ -202,11 +237,12 @@ def warp_rgb(
     each output pixel are found once and serve its three channels, with the same arithmetic
     as ``warp`` on each channel alone."""
     cdef Py_ssize_t oh = dst.shape[0], ow = dst.shape[1], h = src.shape[0], w = src.shape[1]
-    cdef Py_ssize_t v, u, u0, n, x0, y0, c, x1, y1
-    cdef int64_t X, Y, dX, dY, Xl, Yl, lim_x = <int64_t>(w - 1) << 16, lim_y = <int64_t>(h - 1) << 16
-    cdef double xa, ya, wa, xb, yb, wb
-    cdef int fx, fy, top, bottom, p00, p01, p10, p11
-    cdef Py_ssize_t stride = 3 * w
+    cdef Py_ssize_t v, u, u0, n, c, stride = 3 * w
+    cdef int64_t X, Y, dX, dY, lim_x = <int64_t>(w - 1) << 16, lim_y = <int64_t>(h - 1) << 16
+    cdef Point a, b
+    cdef int fx, fy
+    cdef Span s
+    cdef const double* mp = &m[0, 0]
     cdef const uint8_t* base = &src[0, 0, 0]
     cdef const uint8_t* r0
     cdef uint8_t* out
@@ -214,54 +250,29 @@ def warp_rgb(
         for v in prange(oh, schedule="static"):
             out = &dst[v, 0, 0]
             u0 = 0
-            wa = m[2, 0] * u0 + m[2, 1] * v + m[2, 2]
-            xa = (m[0, 0] * u0 + m[0, 1] * v + m[0, 2]) / wa
-            ya = (m[1, 0] * u0 + m[1, 1] * v + m[1, 2]) / wa
+            a = _point(mp, 0, v)
             while u0 < ow:
                 n = span if u0 + span <= ow else ow - u0
-                wb = m[2, 0] * (u0 + n) + m[2, 1] * v + m[2, 2]
-                xb = (m[0, 0] * (u0 + n) + m[0, 1] * v + m[0, 2]) / wb
-                yb = (m[1, 0] * (u0 + n) + m[1, 1] * v + m[1, 2]) / wb
-                X = _fixed(xa)
-                Y = _fixed(ya)
-                dX = _fixed((xb - xa) / n)
-                dY = _fixed((yb - ya) / n)
-                xa = xb
-                ya = yb
-                Xl = X + (n - 1) * dX
-                Yl = Y + (n - 1) * dY
-                if (0 <= X < lim_x and 0 <= Y < lim_y and 0 <= Xl < lim_x and 0 <= Yl < lim_y):
+                b = _point(mp, u0 + n, v)
+                s = _span(a, b, n, lim_x, lim_y)
+                a = b
+                X = s.X
+                Y = s.Y
+                dX = s.dX
+                dY = s.dY
+                if s.inside:
                     for u in range(u0, u0 + n):
-                        x0 = X >> 16
-                        y0 = Y >> 16
                         fx = (X >> 8) & 255
                         fy = (Y >> 8) & 255
-                        r0 = base + y0 * stride + 3 * x0
+                        r0 = base + (Y >> 16) * stride + 3 * (X >> 16)
                         for c in range(3):
-                            top = r0[c] * 256 + (r0[c + 3] - r0[c]) * fx
-                            bottom = r0[c + stride] * 256 + (r0[c + stride + 3] - r0[c + stride]) * fx
-                            out[3 * u + c] = <uint8_t>((top * 256 + (bottom - top) * fy + 32768) >> 16)
+                            out[3 * u + c] = _lerp(r0 + c, 3, stride, fx, fy)
                         X = X + dX
                         Y = Y + dY
                 else:
                     for u in range(u0, u0 + n):
-                        x0 = X >> 16
-                        y0 = Y >> 16
-                        fx = (X >> 8) & 255
-                        fy = (Y >> 8) & 255
-                        x1 = x0 + 1
-                        y1 = y0 + 1
                         for c in range(3):
-                            if x0 < -1 or y0 < -1 or x0 >= w or y0 >= h:
-                                out[3 * u + c] = <uint8_t>fill
-                                continue
-                            p00 = base[y0 * stride + 3 * x0 + c] if 0 <= x0 < w and 0 <= y0 < h else fill
-                            p01 = base[y0 * stride + 3 * x1 + c] if 0 <= x1 < w and 0 <= y0 < h else fill
-                            p10 = base[y1 * stride + 3 * x0 + c] if 0 <= x0 < w and 0 <= y1 < h else fill
-                            p11 = base[y1 * stride + 3 * x1 + c] if 0 <= x1 < w and 0 <= y1 < h else fill
-                            top = p00 * 256 + (p01 - p00) * fx
-                            bottom = p10 * 256 + (p11 - p10) * fx
-                            out[3 * u + c] = <uint8_t>((top * 256 + (bottom - top) * fy + 32768) >> 16)
+                            out[3 * u + c] = _sample(base + c, h, w, 3, X, Y, fill)
                         X = X + dX
                         Y = Y + dY
                 u0 = u0 + n
