@@ -184,8 +184,9 @@ class TesseractEngine(OcrEngine):
         self.reread_tessdata = find_tessdata(REREAD_LANGUAGE, tessdata) if reread else None
         self.segments = segments
         self._apis = TesseractApis(self._new_api, "the OCR engine")
-        # Load the models once now so that a broken install fails at start-up, not per page.
-        for kind in ("page", "line", "mrz") if reread else ("page", "line"):
+        # Load the models once now so that a broken install fails at start-up, not per page
+        # ("line" reads with the page's model).
+        for kind in ("page", "mrz") if reread else ("page",):
             self._new_api(kind).End()
 
     def _new_api(self, kind: str = "page") -> Any:

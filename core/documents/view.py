@@ -50,11 +50,16 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
         return PageView(gray, gray, rgb, seals, codes)
     ocr_gray = gray.copy()
     height, width = gray.shape
-    for seal in seals or ():
-        box = seal.box(width, height)
-        colour = colour_view(page, prepared, box=box)
+    if seals:
+        # One full-scale colour decode for all the seals: the box that holds them.
+        boxes = [seal.box(width, height) for seal in seals]
+        left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        colour = colour_view(page, prepared, box=(left, top, right, bottom))
         if colour is not None:
-            lift_seal_ink(ocr_gray, seal, box, colour)
+            for seal, (x0, y0, x1, y1) in zip(seals, boxes, strict=True):
+                part = colour[y0 - top : y1 - top, x0 - left : x1 - left]
+                lift_seal_ink(ocr_gray, seal, (x0, y0, x1, y1), part)
     for code in codes:
         paint_over(ocr_gray, code.box)
     return PageView(gray, ocr_gray, rgb, seals, codes)
