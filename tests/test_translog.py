@@ -38,7 +38,7 @@ from saoy.core.translog import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "merkle"
+VECTORS = Path(__file__).resolve().parent / "data" / "merkle"
 ORIGIN = "saoy.test/log"
 
 
