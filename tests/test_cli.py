@@ -242,3 +242,11 @@ def test_sigterm_stops_gracefully_and_the_pki_is_reused(tmp_path: Path) -> None:
     finally:
         code, _ = second.terminate()
     assert code == 0
+
+
+@pytest.mark.parametrize("command", [("--help",), ("serve", "--help"), ("verify", "--help")])
+def test_commands_print_no_library_warnings(command: tuple[str, ...]) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = saoy(*command, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
