@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date
 
 from saoy.clients.simulator import docgen
-from saoy.core.documents.fields import card_front_fields, normalize_place
+from saoy.core.documents.fields import card_fields, normalize_place
 from saoy.core.documents.mrz import check_digit, find_td1, parse_td1
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
@@ -131,7 +131,7 @@ def test_a_label_whose_colon_was_misread_does_not_become_the_value() -> None:
     words = _row(["Họ", "và", "tên", "/", "Full", "name", "-"], 280) + _row(
         ["PHẠM", "QUỐC", "HÙNG"], 318
     )
-    fields = card_front_fields(group_lines(words))
+    fields = card_fields(group_lines(words))
     assert fields["full_name"].value == "PHẠM QUỐC HÙNG"
 
 
@@ -141,9 +141,9 @@ def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     second = _row(["Xã", "“", "Hòa", "Phước,", "Đà", "Nẵng"], 546)
     first[3] = replace(first[3], confidence=16.0)  # a speck: no letter, low confidence
     second[1] = replace(second[1], confidence=30.0)
-    fields = card_front_fields(group_lines(label + first + second))
+    fields = card_fields(group_lines(label + first + second))
     assert fields["place_of_residence"].value == "Số 53 Điện Biên Phủ, Xã Hòa Phước, Đà Nẵng"
     assert fields["place_of_residence"].confidence == 0.95
     first[3] = replace(first[3], text="&", confidence=90.0)  # read with confidence: kept
-    kept = card_front_fields(group_lines(label + first + second))
+    kept = card_fields(group_lines(label + first + second))
     assert "Điện & Biên" in kept["place_of_residence"].value

@@ -21,8 +21,7 @@ from saoy.core.documents.classify import (
 from saoy.core.documents.fields import (
     Field,
     birth_certificate_fields,
-    card_back_fields,
-    card_front_fields,
+    card_fields,
 )
 from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
@@ -299,14 +298,14 @@ def analyze_page(
     fields: dict[str, Field] = {}
     mrz, agree, mrz_found, qr = None, False, False, None
     found_seals: tuple[Seal, ...] | None = None
-    if found.document_type == CCCD_FRONT:
-        fields = card_front_fields(lines)
+    if found.document_type in (CCCD_FRONT, CCCD_BACK):
+        fields = card_fields(lines)
+        # The QR code is on the front of the 2021 card and on the back of the 2024 card.
         qr = card_qr(qr_codes) if qr_codes is not None else read_card_qr(gray)
         if qr is not None and qr.well_formed:
             fields = _fuse_with_qr(fields, qr)
-    elif found.document_type == CCCD_BACK:
-        fields = card_back_fields(lines)
-        mrz, agree, mrz_found = _read_mrz(gray, lines, reader, today)
+        if found.document_type == CCCD_BACK:
+            mrz, agree, mrz_found = _read_mrz(gray, lines, reader, today)
     elif found.document_type == BIRTH_CERTIFICATE:
         fields = birth_certificate_fields(lines)
         if seals is not None:

@@ -6,15 +6,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from saoy.core.documents.grammar import plausible, plausible_name
+from saoy.core.documents.layout import Page
 from saoy.core.documents.provinces import PROVINCES, UNIT_WORDS
 from saoy.core.documents.text import (
     Line,
     after_label,
-    below,
     digits_of,
     find_date,
     fold,
-    right_of,
     words_confidence,
     words_text,
 )
@@ -31,69 +31,22 @@ class Field:
     source: str = "ocr"
 
 
-# Folded label keys, Vietnamese and English: either half of a bilingual label is enough.
-ID_LABEL = ("sono", "sodinhdanh", "personalidentificationnumber", "identitycard")
-NAME_LABEL = ("hovaten", "fullname")
-BIRTH_LABEL = ("ngaysinh", "dateofbirth")
-SEX_LABEL = ("gioitinh", "sex")
-NATIONALITY_LABEL = ("quoctich", "nationality")
-ORIGIN_LABEL = ("quequan", "placeoforigin")
-RESIDENCE_LABEL = ("noithuongtru", "placeofresidence", "noicutru")
-BIRTHPLACE_CARD_LABEL = ("noidangkykhaisinh", "placeofbirth")
-EXPIRY_LABEL = ("cogiatriden", "dateofexpiry", "namhethan", "hethan")
-ISSUE_LABEL = ("dateofissue", "namcap", "datemonthyear")
-ALL_CARD_LABELS = (
-    NAME_LABEL + BIRTH_LABEL + SEX_LABEL + NATIONALITY_LABEL + ORIGIN_LABEL + RESIDENCE_LABEL
-    + BIRTHPLACE_CARD_LABEL + EXPIRY_LABEL + ISSUE_LABEL
-    + ("dacdiemnhandang", "personalidentification", "cuctruong", "bocongan", "ngontro")
-)  # fmt: skip
+SPECK_CONFIDENCE = 50.0
+IMPLAUSIBLE = 0.3  # the most a reading that is no plausible value of its field is trusted
 
 
-def _has(line: Line, keys: Sequence[str]) -> bool:
-    folded = line.folded
-    return any(k in folded for k in keys)
-
-
-def _label_index(lines: Sequence[Line], keys: Sequence[str]) -> int | None:
-    for i, line in enumerate(lines):
-        if _has(line, keys):
-            return i
-    return None
-
-
-def _add(out: dict[str, Field], name: str, value: str, confidence: float) -> None:
-    value = value.strip(" ,.;:")
+def _put(out: dict[str, Field], name: str, value: str, confidence: float) -> None:
+    value = value.strip(" ,.;:/")
     if value:
         out[name] = Field(name, value, round(max(0.0, min(1.0, confidence)), 3))
 
 
-def _date_field(
-    out: dict[str, Field], name: str, lines: Sequence[Line], keys: Sequence[str]
-) -> None:
-    """A date on the label's line (after the label) or on the line below it."""
-    i = _label_index(lines, keys)
-    if i is None:
-        return
-    same = after_label(lines[i], keys) or ()
-    candidates: list[Sequence[Word]] = [same]
-    candidates.extend(ln.words for ln in right_of(lines, i))
-    under = below(lines, i)
-    if under:
-        candidates.append(under[0].words)
-    for words in candidates:
-        text = words_text(words)
-        if not text:
-            continue
-        if "thoihan" in fold(text) or "indefinite" in fold(text):
-            _add(out, name, "Không thời hạn", words_confidence(words))
-            return
-        found = find_date(text)
-        if found is not None:
-            _add(out, name, found[1], words_confidence(words))
-            return
-
-
-SPECK_CONFIDENCE = 50.0
+def _add(out: dict[str, Field], name: str, value: str, confidence: float) -> None:
+    """A card field: a reading that is no plausible value of its field is uncertain."""
+    value = value.strip(" ,.;:/")
+    if value and not plausible(name, value):
+        confidence = min(confidence, IMPLAUSIBLE)
+    _put(out, name, value, confidence)
 
 
 def _without_specks(words: Sequence[Word]) -> list[Word]:
@@ -104,38 +57,67 @@ def _without_specks(words: Sequence[Word]) -> list[Word]:
     ]
 
 
-def _block_after(
-    lines: Sequence[Line], keys: Sequence[str], max_lines: int = 2
-) -> tuple[str, float] | None:
-    """The value of a label followed by up to ``max_lines`` lines of text below it, stopping
-    at the next label or a wide gap."""
-    i = _label_index(lines, keys)
-    if i is None:
+def _date_in(page: Page, name: str) -> tuple[str, float] | None:
+    """A date right of the label or on one of the two lines under it; "Không thời hạn" for
+    a card without expiry."""
+    label = page.first(name)
+    if label is None:
         return None
-    label = lines[i]
-    parts: list[Sequence[Word]] = []
-    rest = _without_specks(after_label(label, keys) or ())
-    if rest:
-        parts.append(rest)
-    prev_bottom = label.bottom
-    for line in below(lines, i)[:max_lines]:
-        if _has(line, ALL_CARD_LABELS) or line.top - prev_bottom > 1.5 * max(1, label.height):
-            break
-        words = _without_specks(line.words)
-        if words:
+    for words in [page.row_value(label), *page.below_value(label, 2)]:
+        text = words_text(words)
+        if not text:
+            continue
+        if "thoihan" in fold(text) or "indefinite" in fold(text):
+            return "Không thời hạn", words_confidence(words)
+        found = find_date(text)
+        if found is not None:
+            # The confidence of the words the date was read from, not of the whole row.
+            used = [w for w in words if any(ch.isdigit() for ch in w.text)] or list(words)
+            return found[1], words_confidence(used)
+    return None
+
+
+def _text_value(page: Page, name: str, max_lines: int) -> tuple[str, float] | None:
+    """A value right of its label and wrapping onto up to ``max_lines`` - 1 lines under it
+    (or starting under it), within the label's column."""
+    label = page.first(name)
+    if label is None:
+        return None
+    row = _without_specks(page.row_value(label))
+    parts: list[list[Word]] = [row] if fold(words_text(row)) else []
+    start = row[0].left if parts else None
+    for words in page.below_value(label, max_lines - len(parts), start):
+        words = _without_specks(words)
+        if fold(words_text(words)):
             parts.append(words)
-        prev_bottom = line.bottom
     if not parts:
         return None
-    text = " ".join(words_text(p) for p in parts)
-    return text, min(words_confidence(p) for p in parts)
+    return " ".join(words_text(p) for p in parts), min(words_confidence(p) for p in parts)
 
 
-def _id_number(lines: Sequence[Line]) -> tuple[str, float] | None:
+def _name(page: Page) -> tuple[str, float] | None:
+    """The name on the label's row when it reads as a name, else on the line under it."""
+    label = page.first("full_name")
+    if label is None:
+        return None
+    row = _without_specks(page.row_value(label))
+    under = [_without_specks(ws) for ws in page.below_value(label, 1)]
+    candidates = [ws for ws in (row, *under) if fold(words_text(ws))]
+    for words in candidates:
+        text = words_text(words).upper()
+        if plausible_name(text):
+            return text, words_confidence(words)
+    if candidates:
+        return words_text(candidates[0]).upper(), min(IMPLAUSIBLE, words_confidence(candidates[0]))
+    return None
+
+
+def _id_number(page: Page) -> tuple[str, float] | None:
     """The 12-digit number: by its label when there is one, else the tallest 12-digit token."""
+    labelled_lines = {lb.line for lb in page.labels if lb.field == "id_number"}
     found: list[tuple[int, int, str, float]] = []
-    for li, line in enumerate(lines):
-        labelled = _has(line, ID_LABEL) or (li > 0 and _has(lines[li - 1], ID_LABEL))
+    for li, line in enumerate(page.lines):
+        labelled = li in labelled_lines or (li - 1) in labelled_lines
         for w in line.words:
             digits = digits_of(w.text)
             if len(digits) == 12:
@@ -149,13 +131,15 @@ def _id_number(lines: Sequence[Line]) -> tuple[str, float] | None:
     return found[0][2], found[0][3]
 
 
-def _sex(lines: Sequence[Line]) -> tuple[str, float] | None:
+def _sex(page: Page) -> tuple[str, float] | None:
     """The word right after the sex label: "Nam" or "Nữ" (a misread "Nữ" is never taken for
     the "Nam" of "Việt Nam" further along the line)."""
-    i = _label_index(lines, SEX_LABEL)
-    if i is None:
+    label = page.first("sex")
+    if label is None:
         return None
-    words = after_label(lines[i], SEX_LABEL) or ()
+    words = [w for w in page.row_value(label) if fold(w.text)]
+    if not words:
+        words = [w for ws in page.below_value(label, 1) for w in ws if fold(w.text)]
     if not words:
         return None
     w = words[0]
@@ -173,30 +157,17 @@ def _sex(lines: Sequence[Line]) -> tuple[str, float] | None:
     return None
 
 
-def _nationality(lines: Sequence[Line]) -> tuple[str, float] | None:
-    i = _label_index(lines, NATIONALITY_LABEL)
-    if i is None:
+def _nationality(page: Page) -> tuple[str, float] | None:
+    label = page.first("nationality")
+    if label is None:
         return None
-    words = after_label(lines[i], NATIONALITY_LABEL) or ()
+    words = [w for w in page.row_value(label) if fold(w.text)]
     if not words:
         return None
     text = words_text(words)
     if fold(text) == "vietnam":
         text = "Việt Nam"
     return text, words_confidence(words)
-
-
-def _name_after(lines: Sequence[Line], keys: Sequence[str]) -> tuple[str, float] | None:
-    i = _label_index(lines, keys)
-    if i is None:
-        return None
-    same = after_label(lines[i], keys)
-    if same:
-        return words_text(same), words_confidence(same)
-    under = below(lines, i)
-    if under and not _has(under[0], ALL_CARD_LABELS):
-        return under[0].text, under[0].confidence
-    return None
 
 
 _PROVINCE_NAMES = {fold(name): name for name in PROVINCES.values()}
@@ -226,43 +197,38 @@ def normalize_place(text: str) -> str:
     return ", ".join(out)
 
 
-def card_front_fields(lines: Sequence[Line]) -> dict[str, Field]:
-    """Number, name, birth date, sex, nationality, and (2021 card) origin, residence, expiry."""
+PLACES = ("place_of_origin", "place_of_residence", "place_of_birth")
+PLACE_LINES = 3  # an address wraps onto at most this many lines
+DATES = ("date_of_birth", "expiry_date", "issue_date")
+
+
+def card_fields(lines: Sequence[Line]) -> dict[str, Field]:
+    """Every field a side of either card edition shows, wherever its layout put it: number,
+    name, birth date, sex, nationality, origin, residence, place of birth, issue and expiry
+    dates. The MRZ and the QR code are read apart."""
+    page = Page.of(lines)
     out: dict[str, Field] = {}
-    number = _id_number(lines)
-    if number:
-        _add(out, "id_number", *number)
-    name = _name_after(lines, NAME_LABEL)
+    if page.has("id_number") or page.has("full_name") or page.has("date_of_birth"):
+        number = _id_number(page)
+        if number:
+            _add(out, "id_number", *number)
+    name = _name(page)
     if name:
-        _add(out, "full_name", name[0].upper(), name[1])
-    _date_field(out, "date_of_birth", lines, BIRTH_LABEL)
-    sex = _sex(lines)
+        _add(out, "full_name", *name)
+    for field in DATES:
+        found = _date_in(page, field)
+        if found:
+            _add(out, field, *found)
+    sex = _sex(page)
     if sex:
         _add(out, "sex", *sex)
-    nationality = _nationality(lines)
+    nationality = _nationality(page)
     if nationality:
         _add(out, "nationality", *nationality)
-    for name_, keys in (("place_of_origin", ORIGIN_LABEL), ("place_of_residence", RESIDENCE_LABEL)):
-        block = _block_after(lines, keys)
+    for field in PLACES:
+        block = _text_value(page, field, PLACE_LINES)
         if block:
-            _add(out, name_, normalize_place(block[0]), block[1])
-    _date_field(out, "expiry_date", lines, EXPIRY_LABEL)
-    return out
-
-
-def card_back_fields(lines: Sequence[Line]) -> dict[str, Field]:
-    """Issue date and, on the 2024 card, residence, place of birth registration and expiry.
-    The MRZ is read apart (:mod:`saoy.core.documents.mrz`)."""
-    out: dict[str, Field] = {}
-    _date_field(out, "issue_date", lines, ISSUE_LABEL)
-    for name_, keys in (
-        ("place_of_residence", RESIDENCE_LABEL),
-        ("place_of_birth", BIRTHPLACE_CARD_LABEL),
-    ):
-        block = _block_after(lines, keys)
-        if block:
-            _add(out, name_, normalize_place(block[0]), block[1])
-    _date_field(out, "expiry_date", lines, EXPIRY_LABEL)
+            _add(out, field, normalize_place(block[0]), block[1])
     return out
 
 
@@ -290,7 +256,7 @@ def birth_certificate_fields(lines: Sequence[Line]) -> dict[str, Field]:
             m = re.match(r"\s*S[ốoô0]\s*:?\s*(\S+)", line.text)
             if m and re.search(r"\d", m.group(1)):
                 value = m.group(1).translate(str.maketrans("Oo|Il", "00111"))
-                _add(out, "registration_number", value, line.confidence)
+                _put(out, "registration_number", value, line.confidence)
             continue
         for name, keys in _BIRTH_LABELS.items():
             if name in out or not any(k in folded for k in keys):
@@ -303,22 +269,22 @@ def birth_certificate_fields(lines: Sequence[Line]) -> dict[str, Field]:
             if name == "date_of_birth":
                 found = find_date(words_text(value))
                 if found:
-                    _add(out, name, found[1], words_confidence(value))
+                    _put(out, name, found[1], words_confidence(value))
                 continue
             text = words_text(value)
             if name == "sex":
                 first = fold(value[0].text)
                 if first in ("nam", "nu"):
-                    _add(out, name, "Nam" if first == "nam" else "Nữ", value[0].confidence / 100)
+                    _put(out, name, "Nam" if first == "nam" else "Nữ", value[0].confidence / 100)
                 continue
             if name in ("mother", "father", "full_name"):
                 text = text.split(".")[0].upper()
             if name == "place_of_birth":
                 text = normalize_place(text)
-            _add(out, name, text, words_confidence(value))
+            _put(out, name, text, words_confidence(value))
         if "id_number" not in out and "sodinhdanh" in folded:
             for w in words:
                 digits = digits_of(w.text)
                 if len(digits) == 12:
-                    _add(out, "id_number", digits, w.confidence / 100.0)
+                    _put(out, "id_number", digits, w.confidence / 100.0)
     return out
