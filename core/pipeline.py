@@ -35,6 +35,7 @@ from saoy.core.documents import (
     PageView,
     analyze_view,
     page_view,
+    reconcile,
 )
 from saoy.core.documents.analysis import quarter_turns_upright, read_turned
 from saoy.core.documents.rules import dossier_checks
@@ -352,7 +353,7 @@ class Certifier:
         works = [ctx.pages[i] for i in sorted(ctx.pages)]
         readings = await asyncio.gather(*(w.reading for w in works))
         results = [result for result, _ in readings]
-        analyses = [analysis for _, analysis in readings]
+        analyses = list(reconcile([analysis for _, analysis in readings]))
         ctx.check_deadline("recognition")
         yield Recognized(tuple(RecognizedPage.of(a) for a in analyses))
 

@@ -236,9 +236,20 @@ def test_a_card_with_missing_fields_asks_for_a_rescan() -> None:
 
 
 def test_qr_rule_both_ways() -> None:
-    assert qr_code(front()).outcome is PASS  # type: ignore[union-attr]
-    assert qr_code(front(qr=None)).outcome is WARN  # type: ignore[union-attr]
-    assert qr_code(front(qr=parse_card_qr("hello"))).outcome is FAIL  # type: ignore[union-attr]
+    assert qr_code(front(), back()).outcome is PASS  # type: ignore[union-attr]
+    assert qr_code(front(qr=None), back()).outcome is WARN  # type: ignore[union-attr]
+    hello = parse_card_qr("hello")
+    assert qr_code(front(qr=hello), back()).outcome is FAIL  # type: ignore[union-attr]
+
+
+def test_the_2024_card_carries_its_qr_code_on_the_back() -> None:
+    qr = parse_card_qr(docgen.cccd_qr_payload(PERSON))
+    new_front = front(qr=None, variant="2024")
+    assert qr_code(new_front, back(qr=qr, variant="2024")).outcome is PASS  # type: ignore[union-attr]
+    missing = qr_code(new_front, back(variant="2024"))
+    assert missing is not None and missing.outcome is WARN and "page 2" in missing.reason
+    # The front alone, of an edition that carries no QR code there: nothing to check.
+    assert qr_code(new_front, None) is None
 
 
 def test_a_blank_page_fails_the_dossier_and_skips_content_rules() -> None:

@@ -20,6 +20,7 @@ from datetime import date
 import numpy as np
 
 from saoy.core.documents.analysis import PageAnalysis, PageInput, analyze_page
+from saoy.core.documents.card import reconcile
 from saoy.core.documents.classify import (
     BIRTH_CERTIFICATE,
     CCCD_BACK,
@@ -50,6 +51,7 @@ __all__ = [
     "analyze_view",
     "judge",
     "page_view",
+    "reconcile",
 ]
 
 
@@ -113,5 +115,7 @@ def analyze_view(
 
 
 def judge(pages: Sequence[PageAnalysis], today: date) -> DossierAnalysis:
-    """The dossier's analysis from its analysed pages: the validity rules over them."""
-    return DossierAnalysis(tuple(pages), dossier_checks(pages, today))
+    """The dossier's analysis from its analysed pages: each card's fields reconciled across
+    its sides (see :func:`reconcile`), then the validity rules over them."""
+    reconciled = reconcile(pages)
+    return DossierAnalysis(reconciled, dossier_checks(reconciled, today))

@@ -1,12 +1,15 @@
-"""The QR code on the front of a chip ID card, read with zxing-cpp.
+"""The QR code of a citizen identity card, read with zxing-cpp.
 
-It carries ``number|old number|name|date of birth|sex|address|issue date`` with dates as
-``ddmmyyyy`` (the old 9-digit number may be empty)."""
+The 2021 chip card has it on the front, carrying ``number|old number|name|date of
+birth|sex|address|issue date`` with dates as ``ddmmyyyy`` (the old 9-digit number may be
+empty). The 2024 card has it on the back (Circular 16/2024/TT-BCA) with other content: the
+holder's number and name, the old 9-digit number, relatives' names and numbers. Its layout is
+not published, so a card QR in any other layout is read by what each part looks like."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,10 +30,16 @@ class CardQr:
     sex: str = ""
     address: str = ""
     issue_date: date | None = None
+    # True for the 2021 card's fixed seven parts; False when the parts were told apart by what
+    # they look like, where only the holder's number is sure to be the holder's.
+    positional: bool = True
 
     @property
     def well_formed(self) -> bool:
-        return bool(re.fullmatch(r"\d{12}", self.id_number)) and self.date_of_birth is not None
+        """A card's QR: the holder's 12-digit number, and a birth date or a name."""
+        return bool(re.fullmatch(r"\d{12}", self.id_number)) and bool(
+            self.date_of_birth is not None or self.full_name
+        )
 
 
 def _ddmmyyyy(text: str) -> date | None:
@@ -43,20 +52,38 @@ def _ddmmyyyy(text: str) -> date | None:
 
 
 def parse_card_qr(text: str) -> CardQr:
-    """Split a card QR's text into its fields."""
-    parts = text.strip().split("|")
-    if len(parts) < 7:
+    """Split a card QR's text into its fields: the 2021 card's seven parts by position, any
+    other layout by what each part looks like (the first 12-digit number is the holder's,
+    the first name-like part their name, and so on)."""
+    parts = [p.strip() for p in text.strip().split("|")]
+    if len(parts) >= 7 and re.fullmatch(r"\d{12}", parts[0]):
+        number, old, name, born, sex, address, issued = parts[:7]
+        return CardQr(
+            raw=text,
+            id_number=number,
+            old_id_number=old,
+            full_name=name,
+            date_of_birth=_ddmmyyyy(born),
+            sex=sex,
+            address=address,
+            issue_date=_ddmmyyyy(issued),
+        )
+    if len(parts) < 2:
         return CardQr(raw=text)
-    number, old, name, born, sex, address, issued = (p.strip() for p in parts[:7])
+
+    def first(test: Callable[[str], bool]) -> str:
+        return next((p for p in parts if test(p)), "")
+
+    dates = [d for d in (_ddmmyyyy(p) for p in parts) if d is not None]
     return CardQr(
         raw=text,
-        id_number=number,
-        old_id_number=old,
-        full_name=name,
-        date_of_birth=_ddmmyyyy(born),
-        sex=sex,
-        address=address,
-        issue_date=_ddmmyyyy(issued),
+        id_number=first(lambda p: bool(re.fullmatch(r"\d{12}", p))),
+        old_id_number=first(lambda p: bool(re.fullmatch(r"\d{9}", p))),
+        full_name=first(lambda p: len(p.split()) >= 2 and all(w.isalpha() for w in p.split())),
+        date_of_birth=dates[0] if dates else None,
+        sex=first(lambda p: p in ("Nam", "Nữ")),
+        address=first(lambda p: "," in p and any(ch.isalpha() for ch in p)),
+        positional=False,
     )
 
 

@@ -14,16 +14,17 @@ from saoy.core.documents.analysis import (
     BLANK,
     ILLEGIBLE_CONFIDENCE,
     NO_TEXT,
+    REQUIRED_FIELDS,
     ROTATED,
     PageAnalysis,
     is_card_shaped,
 )
+from saoy.core.documents.card import SURE, card_qr_of, one_apart, pairs, qr_values
 from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRONT, GENERIC
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.text import ascii_upper, fold
 from saoy.core.model import CheckResult, Outcome
 
-SURE = 0.80  # a field read at least this confidently counts as read
 NO_EXPIRY = "Không thời hạn"
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
@@ -136,18 +137,28 @@ def mrz_check_digits(p: PageAnalysis) -> CheckResult | None:
     )
 
 
-def qr_code(p: PageAnalysis) -> CheckResult | None:
-    """The chip card's QR code is present and in the card's format."""
-    if p.document_type != CCCD_FRONT or p.condition != OK_CONDITION:
-        return None
+def qr_code(front: PageAnalysis | None, back: PageAnalysis | None) -> CheckResult | None:
+    """The card's QR code is present and in a card's format, on the side its edition carries
+    it (the front of the 2021 card, the back of the 2024 card). None when that side was not
+    scanned or the edition cannot be told."""
     name = "qr_code"
-    if p.qr is None:
+    pages = [p for p in (front, back) if p is not None]
+    found = card_qr_of(front, back)
+    if found is not None:
+        holder = next(p for p in pages if p.qr is found)
+        return CheckResult(name, PASS, f"{_page(holder)}: the card's QR code was read")
+    variant = next((p.variant for p in pages if p.variant), None)
+    side = {"2021": CCCD_FRONT, "2024": CCCD_BACK}.get(variant or "")
+    holder = next((p for p in pages if p.document_type == side), None)
+    if holder is None:
+        return None
+    if holder.qr is not None:
         return CheckResult(
-            name, WARN, f"{_page(p)}: the card's QR code could not be read: rescan the card"
+            name, FAIL, f"{_page(holder)}: the QR code does not hold an ID card's data"
         )
-    if not p.qr.well_formed:
-        return CheckResult(name, FAIL, f"{_page(p)}: the QR code does not hold an ID card's data")
-    return CheckResult(name, PASS, f"{_page(p)}: the card's QR code was read")
+    return CheckResult(
+        name, WARN, f"{_page(holder)}: the card's QR code could not be read: rescan the card"
+    )
 
 
 def seal_present(p: PageAnalysis) -> CheckResult | None:
@@ -245,37 +256,36 @@ def id_number_checks(pages: Sequence[PageAnalysis]) -> list[CheckResult]:
     return out
 
 
-def _pairs(pages: Sequence[PageAnalysis]) -> list[tuple[PageAnalysis | None, PageAnalysis | None]]:
-    """Card fronts paired with backs: a back goes with the front just before (or after) it."""
-    fronts = [p for p in pages if p.document_type == CCCD_FRONT and p.condition == OK_CONDITION]
-    backs = [p for p in pages if p.document_type == CCCD_BACK and p.condition == OK_CONDITION]
-    pairs: list[tuple[PageAnalysis | None, PageAnalysis | None]] = []
-    free = list(fronts)
-    for b in backs:
-        if not free:
-            pairs.append((None, b))
-            continue
-        f = min(free, key=lambda f: (abs(f.index - b.index), f.index > b.index))
-        free.remove(f)
-        pairs.append((f, b))
-    pairs.extend((f, None) for f in free)
-    pairs.sort(key=lambda fb: min(p.index for p in fb if p is not None))
-    return pairs
-
-
 def _similar(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, fold(a), fold(b)).ratio()
 
 
-def _one_character_apart(a: str, b: str) -> bool:
-    """One character changed, added or dropped: what a misread does to a printed value."""
-    a, b = fold(a), fold(b)
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    return len(longer) == len(shorter) + 1 and any(
-        longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer))
-    )
+def fields_read(front: PageAnalysis | None, back: PageAnalysis | None) -> list[CheckResult]:
+    """Every field a card's side must show was read with certainty: confirmed by the MRZ or
+    the QR code, or read confidently as a plausible value of its field. An uncertain reading
+    goes to an official, named with its page; it is never taken for an alteration."""
+    name = "fields_read"
+    out = []
+    for p in (front, back):
+        if p is None:
+            continue
+        required = REQUIRED_FIELDS.get((p.document_type, p.variant), ())
+        unsure = [
+            f.name.replace("_", " ") for f in p.fields if f.name in required and f.confidence < SURE
+        ]
+        if unsure:
+            out.append(
+                CheckResult(
+                    name,
+                    WARN,
+                    f"{_page(p)}: {', '.join(unsure)} read uncertainly: an official must check "
+                    "against the card",
+                )
+            )
+    if not out and (front or back):
+        where = " and ".join(_page(p) for p in (front, back) if p is not None)
+        out.append(CheckResult(name, PASS, f"{where}: every field was read with certainty"))
+    return out
 
 
 def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[CheckResult]:
@@ -289,10 +299,10 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
         if page is None:
             return None
         f = page.field(field)
-        return (f.value, f.confidence >= SURE) if f else None
+        # A value the print did not give (filled in from the MRZ or the QR code) is no reading.
+        return (f.value, f.confidence >= SURE) if f and "ocr" in f.source else None
 
     mrz = back.mrz if back is not None else None
-    qr = front.qr if front is not None and front.qr is not None and front.qr.well_formed else None
     mrz_vals: dict[str, str] = {}
     if mrz is not None:
         mrz_vals = {
@@ -302,16 +312,7 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
             "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
             "full_name": mrz.full_name,
         }
-    qr_vals: dict[str, str] = {}
-    if qr is not None:
-        qr_vals = {
-            "id_number": qr.id_number,
-            "date_of_birth": qr.date_of_birth.strftime("%d/%m/%Y") if qr.date_of_birth else "",
-            "sex": qr.sex,
-            "full_name": qr.full_name.upper(),
-            "place_of_residence": qr.address,
-            "issue_date": qr.issue_date.strftime("%d/%m/%Y") if qr.issue_date else "",
-        }
+    qr_vals = qr_values(card_qr_of(front, back))
     mrz_sure = mrz is not None and mrz.valid
     for field in ("id_number", "date_of_birth", "sex", "expiry_date", "full_name",
                   "place_of_residence", "issue_date"):  # fmt: skip
@@ -351,9 +352,12 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
         if same:
             continue
         what = field.replace("_", " ")
-        # Printed text read one character off an error-corrected source is more likely misread
-        # than altered, however confident the OCR: an official compares, nothing is issued.
-        misread = "printed" in (sa, sb) and _one_character_apart(va, vb)
+        # Printed text read one character off an error-corrected source, or cut short of it, is
+        # more likely misread than altered, however confident the OCR: an official compares,
+        # nothing is issued.
+        fa, fb = fold(va), fold(vb)
+        cut_short = not exact and bool(fa and fb) and (fa.startswith(fb) or fb.startswith(fa))
+        misread = "printed" in (sa, sb) and (one_apart(va, vb) or cut_short)
         if ka and kb and not misread and (exact or _similar(va, vb) < 0.6):
             out.append(
                 CheckResult(
@@ -452,12 +456,16 @@ def dossier_checks(
         if p.condition in (BLANK, NO_TEXT):
             continue
         checks.append(certifiable(p))
-        for rule in (document_complete, mrz_check_digits, qr_code, seal_present):
+        for rule in (document_complete, mrz_check_digits, seal_present):
             c = rule(p)
             if c is not None:
                 checks.append(c)
     checks.extend(id_number_checks(pages))
-    for front, back in _pairs(pages):
+    for front, back in pairs(pages):
+        qr = qr_code(front, back)
+        if qr is not None:
+            checks.append(qr)
+        checks.extend(fields_read(front, back))
         checks.extend(fields_agree(front, back))
         checks.append(card_not_expired(front, back, today))
     hinted = kiosk_hints(pages, hints or {})

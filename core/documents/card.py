@@ -1,0 +1,216 @@
+"""One identity per card, reconciled across its pages.
+
+Front and back of a card are one person. The MRZ, protected by its check digits, is the
+authority for the number, the birth date, the sex and the expiry; its name (without
+diacritics) confirms or corrects the letters of the printed name; the QR code, error-corrected,
+confirms what it carries. A field two sources agree on is certain; the printed value keeps its
+diacritics. A plausible printed reading one character off
+an authority and read with little confidence (a misread) is put right from the authority; any
+other difference is left as read, for the checks to judge; a field the print did not give is
+taken from the authority.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import replace
+
+from saoy.core.documents.analysis import OK, PageAnalysis
+from saoy.core.documents.classify import CCCD_BACK, CCCD_FRONT
+from saoy.core.documents.fields import Field
+from saoy.core.documents.grammar import plausible
+from saoy.core.documents.mrz import Mrz
+from saoy.core.documents.qr import CardQr
+from saoy.core.documents.text import ascii_upper, fold
+
+SURE = 0.80  # a field read at least this confidently counts as read
+CERTAIN = 0.99  # two sources agree
+CORRECTED = 0.95  # a misread put right from an authority
+NAME_FROM_MRZ = 0.5  # the MRZ's name alone: letters without diacritics, for a person to check
+
+Pair = tuple[PageAnalysis | None, PageAnalysis | None]
+EXACT = ("id_number", "date_of_birth", "sex", "expiry_date", "issue_date")
+
+
+def pairs(pages: Sequence[PageAnalysis]) -> list[Pair]:
+    """Card fronts paired with backs: a back goes with the front just before (or after) it."""
+    fronts = [p for p in pages if p.document_type == CCCD_FRONT and p.condition == OK]
+    backs = [p for p in pages if p.document_type == CCCD_BACK and p.condition == OK]
+    out: list[Pair] = []
+    free = list(fronts)
+    for b in backs:
+        if not free:
+            out.append((None, b))
+            continue
+        f = min(free, key=lambda f: (abs(f.index - b.index), f.index > b.index))
+        free.remove(f)
+        out.append((f, b))
+    out.extend((f, None) for f in free)
+    out.sort(key=lambda fb: min(p.index for p in fb if p is not None))
+    return out
+
+
+def card_qr_of(front: PageAnalysis | None, back: PageAnalysis | None) -> CardQr | None:
+    """The card's QR code, from whichever side carries it (front 2021, back 2024)."""
+    for page in (front, back):
+        if page is not None and page.qr is not None and page.qr.well_formed:
+            return page.qr
+    return None
+
+
+def mrz_values(mrz: Mrz | None) -> dict[str, str]:
+    """What the MRZ says, in the printed fields' forms; empty unless its check digits hold."""
+    if mrz is None or not mrz.valid:
+        return {}
+    values = {
+        "id_number": mrz.id_number or "",
+        "date_of_birth": mrz.birth_date.strftime("%d/%m/%Y") if mrz.birth_date else "",
+        "sex": {"M": "Nam", "F": "Nữ"}.get(mrz.sex, ""),
+        "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
+        "full_name": mrz.full_name,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def qr_values(qr: CardQr | None) -> dict[str, str]:
+    """What the QR code says that it surely says of the holder (see ``CardQr.positional``)."""
+    if qr is None:
+        return {}
+    values = {"id_number": qr.id_number}
+    if qr.positional:
+        values |= {
+            "date_of_birth": qr.date_of_birth.strftime("%d/%m/%Y") if qr.date_of_birth else "",
+            "sex": qr.sex,
+            "full_name": qr.full_name.upper(),
+            "place_of_residence": qr.address,
+            "issue_date": qr.issue_date.strftime("%d/%m/%Y") if qr.issue_date else "",
+        }
+    return {k: v for k, v in values.items() if v}
+
+
+def one_apart(a: str, b: str) -> bool:
+    """One character changed, added or dropped: what a misread does to a printed value."""
+    a, b = fold(a), fold(b)
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return len(longer) == len(shorter) + 1 and any(
+        longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer))
+    )
+
+
+def mrz_name_matches(printed: str, mrz_name: str, truncated: bool) -> bool:
+    a, b = ascii_upper(printed), ascii_upper(mrz_name)
+    if truncated:
+        n = min(len(a), len(b))
+        a, b = a[:n], b[:n]
+    return a == b
+
+
+def corrected_name(printed: str, mrz_name: str) -> str | None:
+    """``printed`` with the letters the MRZ's name shows misread put right, keeping the
+    printed diacritics wherever the letter under them was read right; None when the two are
+    too far apart to be one name misread."""
+    plain = [ascii_upper(ch) or " " for ch in printed.upper()]
+    target = ascii_upper(mrz_name)
+    source = "".join(c[0] for c in plain)
+    matcher = difflib.SequenceMatcher(None, source, target, autojunk=False)
+    if matcher.ratio() < 0.8:
+        return None
+    out = []
+    upper = printed.upper()
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            out.append(upper[i1:i2])
+        elif op in ("replace", "insert"):
+            out.append(target[j1:j2])
+    return " ".join("".join(out).split())
+
+
+def _authority(field: str, mrz: dict[str, str], qr: dict[str, str]) -> tuple[str, str] | None:
+    """(value, source) of the surest source for ``field``: the QR's spelling has diacritics,
+    the MRZ's does not, so for text the QR comes first."""
+    order = ("qr", "mrz") if field in ("full_name", "place_of_residence") else ("mrz", "qr")
+    for source in order:
+        value = (qr if source == "qr" else mrz).get(field)
+        if value:
+            return value, source
+    return None
+
+
+def _agrees(field: str, printed: str, value: str, source: str, truncated: bool) -> bool:
+    if field == "full_name" and source == "mrz":
+        return mrz_name_matches(printed, value, truncated)
+    return fold(printed) == fold(value)
+
+
+def _reconcile_field(f: Field, mrz: dict[str, str], qr: dict[str, str], truncated: bool) -> Field:
+    found = _authority(f.name, mrz, qr)
+    if found is None:
+        return f
+    value, source = found
+    agreeing = [
+        s
+        for s, values in (("mrz", mrz), ("qr", qr))
+        if values.get(f.name) and _agrees(f.name, f.value, values[f.name], s, truncated)
+    ]
+    if agreeing:
+        spelled = qr[f.name] if "qr" in agreeing else f.value
+        return Field(f.name, spelled, CERTAIN, "+".join(["ocr", *agreeing]))
+    # A misread: close to the authority (one character off; a name whose letters the MRZ's
+    # put right), read with little confidence or as no plausible value. A plausible value
+    # read confidently is left for the checks: a person compares it with the card (an altered
+    # digit is one character too).
+    misread = f.confidence < SURE or not plausible(f.name, f.value)
+    if f.name == "full_name" and source == "mrz":
+        fixed = corrected_name(f.value, value)
+        if misread and fixed is not None and mrz_name_matches(fixed, value, truncated):
+            return Field(f.name, fixed, CORRECTED, "ocr+mrz")
+        return f
+    if misread and one_apart(f.value, value):
+        return Field(f.name, value, CORRECTED, f"ocr+{source}")
+    return f
+
+
+def _filled(name: str, mrz: dict[str, str], qr: dict[str, str]) -> Field | None:
+    """A field the print did not give, from an authority: the QR's text as printed; the MRZ's
+    exact values; the MRZ's name only as letters without diacritics, uncertain."""
+    found = _authority(name, mrz, qr)
+    if found is None:
+        return None
+    value, source = found
+    if name == "full_name" and source == "mrz":
+        return Field(name, value, NAME_FROM_MRZ, source)
+    return Field(name, value, CORRECTED, source)
+
+
+def _reconcile_page(
+    page: PageAnalysis, mrz: dict[str, str], qr: dict[str, str], truncated: bool
+) -> PageAnalysis:
+    fields = [_reconcile_field(f, mrz, qr, truncated) for f in page.fields]
+    have = {f.name for f in fields}
+    missing = []
+    for name in page.missing:
+        filled = _filled(name, mrz, qr) if name not in have else None
+        if filled is None:
+            missing.append(name)
+        else:
+            fields.append(filled)
+    return replace(page, fields=tuple(fields), missing=tuple(missing))
+
+
+def reconcile(pages: Sequence[PageAnalysis]) -> tuple[PageAnalysis, ...]:
+    """Every page, the card pages' fields reconciled with their card's MRZ and QR code."""
+    out = {p.index: p for p in pages}
+    for front, back in pairs(pages):
+        mrz = back.mrz if back is not None else None
+        from_mrz = mrz_values(mrz)
+        from_qr = qr_values(card_qr_of(front, back))
+        if not from_mrz and not from_qr:
+            continue
+        truncated = mrz is not None and len(mrz.lines[2].rstrip("<")) >= 29
+        for page in (front, back):
+            if page is not None:
+                out[page.index] = _reconcile_page(page, from_mrz, from_qr, truncated)
+    return tuple(out[p.index] for p in pages)

@@ -1,0 +1,180 @@
+"""One identity per card: fields reconciled across a card's sides, and decisions that follow
+certainty (hand-built page analyses, no OCR involved)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from saoy.clients.simulator import docgen
+from saoy.core.documents import Field, PageAnalysis, judge
+from saoy.core.documents.card import corrected_name, reconcile
+from saoy.core.documents.grammar import plausible
+from saoy.core.documents.mrz import parse_td1
+from saoy.core.documents.qr import parse_card_qr
+from saoy.core.model import Outcome
+
+PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
+TODAY = date(2025, 6, 1)
+PERSON = replace(
+    docgen.random_person(5), issue_date=date(2023, 1, 10), expiry_date=date(2032, 8, 8)
+)
+
+
+def dmy(d: date) -> str:
+    return d.strftime("%d/%m/%Y")
+
+
+def card(
+    person: docgen.Person = PERSON,
+    *,
+    variant: str = "2021",
+    conf: float = 0.95,
+    qr: str | None = "",
+    **printed: str,
+) -> tuple[PageAnalysis, PageAnalysis]:
+    """Front and back of one card as analysis reads them; ``printed`` overrides readings."""
+    values = {
+        "id_number": person.id_number,
+        "full_name": person.full_name.upper(),
+        "date_of_birth": dmy(person.date_of_birth),
+        "sex": person.sex,
+        "nationality": "Việt Nam",
+    }
+    back_values = {"issue_date": dmy(person.issue_date)}
+    if variant == "2021":
+        values |= {
+            "place_of_origin": person.place_of_origin,
+            "place_of_residence": person.place_of_residence,
+            "expiry_date": dmy(person.expiry_date),
+        }
+    else:
+        back_values |= {
+            "place_of_residence": person.place_of_residence,
+            "place_of_birth": person.place_of_origin,
+            "expiry_date": dmy(person.expiry_date),
+        }
+    for k, v in printed.items():
+        (values if k in values else back_values)[k] = v
+    payload = docgen.cccd_qr_payload(person) if qr == "" else qr
+    code = parse_card_qr(payload) if payload else None
+    front = PageAnalysis(
+        index=0,
+        document_type="cccd_front",
+        confidence=0.95,
+        variant=variant,
+        fields=tuple(Field(k, v, conf) for k, v in values.items() if v),
+        mean_confidence=90.0,
+        qr=code if variant == "2021" else None,
+        aspect=1.5625,
+    )
+    back = PageAnalysis(
+        index=1,
+        document_type="cccd_back",
+        confidence=0.95,
+        variant=variant,
+        fields=tuple(Field(k, v, conf) for k, v in back_values.items() if v),
+        mean_confidence=90.0,
+        mrz=parse_td1(docgen.mrz_lines(person), TODAY),
+        mrz_reads_agree=True,
+        mrz_found=True,
+        qr=code if variant == "2024" else None,
+        aspect=1.5625,
+    )
+    return front, back
+
+
+def decided(pages: tuple[PageAnalysis, ...], today: date = TODAY) -> tuple[Outcome, list[str]]:
+    analysis = judge(pages, today)
+    bad = [c for c in analysis.checks if c.outcome is analysis.outcome]
+    return analysis.outcome, [f"{c.name}: {c.reason}" for c in bad]
+
+
+def test_a_valid_card_of_either_edition_is_certain_and_passes() -> None:
+    for variant in ("2021", "2024"):
+        outcome, why = decided(card(variant=variant))
+        assert outcome is PASS, why
+        front, _ = reconcile(card(variant=variant))
+        assert front.field("id_number").source == "ocr+mrz+qr"  # type: ignore[union-attr]
+        assert front.field("date_of_birth").confidence == 0.99  # type: ignore[union-attr]
+
+
+def test_an_expired_card_read_with_certainty_is_rejected_as_expired() -> None:
+    expired = replace(PERSON, expiry_date=date(2024, 3, 1))
+    # The printed expiry read with little confidence, but the MRZ's check digits confirm it.
+    outcome, why = decided(card(expired, conf=0.6, qr=docgen.cccd_qr_payload(expired)))
+    assert outcome is FAIL and any(w.startswith("card_not_expired") for w in why), why
+
+
+def test_an_unreadable_name_is_uncertain_never_an_alteration() -> None:
+    front, back = card(full_name="'")
+    outcome, why = decided((unsure(front, "full_name"), back))
+    assert outcome is WARN, why
+    assert any("full name" in w and "page 1" in w for w in why), why
+    assert not plausible("full_name", "'")
+
+
+def test_a_residence_cut_short_is_uncertain_never_an_alteration() -> None:
+    short = PERSON.place_of_residence.rsplit(",", 1)[0]
+    outcome, why = decided(card(place_of_residence=short))
+    assert outcome is WARN, why
+
+
+def test_two_certain_readings_that_disagree_are_rejected() -> None:
+    other = docgen.random_person(77)
+    outcome, why = decided(card(full_name=other.full_name.upper()))
+    assert outcome is FAIL and any(w.startswith("fields_agree") for w in why), why
+    born = dmy(replace(PERSON, date_of_birth=date(1970, 2, 3)).date_of_birth)
+    assert decided(card(date_of_birth=born))[0] is FAIL
+
+
+def unsure(page: PageAnalysis, name: str) -> PageAnalysis:
+    fields = tuple(replace(f, confidence=0.6) if f.name == name else f for f in page.fields)
+    return replace(page, fields=fields)
+
+
+def test_a_letter_misread_with_little_confidence_is_put_right_by_the_mrz() -> None:
+    name = PERSON.full_name.upper()
+    i = next(k for k, ch in enumerate(name) if ch in "NMHT")
+    misread = name[:i] + {"N": "H", "M": "N", "H": "N", "T": "I"}[name[i]] + name[i + 1 :]
+    number_only = f"{PERSON.id_number}|{PERSON.full_name}|"  # a QR code that names no one else
+    front, back = card(variant="2024", full_name=misread, qr=number_only)
+    front, back = reconcile((unsure(front, "full_name"), back))
+    fixed = front.field("full_name")
+    assert fixed is not None and fixed.value == name and fixed.source == "ocr+mrz"
+    assert decided((front, back))[0] is PASS
+
+
+def test_a_digit_misread_with_little_confidence_is_put_right_an_altered_one_is_not() -> None:
+    born = PERSON.date_of_birth
+    altered = dmy(born.replace(year=born.year + (1 if born.year % 10 < 9 else -1)))
+    outcome, why = decided(card(date_of_birth=altered))
+    assert outcome is not PASS, why
+    front, back = reconcile(card(date_of_birth=altered))
+    front, back = reconcile((unsure(front, "date_of_birth"), back))
+    assert front.value("date_of_birth") == dmy(born)
+
+
+def test_the_mrz_name_keeps_the_printed_diacritics() -> None:
+    assert corrected_name("HUỲNH TẦN PHÁI", "HUYNH TAN PHAT") == "HUỲNH TẦN PHÁT"
+    assert corrected_name("NGUYỄN VĂN AN", "TRAN THI BICH NGOC") is None
+
+
+def test_a_2024_card_s_qr_code_in_another_layout_confirms_the_number_only() -> None:
+    payload = f"{PERSON.id_number}|123456789|{PERSON.full_name}|NGUYỄN VĂN CHA|001099001234|"
+    front, back = reconcile(card(variant="2024", qr=payload))
+    assert back.qr is not None and back.qr.well_formed and not back.qr.positional
+    assert front.field("id_number").source == "ocr+mrz+qr"  # type: ignore[union-attr]
+    assert decided((front, back))[0] is PASS
+
+
+def test_a_field_the_print_did_not_give_is_taken_from_the_mrz() -> None:
+    front, back = card(variant="2021")
+    front = replace(
+        front,
+        fields=tuple(f for f in front.fields if f.name != "expiry_date"),
+        missing=("expiry_date",),
+    )
+    front, back = reconcile((front, back))
+    expiry = front.field("expiry_date")
+    assert expiry is not None and expiry.source == "mrz" and not front.missing
