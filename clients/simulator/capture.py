@@ -45,7 +45,9 @@ class Capture:
 # --------------------------------------------------------------------------- geometry
 
 
-def homography(src: Sequence[tuple[float, float]], dst: Sequence[tuple[float, float]]) -> np.ndarray:
+def homography(
+    src: Sequence[tuple[float, float]], dst: Sequence[tuple[float, float]]
+) -> np.ndarray:
     """The 3x3 projective map taking the four points ``src`` to ``dst``."""
     a = []
     b = []
@@ -89,7 +91,12 @@ def map_lines(
         pts = apply(h, [(left, top), (right, top), (left, bottom), (right, bottom)])
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         box = (min(xs), min(ys), max(xs), max(ys))
-        clipped = (max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(hh), box[3]))
+        clipped = (
+            max(0.0, box[0]),
+            max(0.0, box[1]),
+            min(float(w), box[2]),
+            min(float(hh), box[3]),
+        )
         area = max(1e-6, (box[2] - box[0]) * (box[3] - box[1]))
         inside = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
         if inside / area >= keep:
@@ -121,11 +128,15 @@ def _shift(dx: float, dy: float) -> np.ndarray:
 def _desk(size: tuple[int, int], nrng: np.random.Generator, rng: random.Random) -> np.ndarray:
     """A dark desk: a dim colour with wood-like streaks and grain."""
     w, h = size
-    base = np.array([rng.uniform(30, 80), rng.uniform(25, 65), rng.uniform(20, 55)], dtype=np.float32)
+    base = np.array(
+        [rng.uniform(30, 80), rng.uniform(25, 65), rng.uniform(20, 55)], dtype=np.float32
+    )
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
     angle = rng.uniform(-0.3, 0.3)
-    streak = np.sin((ys + xs * angle) / rng.uniform(6, 25) + np.sin(xs / rng.uniform(80, 300)) * 2.0)
+    streak = np.sin(
+        (ys + xs * angle) / rng.uniform(6, 25) + np.sin(xs / rng.uniform(80, 300)) * 2.0
+    )
     field = base[None, None, :] * (1.0 + 0.12 * streak[..., None])
     field += nrng.normal(0, 3.0, (h, w, 1)).astype(np.float32)
     return field
@@ -156,7 +167,7 @@ def _finish(
         img = img.filter(ImageFilter.GaussianBlur(blur))
     if noise > 0:
         a = np.asarray(img, dtype=np.float32)
-        a = a + nrng.normal(0, noise, a.shape[:2] + (1,)).astype(np.float32)
+        a = a + nrng.normal(0, noise, (*a.shape[:2], 1)).astype(np.float32)
         a = a + nrng.normal(0, noise * 0.4, a.shape).astype(np.float32)
         img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
@@ -196,14 +207,24 @@ def flatbed(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Cap
     wmm, hmm = _mm(doc)
     card = doc.layout == "card"
     margins = [rng.uniform(4, 15) if card else rng.uniform(2, 8) for _ in range(4)]
-    size = (round((wmm + margins[0] + margins[2]) * dpi / 25.4), round((hmm + margins[1] + margins[3]) * dpi / 25.4))
+    size = (
+        round((wmm + margins[0] + margins[2]) * dpi / 25.4),
+        round((hmm + margins[1] + margins[3]) * dpi / 25.4),
+    )
     h = _shift(margins[0] * dpi / 25.4, margins[1] * dpi / 25.4) @ _scale(s)
     h = _rotation_about(size[0] / 2, size[1] / 2, rng.uniform(-1.5, 1.5)) @ h
     platen = rng.choice((rng.uniform(240, 252), rng.uniform(205, 232)))
     bg = np.full((size[1], size[0], 3), platen, dtype=np.float32)
     arr = _compose(doc.image, h, size, bg)
     fmt = rng.choice(("png", "jpeg"))
-    img, data = _finish(arr, nrng, blur=rng.choice((0.0, 0.3)), noise=rng.uniform(0.8, 2.5), fmt=fmt, quality=rng.randint(90, 97))
+    img, data = _finish(
+        arr,
+        nrng,
+        blur=rng.choice((0.0, 0.3)),
+        noise=rng.uniform(0.8, 2.5),
+        fmt=fmt,
+        quality=rng.randint(90, 97),
+    )
     return Capture(img, data, map_lines(doc.lines, h, size), "flatbed")
 
 
@@ -218,7 +239,14 @@ def tight(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Captu
     lid = rng.uniform(225, 250)
     bg = np.full((size[1], size[0], 3), lid, dtype=np.float32)
     arr = _compose(doc.image, h, size, bg)
-    img, data = _finish(arr, nrng, blur=rng.choice((0.0, 0.3)), noise=rng.uniform(0.8, 2.5), fmt="jpeg", quality=rng.randint(85, 95))
+    img, data = _finish(
+        arr,
+        nrng,
+        blur=rng.choice((0.0, 0.3)),
+        noise=rng.uniform(0.8, 2.5),
+        fmt="jpeg",
+        quality=rng.randint(85, 95),
+    )
     return Capture(img, data, map_lines(doc.lines, h, size, keep=0.95), "tight")
 
 
@@ -238,7 +266,9 @@ def _camera_quad(
     for ux, uy in ((-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)):
         x = ux * pw + rng.uniform(-jitter, jitter) * pw
         y = uy * ph + rng.uniform(-jitter, jitter) * ph
-        corners.append((cx + x * math.cos(a) - y * math.sin(a), cy + x * math.sin(a) + y * math.cos(a)))
+        corners.append(
+            (cx + x * math.cos(a) - y * math.sin(a), cy + x * math.sin(a) + y * math.cos(a))
+        )
     return corners
 
 
@@ -256,7 +286,14 @@ def overhead(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Ca
     h = homography([(0, 0), (w, 0), (w, hh), (0, hh)], quad)
     arr = _compose(doc.image, h, frame, _desk(frame, nrng, rng))
     arr = _shade(arr, rng, rng.uniform(0.1, 0.3)) * rng.uniform(0.85, 1.0)
-    img, data = _finish(arr, nrng, blur=rng.uniform(0.5, 1.1), noise=rng.uniform(2.5, 6.0), fmt="jpeg", quality=rng.randint(70, 90))
+    img, data = _finish(
+        arr,
+        nrng,
+        blur=rng.uniform(0.5, 1.1),
+        noise=rng.uniform(2.5, 6.0),
+        fmt="jpeg",
+        quality=rng.randint(70, 90),
+    )
     return Capture(img, data, map_lines(doc.lines, h, frame), "overhead")
 
 
@@ -275,7 +312,14 @@ def camera_tight(doc: Document, rng: random.Random, nrng: np.random.Generator) -
     h = homography([(0, 0), (w, 0), (w, hh), (0, hh)], quad)
     arr = _compose(doc.image, h, size, _desk(size, nrng, rng))
     arr = _shade(arr, rng, rng.uniform(0.05, 0.2))
-    img, data = _finish(arr, nrng, blur=rng.uniform(0.4, 0.9), noise=rng.uniform(2.0, 4.5), fmt="jpeg", quality=rng.randint(75, 92))
+    img, data = _finish(
+        arr,
+        nrng,
+        blur=rng.uniform(0.4, 0.9),
+        noise=rng.uniform(2.0, 4.5),
+        fmt="jpeg",
+        quality=rng.randint(75, 92),
+    )
     return Capture(img, data, map_lines(doc.lines, h, size), "camera_tight")
 
 
@@ -305,11 +349,11 @@ def motion_blur(doc: Document, rng: random.Random, nrng: np.random.Generator) ->
     base = camera_tight(doc, rng, nrng)
     a = np.asarray(base.image, dtype=np.float32)
     length = max(9, int(a.shape[1] * rng.uniform(0.025, 0.045)))
-    kernel = np.zeros((length, length), dtype=np.float32)
-    kernel[length // 2, :] = 1.0
+    line = np.zeros((length, length), dtype=np.float32)
+    line[length // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
-    kernel /= kernel.sum()
+    kernel = np.asarray(cv2.warpAffine(line, rot, (length, length)), dtype=np.float32)
+    kernel = kernel / float(kernel.sum())
     smeared = cv2.filter2D(a, -1, kernel, borderType=cv2.BORDER_REFLECT)
     img, data = _finish(smeared, nrng, blur=0.0, noise=2.0, fmt="jpeg", quality=85)
     return Capture(img, data, base.lines, "motion_blur")

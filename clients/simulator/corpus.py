@@ -106,7 +106,9 @@ def templates_corpus(n_cards: int, seed: int) -> Iterator[Sample]:
             today = p.expiry_date + timedelta(days=rng.randint(15, 400))
         else:
             today = _valid_day(p, rng)
-        pages = [_captured(doc, style, seed * 7919 + 2 * i + j) for j, doc in enumerate((front, back))]
+        pages = [
+            _captured(doc, style, seed * 7919 + 2 * i + j) for j, doc in enumerate((front, back))
+        ]
         yield Sample(
             f"card {edition} #{i} {style}{' ' + defect if defect else ''}",
             pages,

@@ -141,8 +141,7 @@ def load_font(path: str, size_px: int) -> ImageFont.FreeTypeFont:
     if not Path(path).is_file():
         pkg = _package_of(path)
         raise MissingFont(
-            f"font file {path} is missing: install the Debian package {pkg} "
-            f"(apt-get install {pkg})"
+            f"font file {path} is missing: install the Debian package {pkg} (apt-get install {pkg})"
         )
     return ImageFont.truetype(path, max(6, size_px))
 
@@ -413,10 +412,7 @@ def random_person(
 def id_number_valid(number: str) -> bool:
     """The structure of a 12-digit number: province code, century/sex digit, birth year."""
     return (
-        len(number) == 12
-        and number.isdigit()
-        and number[:3] in PROVINCES
-        and number[3] in "0123"
+        len(number) == 12 and number.isdigit() and number[:3] in PROVINCES and number[3] in "0123"
     )
 
 
@@ -461,7 +457,9 @@ def mrz_lines(p: Person) -> tuple[str, str, str]:
     line1 = _pad(f"IDVNM{doc}{mrz_check(doc)}{p.id_number}")
     birth = _yymmdd(p.date_of_birth)
     expiry = _yymmdd(p.expiry_date)
-    head = f"{birth}{mrz_check(birth)}{'M' if p.sex == 'Nam' else 'F'}{expiry}{mrz_check(expiry)}VNM"
+    head = (
+        f"{birth}{mrz_check(birth)}{'M' if p.sex == 'Nam' else 'F'}{expiry}{mrz_check(expiry)}VNM"
+    )
     head = _pad(head, 29)
     composite = line1[5:30] + head[0:7] + head[8:15] + head[18:29]
     line2 = head + mrz_check(composite)
@@ -610,7 +608,11 @@ def guilloche(c: Canvas, rng: random.Random, colors: list[tuple[int, int, int]])
         draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=col, width=lw)
     for _ in range(rng.randint(1, 3)):
         cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-        big, small, d = rng.uniform(0.1, 0.2) * h, rng.uniform(0.02, 0.06) * h, rng.uniform(0.02, 0.08) * h
+        big, small, d = (
+            rng.uniform(0.1, 0.2) * h,
+            rng.uniform(0.02, 0.06) * h,
+            rng.uniform(0.02, 0.08) * h,
+        )
         t = np.linspace(0, 2 * math.pi * 12, 2400)
         px = cx + (big - small) * np.cos(t) + d * np.cos((big - small) / small * t)
         py = cy + (big - small) * np.sin(t) - d * np.sin((big - small) / small * t)
@@ -650,10 +652,24 @@ def photo(c: Canvas, box: tuple[float, float, float, float], rng: random.Random)
 def chip(c: Canvas, box: tuple[float, float, float, float]) -> None:
     x0, y0, x1, y1 = box
     p = c.px
-    c.draw.rounded_rectangle((p(x0), p(y0), p(x1), p(y1)), radius=p(1.2), fill=(212, 180, 90), outline=(150, 120, 50), width=max(1, p(0.15)))
+    c.draw.rounded_rectangle(
+        (p(x0), p(y0), p(x1), p(y1)),
+        radius=p(1.2),
+        fill=(212, 180, 90),
+        outline=(150, 120, 50),
+        width=max(1, p(0.15)),
+    )
     for f in (0.33, 0.66):
-        c.draw.line((p(x0), p(y0 + (y1 - y0) * f), p(x1), p(y0 + (y1 - y0) * f)), fill=(150, 120, 50), width=max(1, p(0.12)))
-    c.draw.line((p((x0 + x1) / 2), p(y0), p((x0 + x1) / 2), p(y1)), fill=(150, 120, 50), width=max(1, p(0.12)))
+        c.draw.line(
+            (p(x0), p(y0 + (y1 - y0) * f), p(x1), p(y0 + (y1 - y0) * f)),
+            fill=(150, 120, 50),
+            width=max(1, p(0.12)),
+        )
+    c.draw.line(
+        (p((x0 + x1) / 2), p(y0), p((x0 + x1) / 2), p(y1)),
+        fill=(150, 120, 50),
+        width=max(1, p(0.12)),
+    )
 
 
 def signature(c: Canvas, x: float, y: float, w: float, rng: random.Random) -> None:
@@ -670,7 +686,9 @@ def red_seal(c: Canvas, cx: float, cy: float, r: float, text: str, rng: random.R
     d = ImageDraw.Draw(layer)
     p = c.px
     for rr, wd in ((r, 0.5), (r * 0.72, 0.3)):
-        d.ellipse((p(cx - rr), p(cy - rr), p(cx + rr), p(cy + rr)), outline=255, width=max(1, p(wd)))
+        d.ellipse(
+            (p(cx - rr), p(cy - rr), p(cx + rr), p(cy + rr)), outline=255, width=max(1, p(wd))
+        )
     font = load_font(FONT_FAMILIES[0].bold, p(r * 0.17))
     n = len(text)
     for k, ch in enumerate(text):
@@ -678,8 +696,10 @@ def red_seal(c: Canvas, cx: float, cy: float, r: float, text: str, rng: random.R
         gx = cx + r * 0.86 * math.cos(a)
         gy = cy + r * 0.86 * math.sin(a)
         glyph = Image.new("L", (p(r * 0.3), p(r * 0.3)), 0)
-        ImageDraw.Draw(glyph).text((glyph.width // 2, glyph.height // 2), ch, font=font, fill=255, anchor="mm")
-        glyph = glyph.rotate(-math.degrees(a) - 90, resample=Image.BILINEAR)
+        ImageDraw.Draw(glyph).text(
+            (glyph.width // 2, glyph.height // 2), ch, font=font, fill=255, anchor="mm"
+        )
+        glyph = glyph.rotate(-math.degrees(a) - 90, resample=Image.Resampling.BILINEAR)
         layer.paste(glyph, (p(gx) - glyph.width // 2, p(gy) - glyph.height // 2), glyph)
     star = []
     for k in range(10):
@@ -697,7 +717,7 @@ def qr_image(payload: str, size_px: int) -> Image.Image:
     q.make(fit=True)
     matrix = np.array(q.get_matrix(), dtype=np.uint8)
     img = Image.fromarray((1 - matrix) * 255).convert("RGB")
-    return img.resize((size_px, size_px), Image.NEAREST)
+    return img.resize((size_px, size_px), Image.Resampling.NEAREST)
 
 
 def _families(rng: random.Random) -> tuple[FontFamily, FontFamily]:
@@ -781,7 +801,14 @@ def card_front_2021(p: Person, rng: random.Random, dpi: int, qr_extra: bool = Fa
     title = c.font(lab.bold, rng.uniform(3.0, 3.4))
     red = (200, 30, 35)
     c.text(44.0 + dx, 12.6 + dy, "CĂN CƯỚC CÔNG DÂN", title, anchor="ms", fill=red, role="header")
-    c.text(44.0 + dx, 15.6 + dy, "Citizen Identity Card", c.font(lab.bold, 2.0), anchor="ms", role="header")
+    c.text(
+        44.0 + dx,
+        15.6 + dy,
+        "Citizen Identity Card",
+        c.font(lab.bold, 2.0),
+        anchor="ms",
+        role="header",
+    )
     photo(c, (3.5 + dx, 18.5 + dy, 21.5 + dx, 40.5 + dy), rng)
     base, drawn, state = c.image.copy(), list(c.lines), rng.getstate()
     label_mm, value_mm, step = rng.uniform(1.6, 1.85), rng.uniform(1.9, 2.3), rng.uniform(2.7, 3.1)
@@ -791,7 +818,9 @@ def card_front_2021(p: Person, rng: random.Random, dpi: int, qr_extra: bool = Fa
         c.lines = list(drawn)
         c.clipped = 0
         rng.setstate(state)
-        _front_2021_body(c, p, rng, lab, val, label_mm * squeeze, value_mm * squeeze, step * squeeze, dy)
+        _front_2021_body(
+            c, p, rng, lab, val, label_mm * squeeze, value_mm * squeeze, step * squeeze, dy
+        )
         if _fits(c, 1.0):
             break
     fields = {
@@ -825,13 +854,32 @@ def _front_2021_body(
     y = 21.0 + dy + rng.uniform(-0.4, 0.4)
     c.text(x, y, "Số / No.:", lf, role="label")
     big = c.font(val.bold, value_mm * rng.uniform(1.35, 1.5))
-    c.text(x + c.width_mm("Số / No.: ", lf) + rng.uniform(0.5, 3.0), y + 0.3, p.id_number, big, fill=(20, 20, 20), role="value")
+    c.text(
+        x + c.width_mm("Số / No.: ", lf) + rng.uniform(0.5, 3.0),
+        y + 0.3,
+        p.id_number,
+        big,
+        fill=(20, 20, 20),
+        role="value",
+    )
     y += step + 0.3
     c.text(x, y, "Họ và tên / Full name:", lf, role="label")
     y += step
     c.text(x + rng.uniform(0, 3.0), y, p.full_name.upper(), vf, role="value")
     y += step
-    _value_below_or_right(c, rng, x, y, "Ngày sinh / Date of birth:", dmy(p.date_of_birth), lf, vf, right, step, below=False)
+    _value_below_or_right(
+        c,
+        rng,
+        x,
+        y,
+        "Ngày sinh / Date of birth:",
+        dmy(p.date_of_birth),
+        lf,
+        vf,
+        right,
+        step,
+        below=False,
+    )
     y += step
     if rng.random() < 0.7:  # sex and nationality on one row
         c.text(x, y, "Giới tính / Sex:", lf, role="label")
@@ -847,7 +895,9 @@ def _front_2021_body(
         c.text(x, y, "Quốc tịch / Nationality:", lf, role="label")
         c.text(x + c.width_mm("Quốc tịch / Nationality: ", lf), y, p.nationality, vf, role="value")
     y += step
-    y = _value_below_or_right(c, rng, x, y, "Quê quán / Place of origin:", p.place_of_origin, lf, vf, right, step)
+    y = _value_below_or_right(
+        c, rng, x, y, "Quê quán / Place of origin:", p.place_of_origin, lf, vf, right, step
+    )
     y += step
     # Residence: the label, the value's first part to its right (or below), the rest on the
     # rows under it, which the expiry date shares at the lower left under the photo.
@@ -879,15 +929,25 @@ def _front_2021_body(
         c.text(3.0 + c.width_mm("Có giá trị đến: ", ex_f), ey, "Date of expiry", ex_f, role="label")
 
 
-def _fingerprints(c: Canvas, x0: float, y0: float, w: float, h: float, lab: FontFamily, rng: random.Random) -> None:
+def _fingerprints(
+    c: Canvas, x0: float, y0: float, w: float, h: float, lab: FontFamily, rng: random.Random
+) -> None:
     f = c.font(lab.regular, 1.45)
-    for k, (vi, en) in enumerate((("Ngón trỏ trái", "Left index finger"), ("Ngón trỏ phải", "Right index finger"))):
+    for k, (vi, en) in enumerate(
+        (("Ngón trỏ trái", "Left index finger"), ("Ngón trỏ phải", "Right index finger"))
+    ):
         bx = x0 + k * (w + 1.5)
         c.rect((bx, y0, bx + w, y0 + h), outline=(90, 90, 90), width=max(1, c.px(0.15)))
         cx, cy = bx + w / 2, y0 + h / 2
         for r in np.linspace(0.6, min(w, h) * 0.42, 9):
             rr = float(r)
-            c.draw.arc((c.px(cx - rr * 0.8), c.px(cy - rr), c.px(cx + rr * 0.8), c.px(cy + rr)), rng.randint(0, 40), rng.randint(300, 360), fill=(110, 110, 110), width=max(1, c.px(0.12)))
+            c.draw.arc(
+                (c.px(cx - rr * 0.8), c.px(cy - rr), c.px(cx + rr * 0.8), c.px(cy + rr)),
+                rng.randint(0, 40),
+                rng.randint(300, 360),
+                fill=(110, 110, 110),
+                width=max(1, c.px(0.12)),
+            )
         c.text(bx + w / 2, y0 + h + 2.0, vi, f, anchor="ms", role="label")
         c.text(bx + w / 2, y0 + h + 3.8, en, f, anchor="ms", role="label")
 
@@ -924,7 +984,16 @@ def card_back_2021(
     lines = mrz or mrz_lines(p)
     _mrz(c, lines, rng, top=CARD_MM[1] - 11.0 + rng.uniform(-0.6, 0.4))
     fields = {"issue_date": dmy(p.issue_date), "mrz": "\n".join(lines)}
-    return Document(c.image, "cccd_back", "2021", "card", dpi, fields, c.lines, "mrz_check" if mrz and not mrz_checks_ok(mrz) else "")
+    return Document(
+        c.image,
+        "cccd_back",
+        "2021",
+        "card",
+        dpi,
+        fields,
+        c.lines,
+        "mrz_check" if mrz and not mrz_checks_ok(mrz) else "",
+    )
 
 
 def card_front_2024(p: Person, rng: random.Random, dpi: int) -> Document:
@@ -935,7 +1004,15 @@ def card_front_2024(p: Person, rng: random.Random, dpi: int) -> Document:
     emblem(c, 9.0 + dx, 9.0 + dy, rng.uniform(5.0, 6.0))
     _header(c, lab, 46.0 + dx, 5.0 + dy, rng.uniform(1.9, 2.2))
     red = (190, 30, 40)
-    c.text(46.0 + dx, 12.8 + dy, "CĂN CƯỚC", c.font(lab.bold, rng.uniform(3.3, 3.8)), anchor="ms", fill=red, role="header")
+    c.text(
+        46.0 + dx,
+        12.8 + dy,
+        "CĂN CƯỚC",
+        c.font(lab.bold, rng.uniform(3.3, 3.8)),
+        anchor="ms",
+        fill=red,
+        role="header",
+    )
     c.text(46.0 + dx, 15.8 + dy, "IDENTITY CARD", c.font(lab.bold, 2.0), anchor="ms", role="header")
     photo(c, (3.5 + dx, 18.0 + dy, 22.0 + dx, 42.5 + dy), rng)
     chip(c, (CARD_MM[0] - 15.0, 41.0 + dy, CARD_MM[0] - 5.0, 49.0 + dy))
@@ -947,7 +1024,13 @@ def card_front_2024(p: Person, rng: random.Random, dpi: int) -> Document:
     label = "Số định danh cá nhân / Personal identification number:"
     c.text(x, y, label, lf, role="label")
     y += step + 0.3
-    c.text(x + rng.uniform(0, 2.0), y, p.id_number, c.font(val.bold, rng.uniform(3.0, 3.4)), role="value")
+    c.text(
+        x + rng.uniform(0, 2.0),
+        y,
+        p.id_number,
+        c.font(val.bold, rng.uniform(3.0, 3.4)),
+        role="value",
+    )
     y += step + 0.3
     label = "Họ, chữ đệm và tên khai sinh / Surname, middle name and given name:"
     name_lf = lf if c.width_mm(label, lf) < CARD_MM[0] - x - 1.0 else c.font(lab.regular, 1.5)
@@ -1109,20 +1192,57 @@ def _a4_header(c: Canvas, rng: random.Random, fam: FontFamily, size: float) -> f
     fb = c.font(fam.bold, size)
     c.text(left_mid, top, agency[0], f, anchor="ms", role="header")
     c.text(left_mid, top + size * 1.5, agency[1], fb, anchor="ms", role="header", underline=True)
-    c.text(left_mid, top + size * 3.6, f"Số: {rng.randint(10, 999)}/{rng.choice(('UBND-VP', 'GXN', 'TB', 'QĐ-UBND'))}", f, anchor="ms", role="body")
+    c.text(
+        left_mid,
+        top + size * 3.6,
+        f"Số: {rng.randint(10, 999)}/{rng.choice(('UBND-VP', 'GXN', 'TB', 'QĐ-UBND'))}",
+        f,
+        anchor="ms",
+        role="body",
+    )
     _header(c, fam, rng.uniform(138.0, 146.0), top, size * 0.95)
     city = rng.choice(("Hà Nội", "Hải Phòng", "Đà Nẵng", "Vinh", "Huế"))
     d = date(2024, 1, 1) + timedelta(days=rng.randrange(500))
-    c.text(rng.uniform(135.0, 142.0), top + size * 3.6, f"{city}, ngày {d.day:02d} tháng {d.month:02d} năm {d.year}", c.font(fam.italic, size), anchor="ms", role="body")
+    c.text(
+        rng.uniform(135.0, 142.0),
+        top + size * 3.6,
+        f"{city}, ngày {d.day:02d} tháng {d.month:02d} năm {d.year}",
+        c.font(fam.italic, size),
+        anchor="ms",
+        role="body",
+    )
     return top + size * 6.5
 
 
-def _seal_and_sign(c: Canvas, rng: random.Random, fam: FontFamily, x_mid: float, y: float, size: float) -> None:
+def _seal_and_sign(
+    c: Canvas, rng: random.Random, fam: FontFamily, x_mid: float, y: float, size: float
+) -> None:
     fb = c.font(fam.bold, size)
-    c.text(x_mid, y, rng.choice(("TM. ỦY BAN NHÂN DÂN", "KT. GIÁM ĐỐC", "THỦ TRƯỞNG ĐƠN VỊ")), fb, anchor="ms", role="header")
-    c.text(x_mid, y + size * 1.5, rng.choice(("CHỦ TỊCH", "PHÓ GIÁM ĐỐC", "HIỆU TRƯỞNG")), fb, anchor="ms", role="header")
+    c.text(
+        x_mid,
+        y,
+        rng.choice(("TM. ỦY BAN NHÂN DÂN", "KT. GIÁM ĐỐC", "THỦ TRƯỞNG ĐƠN VỊ")),
+        fb,
+        anchor="ms",
+        role="header",
+    )
+    c.text(
+        x_mid,
+        y + size * 1.5,
+        rng.choice(("CHỦ TỊCH", "PHÓ GIÁM ĐỐC", "HIỆU TRƯỞNG")),
+        fb,
+        anchor="ms",
+        role="header",
+    )
     signature(c, x_mid - 12.0, y + 14.0, 24.0, rng)
-    red_seal(c, x_mid - rng.uniform(10.0, 16.0), y + rng.uniform(10.0, 16.0), rng.uniform(17.0, 20.0), "ỦY BAN NHÂN DÂN * PHƯỜNG HÀNG ĐÀO *", rng)
+    red_seal(
+        c,
+        x_mid - rng.uniform(10.0, 16.0),
+        y + rng.uniform(10.0, 16.0),
+        rng.uniform(17.0, 20.0),
+        "ỦY BAN NHÂN DÂN * PHƯỜNG HÀNG ĐÀO *",
+        rng,
+    )
     person = random_person(rng, "2024")
     c.text(x_mid, y + 30.0, person.full_name, fb, anchor="ms", role="body")
 
@@ -1166,7 +1286,14 @@ def transcript(rng: random.Random, dpi: int) -> Document:
     fam = rng.choice(FONT_FAMILIES)
     size = rng.uniform(3.4, 4.0)
     y = _a4_header(c, rng, fam, size * 0.9) + rng.uniform(6.0, 10.0)
-    c.text(105.0, y, rng.choice(("BẢNG ĐIỂM", "KẾT QUẢ HỌC TẬP", "HỌC BẠ")), c.font(fam.bold, size * 1.3), anchor="ms", role="header")
+    c.text(
+        105.0,
+        y,
+        rng.choice(("BẢNG ĐIỂM", "KẾT QUẢ HỌC TẬP", "HỌC BẠ")),
+        c.font(fam.bold, size * 1.3),
+        anchor="ms",
+        role="header",
+    )
     y += size * 2.6
     f = c.font(fam.regular, size)
     fb = c.font(fam.bold, size)
@@ -1174,7 +1301,13 @@ def transcript(rng: random.Random, dpi: int) -> Document:
     left = rng.uniform(22.0, 30.0)
     c.text(left, y, f"Họ và tên học sinh: {student.full_name}", f, role="body")
     y += size * 1.7
-    c.text(left, y, f"Lớp: {rng.randint(10, 12)}A{rng.randint(1, 9)}    Năm học: 2023 - 2024", f, role="body")
+    c.text(
+        left,
+        y,
+        f"Lớp: {rng.randint(10, 12)}A{rng.randint(1, 9)}    Năm học: 2023 - 2024",
+        f,
+        role="body",
+    )
     y += size * 2.0
     headers = ("STT", "Môn học", "Học kỳ I", "Học kỳ II", "Cả năm")
     total = A4_MM[0] - 2 * left
@@ -1203,11 +1336,15 @@ def transcript(rng: random.Random, dpi: int) -> Document:
         y += row_h
     for k in range(len(rows) + 1):
         yy = top + k * row_h
-        c.draw.line((c.px(xs[0]), c.px(yy), c.px(xs[-1]), c.px(yy)), fill=(30, 30, 30), width=line_w)
+        c.draw.line(
+            (c.px(xs[0]), c.px(yy), c.px(xs[-1]), c.px(yy)), fill=(30, 30, 30), width=line_w
+        )
     for x in xs:
         c.draw.line((c.px(x), c.px(top), c.px(x), c.px(y)), fill=(30, 30, 30), width=line_w)
     y += size * 2.0
-    c.text(left, y, "Xếp loại học lực: " + rng.choice(("Giỏi", "Khá", "Trung bình")), f, role="body")
+    c.text(
+        left, y, "Xếp loại học lực: " + rng.choice(("Giỏi", "Khá", "Trung bình")), f, role="body"
+    )
     _seal_and_sign(c, rng, fam, rng.uniform(140.0, 155.0), y + 10.0, size * 0.95)
     return Document(c.image, "generic", "a4", "table", dpi, {}, c.lines)
 
@@ -1224,7 +1361,7 @@ def confidential_stamp(
     d.rectangle((2, 2, w - 3, h - 3), outline=255, width=max(2, int(1.0 * px)))
     fam = rng.choice(FONT_FAMILIES)
     d.text((w // 2, h // 2), "MẬT", font=load_font(fam.bold, int(10 * px)), fill=255, anchor="mm")
-    stamp = stamp.rotate(rng.uniform(-8, 8), expand=True, resample=Image.BILINEAR)
+    stamp = stamp.rotate(rng.uniform(-8, 8), expand=True, resample=Image.Resampling.BILINEAR)
     x, y = int(at_mm[0] * px), int(at_mm[1] * px)
     ink = Image.new("RGB", stamp.size, (210, 30, 35))
     img.paste(ink, (x, y), stamp.point(lambda v: int(v * 0.9)))
