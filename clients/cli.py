@@ -196,6 +196,34 @@ class _NoFrames(Exception):
         self.direction = direction
 
 
+def _recognized(result: CertifyResult) -> list[dict[str, Any]]:
+    """What was read on each page: type, edition, condition, and every field with its
+    confidence (0-100) and source, so that a person can see what was read."""
+    events = result.of_kind("recognized")
+    if not events:
+        return []
+    return [
+        {
+            "page": p.page,
+            "document_type": p.document_type,
+            "type_confidence": round(p.type_confidence, 1),
+            "edition": p.variant or None,
+            "condition": p.condition,
+            "rotation": p.rotation,
+            "mean_confidence": round(p.mean_confidence, 1),
+            "fields": {
+                f.name: {
+                    "value": f.value,
+                    "confidence": round(f.confidence, 1),
+                    "source": f.source,
+                }
+                for f in p.fields
+            },
+        }
+        for p in events[-1].recognized.pages
+    ]
+
+
 def _report_certify(
     result: CertifyResult, pdf_path: Path | None, files: list[Path], as_json: bool
 ) -> int:
@@ -213,6 +241,7 @@ def _report_certify(
             "sha256": issued.sha256 if issued else None,
             "pdf_path": str(pdf_path) if pdf_path else None,
             "pages": len(files),
+            "recognized": _recognized(result),
             "checks": checks,
         }
         if terminal is not None and terminal.HasField("needs_review"):

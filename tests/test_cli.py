@@ -174,6 +174,12 @@ def test_certify_then_verify_by_code_and_by_file(
     assert Path(out["pdf_path"]).read_bytes().startswith(b"%PDF")
     assert all(c["outcome"] == "pass" for c in out["checks"])
     assert "kiosk_hints" in {c["name"] for c in out["checks"]}
+    # What was read, per page: type, edition, and each field with confidence and source.
+    front, back = out["recognized"]
+    assert (front["document_type"], back["document_type"]) == ("cccd_front", "cccd_back")
+    assert front["edition"] == back["edition"] and front["edition"] in ("2021", "2024")
+    number = front["fields"]["id_number"]
+    assert number["confidence"] >= 80 and "mrz" in number["source"].split("+")
 
     by_code = saoy("verify", "--server", served.target, out["code"])
     assert by_code.returncode == 0, by_code.stdout + by_code.stderr
