@@ -23,12 +23,27 @@ counts as analysis), OCR of the cleaned page, and analysis.
     python benchmarks/accuracy.py                # 40 cards, a few minutes on one core
     python benchmarks/accuracy.py --cards 100 --engines tesseract
     python benchmarks/accuracy.py --cards 20 --engines onnx --certify-path
+
+Two corpora (``--corpus docgen|templates|both``, default both): ``docgen`` above, and
+``templates``, drawn independently from the official card templates (2021 and 2024) and A4
+letters and transcripts, captured by a flatbed, a tight-cropping kiosk scanner, an overhead
+camera and a camera cropped to the page, plus bad captures (cut off, motion blur, glare) that
+the quality gate should refuse (:mod:`saoy.clients.simulator.corpus`). For each corpus every
+figure is also given per capture style and per card edition: field exact-match per field, valid
+dossiers issued (every check PASS) and rejected (any FAIL), defective dossiers caught and caught
+for the right reason (the check that names the defect), bad captures refused by the quality gate
+and good captures refused, CER on card text, MRZ, letters and tables, and CPU ms per page
+(process time). ``--json`` prints those figures as one JSON object (the text goes to stderr).
+
+    python benchmarks/accuracy.py --corpus templates --cards 16 --certify-path --engines tesseract
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import json
 import math
 import random
 import statistics
@@ -44,6 +59,8 @@ import numpy as np
 from PIL import Image
 
 from saoy.clients.simulator import docgen
+from saoy.clients.simulator.corpus import Sample as TemplateSample
+from saoy.clients.simulator.corpus import templates_corpus
 from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.documents import DocumentReader, PageAnalysis, analyze_view, judge, page_view
@@ -63,6 +80,10 @@ class Page:
     lines: list[docgen.TextLine]  # drawn text with boxes in captured pixels (empty: no CER)
     kind: str  # expected type, or the bad-input condition ("blank", "no_text", "rotated")
     fields: dict[str, str] = field(default_factory=dict)
+    data: bytes | None = None  # the file as captured (else the image is sent as JPEG 95)
+    style: str = "docgen"  # the capture style
+    layout: str = "card"  # "card" | "letter" | "table" | "birth" (for the CER by layout)
+    bad_capture: bool = False  # a capture the quality gate should refuse
 
 
 @dataclass
@@ -72,6 +93,8 @@ class Sample:
     broken: str = ""  # what is wrong with it ("" for a valid dossier)
     expect: str = "pass"  # "pass" | "not_pass"
     today: date = TODAY  # the day it is checked on
+    style: str = "docgen"  # the capture style (of the bad page, for a bad capture)
+    edition: str = ""  # "2021" | "2024" for cards, "a4", "birth", or "" for bad input
 
 
 def _dmy(d: date) -> str:
@@ -193,7 +216,7 @@ def corpus(cards: int, seed: int) -> Iterator[Sample]:
         today = TODAY if defect == "expired" else person.issue_date + timedelta(days=30)
         today = min(today, person.expiry_date - timedelta(days=1)) if not defect else today
         expect = "not_pass" if defect else "pass"
-        yield Sample(f"card {variant} #{i}", pages, defect, expect, today)
+        yield Sample(f"card {variant} #{i}", pages, defect, expect, today, edition=variant)
 
     for i in range(max(2, cards // 5)):
         person = docgen.random_person(seed * 1000 + 700 + i)
@@ -207,9 +230,10 @@ def corpus(cards: int, seed: int) -> Iterator[Sample]:
         truth = {k: v for k, v in rendered.fields.items() if k not in ("sex", "id_number")}
         yield Sample(
             f"birth #{i}",
-            [Page(image, lines, "birth_certificate", truth)],
+            [Page(image, lines, "birth_certificate", truth, layout="birth")],
             broken,
             "not_pass" if broken else "pass",
+            edition="birth",
         )
 
     person = docgen.random_person(seed * 1000 + 999)
@@ -223,7 +247,7 @@ def corpus(cards: int, seed: int) -> Iterator[Sample]:
     ]
     for name, rendered, kind in bad:
         image = rendered.image.convert("RGB")
-        yield Sample(name, [Page(image, [], kind)], name, "not_pass")
+        yield Sample(name, [Page(image, [], kind, bad_capture=True)], name, "not_pass")
     # A card or page placed the wrong way round is turned upright and read like any other.
     for degrees in (90, 180, 270):
         yield Sample(
@@ -312,7 +336,8 @@ def read_page(
         t1 = time.perf_counter()
         analysis = analyze_page(index, gray, rgb, result, today, reader)
         return Read(result, analysis, t1 - t0, time.perf_counter() - t1)
-    admitted, image = admit_decoded(0, docgen.encode(page.image, "jpeg", 95), Limits())
+    data = page.data if page.data is not None else docgen.encode(page.image, "jpeg", 95)
+    admitted, image = admit_decoded(0, data, Limits())
     prepared = prepare(admitted, image)
     issues = quality_issues(admitted, prepared)
     if issues:
@@ -353,7 +378,10 @@ def run(
     samples: list[Sample],
     verbose: bool,
     certify_path: bool = False,
-) -> None:
+) -> list[dict[str, Any]]:
+    """Read every sample, print the summary, and return one record per dossier (see
+    :func:`breakdown`)."""
+    records: list[dict[str, Any]] = []
     ocr_times: list[float] = []
     analysis_times: list[float] = []
     cer = [0, 0, 0, 0]
@@ -365,14 +393,28 @@ def run(
     for sample in samples:
         reads: list[Read] = []
         kept = []  # the pages past the quality gate
+        page_records: list[dict[str, Any]] = []
         for page in sample.pages:
+            cpu0 = time.process_time()
             read = read_page(engine, reader, page, len(reads), sample.today, certify_path)
+            page_records.append(
+                {
+                    "style": page.style,
+                    "layout": page.layout,
+                    "bad_capture": page.bad_capture,
+                    "refused": read if isinstance(read, str) else "",
+                    "cpu_ms": 1000 * (time.process_time() - cpu0),
+                    "fields": {},
+                    "cer": {},
+                }
+            )
             if isinstance(read, str):
                 refusals[f"{page.kind}: {read}"] += 1
                 if verbose:
                     misses.append(f"{sample.name}: refused at the quality gate ({read})")
                 for name in page.fields:  # nothing was read
                     fields.add(f"{group_of(page)}:{name}", False)
+                    page_records[-1]["fields"][name] = False
                 continue
             ocr_times.append(read.ocr_seconds)
             analysis_times.append(read.analysis_seconds)
@@ -380,17 +422,33 @@ def run(
             kept.append(page)
             for k, v in enumerate(line_errors(page, read.on_capture)):
                 cer[k] += v
+            page_records[-1]["cer"] = cer_by_role(page, read.on_capture)
         analysis = judge([read.analysis for read in reads], sample.today)
-        for page, got in zip(kept, analysis.pages, strict=True):
+        read_records = [r for r in page_records if not r["refused"]]
+        for page, got, record in zip(kept, analysis.pages, read_records, strict=True):
             kind = got.condition if got.condition != "ok" else got.document_type
             types.add(page.kind, kind == page.kind)
             values = extracted(got)
             for name, truth in page.fields.items():
                 ok = values.get(name) == truth
                 fields.add(f"{group_of(page)}:{name}", ok)
+                record["fields"][name] = ok
                 if not ok and verbose:
                     misses.append(f"{sample.name} {name}: {values.get(name)!r} != {truth!r}")
         passed = analysis.outcome is Outcome.PASS and len(kept) == len(sample.pages)
+        records.append(
+            {
+                "name": sample.name,
+                "style": sample.style,
+                "edition": sample.edition,
+                "expect": sample.expect,
+                "defect": sample.broken,
+                "outcome": analysis.outcome.value,
+                "failed": [c.name for c in analysis.failed],
+                "refused": any(r["refused"] for r in page_records),
+                "pages": page_records,
+            }
+        )
         if sample.expect == "pass":
             detected.add("valid", passed)
             if not passed and verbose:
@@ -430,6 +488,169 @@ def run(
     )
     for line in misses[:60]:
         print("    ", line)
+    return records
+
+
+def cer_by_role(page: Page, result: OcrResult) -> dict[str, tuple[int, int]]:
+    """(errors, characters) per kind of text: card text, MRZ, letter, table (a transcript's
+    cells and the rest of its page alike)."""
+    out: dict[str, list[int]] = {}
+    for line, read in zip(page.lines, line_reads(page.lines, result), strict=True):
+        if line.role == "mrz":
+            key = "mrz"
+        elif page.layout in ("letter", "table", "birth"):
+            key = page.layout
+        else:
+            key = "card"
+        tally = out.setdefault(key, [0, 0])
+        tally[0] += levenshtein(" ".join(line.text.split()), read)
+        tally[1] += len(line.text)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+# The checks whose FAIL names each defect (a bad capture: a quality-gate refusal).
+RIGHT_REASONS: dict[str, tuple[str, ...]] = {
+    "expired": ("card_not_expired",),
+    "mrz_check": ("mrz_check_digits",),
+    "confidential": ("decree_23_certifiable",),
+    "no_seal": ("seal_present",),
+    "qr:other_person": ("fields_agree", "qr_code"),
+    "qr:damaged": ("qr_code",),
+    "mrz:other_person": ("fields_agree",),
+    **{f"mrz:{d}": ("mrz_check_digits",) for d in docgen.MRZ_DEFECTS if d != "other_person"},
+    **{f"id:{d}": ("id_number_structure",) for d in docgen.ID_DEFECTS},
+    "blank page": ("page_usable",),
+    "photo": ("page_usable",),
+    "card half cut off": ("document_complete",),
+    "back cut off": ("document_complete",),
+}
+BAD_CAPTURES = ("cut_off", "motion_blur", "glare")
+
+
+def from_templates(samples: list[TemplateSample]) -> list[Sample]:
+    """The template corpus's dossiers as this benchmark's samples."""
+    out = []
+    for t in samples:
+        pages = [
+            Page(
+                p.image,
+                [docgen.TextLine(line.text, line.box, line.role) for line in p.lines],
+                p.kind,
+                dict(p.fields),
+                data=p.data,
+                style=p.style,
+                layout=p.layout,
+                bad_capture=p.bad_capture,
+            )
+            for p in t.pages
+        ]
+        out.append(Sample(t.name, pages, t.defect, t.expect, t.today, t.style, t.edition))
+    return out
+
+
+def _caught_right(record: dict[str, Any]) -> bool:
+    defect = record["defect"]
+    if defect in BAD_CAPTURES:
+        return bool(record["refused"])
+    wanted = RIGHT_REASONS.get(defect, ())
+    return record["outcome"] == "fail" and any(name in wanted for name in record["failed"])
+
+
+def breakdown(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every figure over all dossiers, per capture style and per edition: ``{group: {figure:
+    [hits, total] or a number}}``. Fields and CER are counted on good captures only (a bad
+    capture is meant to be refused); a dossier's style is that of its bad page, if any."""
+    groups: dict[str, dict[str, Any]] = {}
+
+    def bump(group: str, key: str, hit: bool | int, total: int = 1) -> None:
+        figures = groups.setdefault(group, {})
+        h, t = figures.get(key, (0, 0))
+        figures[key] = (h + int(hit), t + total)
+
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        sample_groups = ["all", f"style:{r['style']}"] + (
+            [f"edition:{r['edition']}"] if r["edition"] else []
+        )
+        for g in sample_groups:
+            if r["expect"] == "pass":
+                bump(g, "valid issued (all PASS)", r["outcome"] == "pass" and not r["refused"])
+                bump(g, "valid rejected (any FAIL)", r["outcome"] == "fail")
+            elif r["defect"] not in BAD_CAPTURES:
+                bump(g, "defective caught", r["outcome"] != "pass" or r["refused"])
+                bump(g, "defective caught, right reason", _caught_right(r))
+            else:
+                bump(g, "bad capture not passed", r["outcome"] != "pass" or r["refused"])
+        for page in r["pages"]:
+            page_groups = ["all", f"style:{page['style']}"] + (
+                [f"edition:{r['edition']}"] if r["edition"] else []
+            )
+            for g in page_groups:
+                cpu[g].append(page["cpu_ms"])
+                if page["bad_capture"]:
+                    bump(g, "bad captures refused by gate", bool(page["refused"]))
+                    continue
+                bump(g, "good captures refused", bool(page["refused"]))
+                for name, ok in page["fields"].items():
+                    bump(g, f"field {name}", ok)
+                    bump(g, "fields, all", ok)
+                for role, (errors, chars) in page["cer"].items():
+                    bump(g, f"CER {role}", errors, chars)
+    for g, values in cpu.items():
+        groups.setdefault(g, {})["CPU ms/page"] = round(statistics.mean(values), 1)
+    return groups
+
+
+def _group_order(name: str) -> tuple[int, int, str]:
+    styles = ("docgen", "flatbed", "tight", "overhead", "camera_tight", *BAD_CAPTURES)
+    if name == "all":
+        return (0, 0, "")
+    kind, _, value = name.partition(":")
+    if kind == "style":
+        return (1, styles.index(value) if value in styles else 99, value)
+    return (2, 0, value)
+
+
+def print_breakdown(title: str, groups: dict[str, dict[str, Any]]) -> None:
+    """A table: one row per figure, one column per group (all, each style, each edition)."""
+    names = sorted(groups, key=_group_order)
+    keys: list[str] = []
+    for g in names:
+        keys += [k for k in groups[g] if k not in keys]
+    order = (
+        "valid issued (all PASS)",
+        "valid rejected (any FAIL)",
+        "defective caught",
+        "defective caught, right reason",
+        "bad capture not passed",
+        "bad captures refused by gate",
+        "good captures refused",
+        "fields, all",
+    )
+    keys = [k for k in order if k in keys] + sorted(
+        k for k in keys if k not in order and k != "CPU ms/page"
+    )
+    keys.append("CPU ms/page")
+    width = 13
+    print(f"{title}: per capture style and edition (fields and CER on good captures)")
+    heads = [n.split(":", 1)[-1] for n in names]
+    print(f"  {'':<32}" + "".join(f"{h[:width]:>{width}}" for h in heads))
+    for key in keys:
+        cells = []
+        for g in names:
+            v = groups[g].get(key)
+            if v is None:
+                cells.append("-")
+            elif isinstance(v, tuple):
+                h, t = v
+                if key.startswith("CER"):
+                    cells.append(f"{100 * h / t:.1f}%/{t}" if t else "-")
+                else:
+                    cells.append(f"{100 * h / t:.0f}% {h}/{t}" if t else "-")
+            else:
+                cells.append(f"{v:.0f}")
+        print(f"  {key[:32]:<32}" + "".join(f"{c:>{width}}" for c in cells))
+    print("  (CER cells: error rate / characters; others: rate hits/total)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cards", type=int, default=40, help="card front+back pairs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--engines", default="tesseract,onnx", help="comma-separated")
+    parser.add_argument(
+        "--corpus", choices=("docgen", "templates", "both"), default="both", help="which corpus"
+    )
+    parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     parser.add_argument(
         "--certify-path",
@@ -445,24 +670,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    t0 = time.perf_counter()
-    samples = list(corpus(args.cards, args.seed))
-    print(
-        f"corpus: {len(samples)} dossiers, {sum(len(s.pages) for s in samples)} pages "
-        f"generated in {time.perf_counter() - t0:.1f} s"
-    )
-    reader = DocumentReader()
-    for name in args.engines.split(","):
-        try:
-            engine = create_engine(name)
-        except (ValueError, OcrUnavailable, ImportError) as e:
-            print(f"engine {name}: not available ({e})")
-            continue
-        try:
-            run(engine, reader, samples, args.verbose, args.certify_path)
-        finally:
-            engine.close()
-    reader.close()
+    result: dict[str, Any] = {"cards": args.cards, "seed": args.seed, "engines": {}}
+    text_out = sys.stderr if args.json else sys.stdout
+    with contextlib.redirect_stdout(text_out):
+        corpora: dict[str, list[Sample]] = {}
+        for name in ("docgen", "templates"):
+            if args.corpus not in (name, "both"):
+                continue
+            t0 = time.perf_counter()
+            if name == "docgen":
+                samples = list(corpus(args.cards, args.seed))
+            else:
+                samples = from_templates(list(templates_corpus(args.cards, args.seed)))
+            corpora[name] = samples
+            print(
+                f"corpus {name}: {len(samples)} dossiers, "
+                f"{sum(len(s.pages) for s in samples)} pages "
+                f"generated in {time.perf_counter() - t0:.1f} s"
+            )
+        reader = DocumentReader()
+        for engine_name in args.engines.split(","):
+            try:
+                engine = create_engine(engine_name)
+            except (ValueError, OcrUnavailable, ImportError) as e:
+                print(f"engine {engine_name}: not available ({e})")
+                continue
+            try:
+                for name, samples in corpora.items():
+                    print(f"--- corpus {name}")
+                    records = run(engine, reader, samples, args.verbose, args.certify_path)
+                    groups = breakdown(records)
+                    print_breakdown(f"{engine.name}, corpus {name}", groups)
+                    result["engines"].setdefault(engine.name, {})[name] = {
+                        g: {k: list(v) if isinstance(v, tuple) else v for k, v in f.items()}
+                        for g, f in groups.items()
+                    }
+            finally:
+                engine.close()
+        reader.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
     return 0
 
 

@@ -161,7 +161,10 @@ def _finish(
     noise: float,
     fmt: str,
     quality: int,
+    dpi: int | None = None,
 ) -> tuple[Image.Image, bytes]:
+    """Blur, sensor noise and the file as written (a scanner records its resolution in it;
+    a camera does not)."""
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     if blur > 0:
         img = img.filter(ImageFilter.GaussianBlur(blur))
@@ -171,10 +174,11 @@ def _finish(
         a = a + nrng.normal(0, noise * 0.4, a.shape).astype(np.float32)
         img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
+    extra = {"dpi": (dpi, dpi)} if dpi else {}
     if fmt == "png":
-        img.save(buf, "PNG", compress_level=1)
+        img.save(buf, "PNG", compress_level=1, **extra)
     else:
-        img.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        img.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2, **extra)
     data = buf.getvalue()
     return Image.open(io.BytesIO(data)).convert("RGB"), data
 
@@ -224,6 +228,7 @@ def flatbed(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Cap
         noise=rng.uniform(0.8, 2.5),
         fmt=fmt,
         quality=rng.randint(90, 97),
+        dpi=dpi,
     )
     return Capture(img, data, map_lines(doc.lines, h, size), "flatbed")
 
@@ -246,6 +251,7 @@ def tight(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Captu
         noise=rng.uniform(0.8, 2.5),
         fmt="jpeg",
         quality=rng.randint(85, 95),
+        dpi=dpi,
     )
     return Capture(img, data, map_lines(doc.lines, h, size, keep=0.95), "tight")
 
@@ -339,7 +345,7 @@ def cut_off(doc: Document, rng: random.Random, nrng: np.random.Generator) -> Cap
     shift = _shift(-box[0], -box[1])
     lines = map_lines(base.lines, shift, img.size, keep=0.99)
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=92)
+    img.save(buf, "JPEG", quality=92, dpi=base.image.info.get("dpi", (300, 300)))
     data = buf.getvalue()
     return Capture(Image.open(io.BytesIO(data)).convert("RGB"), data, lines, "cut_off")
 
