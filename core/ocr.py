@@ -409,13 +409,18 @@ def _words(api: Any, ril: Any, width: int, height: int) -> list[tuple[Word, int]
 
 
 def create_engine(name: str, **opts: Any) -> OcrEngine:
-    """The OCR engine called ``name`` ("tesseract" | "onnx" | "none"), built with ``opts``."""
+    """The OCR engine called ``name`` ("tesseract" | "onnx" | "trueocr" | "none"), built with
+    ``opts``."""
     if name == "tesseract":
         return TesseractEngine(**opts)
     if name == "onnx":
         from saoy.core.ocr_onnx import OnnxEngine  # ONNX Runtime loads only when asked for
 
         return OnnxEngine(**opts)
+    if name == "trueocr":
+        from saoy.core.ocr_trueocr import TrueOcrEngine  # needs the optional package trueocr
+
+        return TrueOcrEngine(**opts)
     if name == "none":
         return NoOcrEngine()
-    raise ValueError(f"unknown OCR engine {name!r}: use 'tesseract', 'onnx' or 'none'")
+    raise ValueError(f"unknown OCR engine {name!r}: use 'tesseract', 'onnx', 'trueocr' or 'none'")
