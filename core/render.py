@@ -34,6 +34,7 @@ from PIL import Image
 from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
+from reportlab.pdfgen.textobject import PDFTextObject
 
 from saoy.core.model import CertificationBlock, RenderPage, Word
 
@@ -436,35 +437,87 @@ def _draw_text_layer(
     quarter = rotation // 90 % 4
     face = pdfmetrics.getFont(FONT).face
     ascent, descent = face.ascent / 1000.0, face.descent / 1000.0  # descent is negative
-    em = ascent - descent
     text = canvas.beginText()
     text.setTextRenderMode(3)  # neither fill nor stroke: selectable, searchable, unseen
-    for word in words:
-        content = word.text.strip()
-        # The box in PDF units: pixel rows grow down, PDF y grows up.
-        left, right = x0 + word.left * scale, x0 + word.right * scale
-        bottom, upper = top - word.bottom * scale, top - word.top * scale
-        along, across = (right - left, upper - bottom)[:: 1 if quarter % 2 == 0 else -1]
-        if not content or along <= 0 or across <= 0:
-            continue
-        size = across / em
-        natural = pdfmetrics.stringWidth(content, FONT, size)
-        if natural <= 0:
-            continue
-        lift = -descent * size  # the baseline lies this far inside the box from its foot
-        a, b, c, d, x, y = (
-            (1, 0, 0, 1, left, bottom + lift),  # left to right
-            (0, 1, -1, 0, right - lift, bottom),  # bottom to top, letters' feet to the right
-            (-1, 0, 0, -1, right, upper - lift),  # right to left, upside down
-            (0, -1, 1, 0, left + lift, upper),  # top to bottom, feet to the left
-        )[quarter]
-        text.setFont(FONT, size)
-        text.setHorizScale(100.0 * along / natural)
-        text.setTextTransform(a, b, c, d, x, y)
-        text.textOut(content)
+    rows = reading_rows(words) if quarter == 0 else [list(words)]
+    for row in rows:
+        for k, word in enumerate(row):
+            follower = row[k + 1] if k + 1 < len(row) else None
+            _draw_word(text, word, follower, x0, top, scale, quarter, ascent, descent)
     canvas.saveState()  # the render mode is graphics state: keep it from the band's text
     canvas.drawText(text)
     canvas.restoreState()
+
+
+def reading_rows(words: Sequence[Word]) -> list[list[Word]]:
+    """``words`` in reading order: rows top down, each left to right. A word joins the row
+    whose last word it overlaps by half a height, however far right it stands (a table's
+    cells are one row), so a slightly skewed row stays one row."""
+    rows: list[list[Word]] = []
+    for w in sorted(words, key=lambda w: (w.left, w.top)):
+        h = max(1, w.bottom - w.top)
+        best, best_overlap = None, 0.5
+        for row in rows:
+            last = row[-1]
+            if last.right > w.left + h:
+                continue  # overlaps it sideways: another row's word
+            overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / max(
+                1, min(h, last.bottom - last.top)
+            )
+            if overlap > best_overlap:
+                best, best_overlap = row, overlap
+        if best is None:
+            rows.append([w])
+        else:
+            best.append(w)
+    rows.sort(key=lambda row: sum(w.top + w.bottom for w in row) / len(row))
+    return rows
+
+
+WORD_GAP = 0.2  # of the font size: extractors see a word break at a gap of 0.1 and more
+
+
+def _draw_word(
+    text: PDFTextObject,
+    word: Word,
+    follower: Word | None,
+    x0: float,
+    top: float,
+    scale: float,
+    quarter: int,
+    ascent: float,
+    descent: float,
+) -> None:
+    """One invisible word at its box. When ``follower``, the next word of its row, stands
+    closer than text extraction takes for a word break (a tightly set line), the word is drawn
+    that much narrower, and a space follows it, so that the words come out apart."""
+    em = ascent - descent
+    content = word.text.strip()
+    # The box in PDF units: pixel rows grow down, PDF y grows up.
+    left, right = x0 + word.left * scale, x0 + word.right * scale
+    bottom, upper = top - word.bottom * scale, top - word.top * scale
+    along, across = (right - left, upper - bottom)[:: 1 if quarter % 2 == 0 else -1]
+    if not content or along <= 0 or across <= 0:
+        return
+    size = across / em
+    natural = pdfmetrics.stringWidth(content, FONT, size)
+    if natural <= 0:
+        return
+    if follower is not None and quarter == 0:
+        room = x0 + follower.left * scale - left - WORD_GAP * size
+        if along * 0.5 < room < along:
+            along = room
+    lift = -descent * size  # the baseline lies this far inside the box from its foot
+    a, b, c, d, x, y = (
+        (1, 0, 0, 1, left, bottom + lift),  # left to right
+        (0, 1, -1, 0, right - lift, bottom),  # bottom to top, letters' feet to the right
+        (-1, 0, 0, -1, right, upper - lift),  # right to left, upside down
+        (0, -1, 1, 0, left + lift, upper),  # top to bottom, feet to the left
+    )[quarter]
+    text.setFont(FONT, size)
+    text.setHorizScale(100.0 * along / natural)
+    text.setTextTransform(a, b, c, d, x, y)
+    text.textOut(content if follower is None else content + " ")
 
 
 # --- certification band -------------------------------------------------------------------

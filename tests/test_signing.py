@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -676,3 +677,35 @@ def test_the_text_layer_of_a_page_scanned_turned_runs_along_its_lines(
     across = (0, 2) if rotation % 180 else (1, 3)
     assert all(abs(got[i] - want[i]) <= 0.5 for i in along), (got, want)
     assert got[across[0]] < want[across[1]] and want[across[0]] < got[across[1]], (got, want)
+
+
+@needs_poppler
+def test_a_table_comes_out_of_the_text_layer_row_by_row_with_its_spaces(
+    pages: list[RenderPage], block: CertificationBlock, tmp_path: Path
+) -> None:
+    # A transcript's table as an OCR engine may give it: column by column, words set tight
+    # (one pixel apart), each row drifting down a little across the page (a skewed scan).
+    cells = [["Môn", "học"], ["Điểm"], ["Xếp", "loại"]]
+    rows = [[["Toán"], ["8,5"], ["Giỏi"]], [["Ngữ", "văn"], ["7,0"], ["Khá"]]]
+    words = []
+    for col, x in enumerate((60, 500, 850)):
+        for r, row in enumerate([cells, *rows]):
+            texts = row[col]
+            y = 300 + 40 * r + col * 4
+            left = x
+            for t in texts:
+                right = left + 11 * len(t)
+                words.append(Word(t, left, y, right, y + 22, 95.0))
+                left = right + 1
+    words.append(Word("ngày", 60, 500, 104, 522, 95.0))
+    words.append(Word("03", 105, 500, 127, 522, 95.0))
+    page = replace(pages[0], words=tuple(words))
+    path = tmp_path / "table.pdf"
+    path.write_bytes(render_copy([page], block))
+    for mode in ("-raw", "-layout"):  # the order drawn, and the order as laid out
+        text = _pdftotext(mode, str(path), "-")
+        lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+        assert "Môn học Điểm Xếp loại" in lines, (mode, lines)
+        assert "Toán 8,5 Giỏi" in lines and "Ngữ văn 7,0 Khá" in lines, (mode, lines)
+        assert lines.index("Toán 8,5 Giỏi") < lines.index("Ngữ văn 7,0 Khá")
+        assert "ngày 03" in lines, (mode, lines)
