@@ -8,6 +8,7 @@ from datetime import date
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import line_reads
@@ -15,6 +16,7 @@ from saoy.core.admission import Limits, admit_decoded
 from saoy.core.documents import CCCD_FRONT, PageView, analyze_view, page_view
 from saoy.core.documents.analysis import analyze_page
 from saoy.core.documents.seal import Seal, lift_seal_ink
+from saoy.core.documents.view import ruled_lines
 from saoy.core.imaging import PreparedPage, prepare
 from saoy.core.ocr import OcrUnavailable, TesseractEngine
 
@@ -44,12 +46,15 @@ def test_the_signer_block_under_a_seal_is_read_once_the_seal_ink_is_lifted(
     prepared, view = _view(doc)
     assert view.gray is prepared.gray
     assert view.seals is not None and len(view.seals) == 1
-    # Only the seal's square changed; the rest of the page is OCR'd as prepared.
+    # Only the seal's square and the form's rules changed; the rest is OCR'd as prepared.
     h, w = view.gray.shape
     left, top, right, bottom = view.seals[0].box(w, h)
     changed = view.ocr_gray.astype(int) - view.gray.astype(int)
     assert changed.min() >= 0 and changed[top:bottom, left:right].max() > 100
     changed[top:bottom, left:right] = 0
+    rules = ruled_lines(view.gray)
+    if rules is not None:
+        changed[rules] = 0
     assert not changed.any()
 
     signer = [ln for ln in doc.lines if ln.text == "NGƯỜI KÝ GIẤY KHAI SINH"]
@@ -105,3 +110,37 @@ def test_the_card_qr_is_read_then_painted_over_and_the_motto_beside_it_is_read(
     assert from_view.qr == again.qr and from_view.qr is not None
     assert from_view.qr.id_number == PERSON.id_number
     assert from_view.fields == again.fields
+
+
+def test_the_rules_of_a_table_are_painted_out_and_its_text_is_kept(
+    engine: TesseractEngine,
+) -> None:
+    image = Image.new("L", (1600, 900), 245)
+    draw = ImageDraw.Draw(image)
+    face = docgen.font(docgen.SERIF, 34)
+    columns, rows = (100, 500, 900, 1300, 1500), (100, 180, 260, 340, 420)
+    for y in rows:
+        draw.line((columns[0], y, columns[-1], y), fill=20, width=3)
+    for x in columns:
+        draw.line((x, rows[0], x, rows[-1]), fill=20, width=3)
+    cells = [("Môn học", "Học kỳ I", "Học kỳ II", "TB"), ("Toán", "8.5", "7.2", "8.1")]
+    for r, row in enumerate(cells):
+        for c, text in enumerate(row):
+            draw.text((columns[c] + 20, rows[r] + 20), text, font=face, fill=10)
+    draw.text((100, 600), "Xếp loại học lực: Giỏi", font=face, fill=10)
+    gray = np.asarray(image).copy()
+    mask = ruled_lines(gray)
+    assert mask is not None
+    # Every rule is covered; no letter is: the text rows' ink outside the rules is untouched.
+    assert mask[rows[0], columns[0] + 50 : columns[-1] - 50].all()
+    assert mask[rows[0] + 10 : rows[-1] - 10, columns[2]].all()
+    assert not mask[560:680, :].any()
+    cleaned = gray.copy()
+    cleaned[mask] = 245
+    text = engine.recognize(cleaned).text
+    for word in ("Môn học", "Học kỳ I", "Toán", "8.5", "Giỏi"):
+        assert word in text, text
+    # A page of running text has no rules.
+    letter = Image.new("L", (1600, 900), 245)
+    ImageDraw.Draw(letter).text((100, 100), "Căn cứ Nghị định số 23/2015/NĐ-CP", font=face, fill=10)
+    assert ruled_lines(np.asarray(letter)) is None

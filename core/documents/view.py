@@ -11,6 +11,10 @@ beside it:
   on an ID card) for one picture block. The code is read first, then painted over with the
   paper's colour.
 
+- the rules of a table or a form: page segmentation takes ruled cells for pictures or reads
+  a rule as a row of dashes and letters, and a table's rows come out column by column. Long
+  straight runs of ink, far longer than any stroke of a letter, are painted with the paper.
+
 The colour view, the seals and the QR codes found on the way are kept for analysis, which
 would otherwise look for them again.
 """
@@ -46,9 +50,12 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
     rgb = colour_view(page, prepared)
     seals = tuple(find_seals(rgb)) if rgb is not None else None
     codes = tuple(find_qr_codes(gray))
-    if not seals and not codes:
+    rules = ruled_lines(gray)
+    if not seals and not codes and rules is None:
         return PageView(gray, gray, rgb, seals, codes)
     ocr_gray = gray.copy()
+    if rules is not None:
+        ocr_gray[rules] = np.uint8(np.percentile(gray[::4, ::4], 90))
     height, width = gray.shape
     if seals:
         # One full-scale colour decode for all the seals: the box that holds them.
@@ -63,6 +70,63 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
     for code in codes:
         paint_over(ocr_gray, code.box)
     return PageView(gray, ocr_gray, rgb, seals, codes)
+
+
+RULE_FILL = 0.9  # share of a window of ink that makes a rule (letters leave gaps)
+RULE_INK = 60  # grey levels below the paper that count as ink
+
+
+def _runs(ink: np.ndarray, length: int) -> np.ndarray:
+    """Pixels of ``ink`` inside a window of ``length`` along its rows that is almost all ink.
+    Only rows with that much ink at all are looked at."""
+    out = np.zeros_like(ink)
+    n = ink.shape[1]
+    if n < length:
+        return out
+    rows = np.flatnonzero(np.count_nonzero(ink, axis=1) >= RULE_FILL * length)
+    if rows.size == 0:
+        return out
+    part = ink[rows]
+    csum = np.zeros((rows.size, n + 1), dtype=np.int32)
+    np.cumsum(part, axis=1, out=csum[:, 1:])
+    full = (csum[:, length:] - csum[:, :-length]) >= RULE_FILL * length  # window starts
+    # Every pixel a full window covers: a running count of the windows over it.
+    marks = np.zeros((rows.size, n + 1), dtype=np.int32)
+    marks[:, : n - length + 1] += full
+    marks[:, length:] -= full
+    out[rows] = (np.cumsum(marks[:, :n], axis=1) > 0) & part
+    return out
+
+
+def ruled_lines(gray: np.ndarray) -> np.ndarray | None:
+    """A mask of the rules of tables and forms on an H x W uint8 page: straight runs of ink
+    across a tenth of the page's width, or down a fortieth of its height (a cell's side),
+    with the pixels just beside them; None when there are none. Looked for at half scale
+    (the darker of each 2 x 2 pixels, so that a thin rule stays whole)."""
+    height, width = gray.shape
+    h2, w2 = height // 2 * 2, width // 2 * 2
+    if h2 < 2 or w2 < 2:
+        return None
+    g = gray[:h2, :w2]
+    small = np.minimum(
+        np.minimum(g[0::2, 0::2], g[0::2, 1::2]), np.minimum(g[1::2, 0::2], g[1::2, 1::2])
+    )
+    paper = float(np.percentile(small[::2, ::2], 90))
+    ink = small < paper - RULE_INK
+    mask = _runs(ink, max(30, w2 // 20))
+    mask |= _runs(np.ascontiguousarray(ink.T), max(20, h2 // 80)).T
+    if not mask.any():
+        return None
+    # Back to full scale, with the anti-aliased edge of a rule: a pixel either side at half
+    # scale, two at full scale.
+    grown = mask.copy()
+    grown[1:, :] |= mask[:-1, :]
+    grown[:-1, :] |= mask[1:, :]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    full = np.zeros((height, width), dtype=bool)
+    full[:h2, :w2] = grown.repeat(2, axis=0).repeat(2, axis=1)
+    return full & (gray < paper)
 
 
 def paint_over(gray: np.ndarray, box: tuple[int, int, int, int]) -> None:
