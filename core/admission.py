@@ -219,13 +219,21 @@ def _dpi(value: object) -> float | None:
 
 
 # Quality gate. Grey-level thresholds are on the 0-255 scale of PreparedPage.gray; the focus and
-# glare thresholds were set on synthetic kiosk captures (clients/simulator/docgen.py): the
-# reference dossier's pages (Gaussian blur 0.4 px) measure 0.45-0.9 in focus, a blur of 1 px
-# 0.11-0.23, 1.5 px 0.05-0.09, 3 px below 0.025; a white reflection of 1/10 of the card's
-# area covers about 4 % of it in glare, the QR code's white modules about 0.5 %.
+# glare thresholds were set on synthetic kiosk captures (clients/simulator/docgen.py and
+# tests/test_quality_gate_captures.py): the reference dossier's pages (Gaussian blur 0.4 px)
+# measure 0.45-0.9 in focus, a blur of 1 px 0.11-0.23, 1.5 px 0.05-0.09, 3 px below 0.025.
+# Glare is the area of washed-out blobs that hide text (see saoy.core.imaging._glare), judged
+# in square millimetres of the document: a highlight of 4 mm across on a card's text measures
+# about 15 mm², a reflection of a tenth of the card about 240 mm², one washing out six lines
+# of an A4 page's body 340 mm² and more; a blank margin or a QR code's white modules, 0.
 
-MIN_SHORT_SIDE = 480  # an ID card at about 225 dpi; fewer pixels and diacritics blur away
+MIN_SHORT_SIDE = 480  # a page of no known physical size: fewer pixels and diacritics blur away
 MIN_DPI = 150.0  # stated by the file, or estimated from the document's physical size
+MIN_CARD_DPI = 190.0  # an ID card, from its 85.6 mm width: at 200 dpi its text still reads
+CARD_WIDTH_MM = 85.6  # ISO/IEC 7810 ID-1, the citizen identity card
+A4_SHORT_MM = 210.0
+DOCUMENT_AREA_MM2 = {"id_card": 85.6 * 53.98, "a4": 210.0 * 297.0}
+ASSUMED_DPI = 300.0  # for a page of unknown size that states none: what kiosks scan at
 MIN_MEAN = 60.0  # a page darker than this on average is underexposed
 INK_PERCENTILE = 0.1  # the darkest 0.1 % of pixels stand for the ink
 PAPER_PERCENTILE = 90.0  # most of a page is paper
@@ -233,7 +241,12 @@ WASHED_OUT_INK = 160  # ink lighter than this on bright paper: overexposed
 BRIGHT_PAPER = 230
 MIN_INK_TO_PAPER = 80  # grey levels between ink and paper below which text is unreadable
 MIN_FOCUS = 0.08  # PreparedPage.focus below this: motion or focus blur (about 1.5 px and more)
-MAX_GLARE = 0.015  # PreparedPage.glare above this: a reflection hides part of the page
+# PreparedPage.focus_axis below this: smeared along one axis. A Gaussian blur of 1 px measures
+# 0.037-0.040 (passes), 1.5 px 0.016; a horizontal motion blur over 6 px 0.027, 9 px 0.013-0.016,
+# 12 px 0.009-0.011, 20 px 0.005-0.006 (cards and A4 pages at 300 dpi, JPEG 75).
+MIN_FOCUS_AXIS = 0.02
+MAX_GLARE_MM2 = 60.0  # washed-out area over text above this: a word or two on two lines gone
+MAX_GLARE = 0.015  # on saturated paper (no text test possible): a blob above this fraction
 
 REASONS = (
     "CUT_OFF",
@@ -270,19 +283,9 @@ def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIs
                 "whole document inside the frame and rescan",
             )
         )
-    short = min(page.width, page.height)
-    stated_low = page.dpi is not None and page.dpi < MIN_DPI
-    estimated_low = prepared.dpi_estimate is not None and prepared.dpi_estimate < MIN_DPI
-    if short < MIN_SHORT_SIDE or stated_low or estimated_low:
-        dpi = page.dpi if stated_low else prepared.dpi_estimate if estimated_low else None
-        about = f", about {dpi:.0f} dpi" if dpi is not None else ""
-        issues.append(
-            QualityIssue(
-                "LOW_RESOLUTION",
-                "Ảnh có độ phân giải thấp / The resolution is too low "
-                f"({page.width}×{page.height}{about}): rescan at 300 dpi",
-            )
-        )
+    low, dpi = _low_resolution(page, prepared)
+    if low:
+        issues.append(_low_resolution_issue(page.width, page.height, dpi))
     ink = prepared.percentile(INK_PERCENTILE)
     paper = prepared.percentile(PAPER_PERCENTILE)
     exposure = len(issues)
@@ -311,7 +314,7 @@ def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIs
         )
     if len(issues) > exposure:
         return issues
-    if prepared.glare > MAX_GLARE:
+    if _glared(page, prepared):
         issues.append(
             QualityIssue(
                 "GLARE",
@@ -319,7 +322,8 @@ def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIs
                 "slightly or shade it from the lamp) and rescan",
             )
         )
-    if prepared.focus is not None and prepared.focus < MIN_FOCUS:
+    smeared = prepared.focus_axis is not None and prepared.focus_axis < MIN_FOCUS_AXIS
+    if (prepared.focus is not None and prepared.focus < MIN_FOCUS) or smeared:
         issues.append(
             QualityIssue(
                 "BLURRED",
@@ -328,3 +332,72 @@ def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIs
             )
         )
     return issues
+
+
+def _low_resolution(page: AdmittedPage, prepared: PreparedPage) -> tuple[bool, float | None]:
+    """Whether the page has too few pixels for its document, and the dpi that says so.
+
+    A card-shaped document is judged by its physical width alone: 85.6 mm over its pixels is
+    the resolution, whatever the file states (kiosk drivers write wrong DPI tags; a card at
+    392 dpi tagged 137 is a good scan). Other pages: by the stated DPI, the A4 estimate and
+    the shorter side, the lowest deciding."""
+    if prepared.document == "id_card" and prepared.dpi_estimate is not None:
+        return prepared.dpi_estimate < MIN_CARD_DPI, prepared.dpi_estimate
+    stated_low = page.dpi is not None and page.dpi < MIN_DPI
+    estimated_low = prepared.dpi_estimate is not None and prepared.dpi_estimate < MIN_DPI
+    short = min(page.width, page.height)
+    dpi = page.dpi if stated_low else prepared.dpi_estimate if estimated_low else None
+    return short < MIN_SHORT_SIDE or stated_low or estimated_low, dpi
+
+
+def _low_resolution_issue(width: int, height: int, dpi: float | None) -> QualityIssue:
+    about = f", about {dpi:.0f} dpi" if dpi is not None else ""
+    return QualityIssue(
+        "LOW_RESOLUTION",
+        "Ảnh có độ phân giải thấp / The resolution is too low "
+        f"({width}×{height}{about}): rescan at 300 dpi",
+    )
+
+
+def _glared(page: AdmittedPage, prepared: PreparedPage) -> bool:
+    """Whether washed-out light hides text: :attr:`PreparedPage.glare` (a fraction of the
+    document) in square millimetres of the document detected; of a page of unknown size, from
+    the stated DPI or :data:`ASSUMED_DPI`. On saturated paper, a blob fraction as before."""
+    if prepared.paper_clipped:
+        return prepared.glare > MAX_GLARE
+    area = DOCUMENT_AREA_MM2.get(prepared.document)
+    if area is None:
+        dpi = page.dpi or ASSUMED_DPI
+        area = prepared.width * prepared.height * (25.4 / dpi) ** 2
+    return prepared.glare * area > MAX_GLARE_MM2
+
+
+CARD_TYPES = frozenset({"cccd_front", "cccd_back", "id_card"})
+A4_TYPES = frozenset({"birth_certificate", "a4"})
+
+
+def resolution_for(document_type: str, width_px: int, height_px: int) -> float | None:
+    """The effective resolution (dpi) of a document of a known type whose image (cropped to
+    the document) is ``width_px`` x ``height_px``: a citizen identity card is 85.6 mm on its
+    longer side, an A4 document 210 mm on its shorter. None for a type of no fixed size.
+
+    For the pipeline once the type is read (after OCR), where the gate before it could only
+    guess the type from the outline's aspect ratio."""
+    if width_px <= 0 or height_px <= 0:
+        raise ValueError(f"resolution_for: {width_px}x{height_px} is not an image size")
+    if document_type in CARD_TYPES:
+        return round(max(width_px, height_px) / CARD_WIDTH_MM * 25.4, 1)
+    if document_type in A4_TYPES:
+        return round(min(width_px, height_px) / A4_SHORT_MM * 25.4, 1)
+    return None
+
+
+def resolution_issue(document_type: str, width_px: int, height_px: int) -> QualityIssue | None:
+    """LOW_RESOLUTION for a document of a known type (see :func:`resolution_for`) scanned
+    below its floor (a card :data:`MIN_CARD_DPI`, an A4 document :data:`MIN_DPI`); None when
+    it is fine or its type has no fixed size."""
+    dpi = resolution_for(document_type, width_px, height_px)
+    if dpi is None:
+        return None
+    floor = MIN_CARD_DPI if document_type in CARD_TYPES else MIN_DPI
+    return _low_resolution_issue(width_px, height_px, dpi) if dpi < floor else None

@@ -49,6 +49,14 @@ MIN_FOCUS_TILES = 8  # fewer content tiles than this and focus is not measured
 GLARE_TILE = 8  # side of a glare tile in analysis pixels
 GLARE_LEVEL = 250  # grey levels at or above count as saturated
 GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
+GLARE_INK_FILL = 2 / 64  # a tile with at least this fraction of ink pixels holds text
+GLARE_MIN_RUN = 3  # tiles across a blob's row at least, to hide more than a word gap
+GLARE_TEXT_ROWS = 3  # tile rows of a blob with text on both sides: text runs into it
+GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's rows, per blob tile: text survives there
+GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
+EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
+EDGE_BAND = 0.03  # and are this deep: where a document edge to edge shows its own paper
+EDGE_PAPER = 0.6  # fraction of an edge band brighter than Otsu's level: paper, not background
 MAX_PAGE_ASPECT = 2.0  # longer / shorter side beyond which a page is taken to be cut off
 HASH_SIDE = 256  # longer side, about, of the copy the perceptual hashes are computed from
 SAUVOLA_WINDOW = 25
@@ -86,7 +94,9 @@ class PreparedPage:
     cut_off: bool = False  # the document runs past the edge of the frame
     skew_deg: float = 0.0  # how far the text ran counter-clockwise from level in the source
     focus: float | None = None  # sharpness (median Laplacian/grey variance over content tiles)
-    glare: float = 0.0  # fraction of the page under the largest saturated blob off the edges
+    focus_axis: float | None = None  # sharpness along the blurrier axis (motion blur), _focus
+    glare: float = 0.0  # fraction of the page under washed-out light that hides text (_glare)
+    paper_clipped: bool = False  # the paper itself is saturated: glare is judged by blob alone
     document: str = ""  # "id_card" | "a4" | "" (unknown) from the outline's aspect ratio
     dpi_estimate: float | None = None  # from the document's known physical size
     phash: int = 0  # 64-bit DCT perceptual hash of ``gray``
@@ -518,6 +528,31 @@ def find_document(small: np.ndarray, level: int | None = None) -> tuple[np.ndarr
     return corners, touches
 
 
+def frame_is_document(small: np.ndarray, level: int) -> bool:
+    """Whether the frame is a document edge to edge, as a kiosk scanner driver crops it: the
+    frame has a known document's aspect ratio (:data:`DOCUMENT_SIZES`) and a band along each
+    of its four sides, just inside the edge (clear of a pixel or two of rotation and of the
+    card's rounded corners), is mostly paper, brighter than Otsu's ``level``. A document
+    partly outside the frame shows the background along some side, or has another shape."""
+    require_gray(small, "frame_is_document")
+    h, w = small.shape
+    if _document_type(w, h)[0] == "":
+        return False
+    short = min(h, w)
+    inset = max(2, round(EDGE_INSET * short))
+    depth = max(3, round(EDGE_BAND * short))
+    if 2 * (inset + depth) >= short:
+        return False
+    y0, y1, x0, x1 = h // 10, h - h // 10, w // 10, w - w // 10  # corners left out
+    bands = (
+        small[inset : inset + depth, x0:x1],
+        small[h - inset - depth : h - inset, x0:x1],
+        small[y0:y1, inset : inset + depth],
+        small[y0:y1, w - inset - depth : w - inset],
+    )
+    return all(float((band > level).mean()) >= EDGE_PAPER for band in bands)
+
+
 def estimate_skew(small: np.ndarray, hist: np.ndarray | None = None) -> float:
     """The angle (degrees, counter-clockwise positive) the text lines of a page run at, by
     projection profiles of the ink's lower edges over +-MAX_SKEW_DEG: coarse steps, fine steps
@@ -582,21 +617,25 @@ def _document_type(width: float, height: float) -> tuple[str, float | None]:
     return "", None
 
 
-def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> float | None:
+def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> tuple[float | None, float | None]:
     """Median over content tiles of var(Laplacian) / var(grey): contrast-independent, high for
     sharp strokes, low for blur. Tiles are picked on the analysis copy (those with ink or edges,
-    evenly spread), measured at full size."""
+    evenly spread), measured at full size.
+
+    Second: the same median of min(var(d²/dx²), var(d²/dy²)) / var(grey), the sharpness along
+    the blurrier axis: motion blur smears one direction only, which the Laplacian (the sum of
+    both) barely shows."""
     h, w = gray.shape
     tile = min(FOCUS_TILE, h - 2, w - 2)
     if tile < 8:
-        return None
+        return None, None
     st = max(2, tile // factor)
     if small.shape[0] < st or small.shape[1] < st:
-        return None
+        return None, None
     coarse = tile_variance(small, st)
     picked = np.flatnonzero(coarse.ravel() >= CONTENT_STD**2)
     if picked.size < MIN_FOCUS_TILES:
-        return None
+        return None, None
     if picked.size > MAX_FOCUS_TILES:
         picked = picked[np.linspace(0, picked.size - 1, MAX_FOCUS_TILES).astype(np.intp)]
     rows, cols = np.divmod(picked, coarse.shape[1])
@@ -605,25 +644,97 @@ def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> float | None:
     lap, var = focus_tiles(gray, tops, lefts, tile)
     keep = var >= (CONTENT_STD**2) / 2
     if keep.sum() < MIN_FOCUS_TILES:
-        return None
-    return float(np.median(lap[keep] / var[keep]))
+        return None, None
+    along = []
+    for top, left in zip(tops[keep], lefts[keep], strict=True):
+        t = gray[top : top + tile, left : left + tile].astype(np.float32)
+        dxx = t[:, 2:] - 2 * t[:, 1:-1] + t[:, :-2]
+        dyy = t[2:] - 2 * t[1:-1] + t[:-2]
+        along.append(min(float(dxx.var()), float(dyy.var())) / max(float(t.var()), 1.0))
+    return float(np.median(lap[keep] / var[keep])), float(np.median(along))
 
 
-def _glare(small: np.ndarray) -> float:
-    """Fraction of the page covered by the largest blob of saturated tiles that does not reach
-    the edge (white paper and margins reach the edge; a reflection sits inside the page)."""
+def _glare(small: np.ndarray) -> tuple[float, bool]:
+    """Fraction of the page under washed-out light that hides text: blobs of saturated tiles
+    holding no ink, in tile rows where the page's text runs on both sides of them (text lines
+    running into the blob and vanishing in it), wherever they sit. A blank margin, the gap at
+    the end of a short line or between paragraphs, and the small white modules of a QR code
+    have no text on both sides in their rows and count for nothing.
+
+    Where the paper itself is saturated (a flatbed scan clipped to white), washed-out light
+    cannot be told from paper: then only a saturated blob that does not reach the frame's
+    edge counts (white paper and margins reach the edge; a reflection sits inside the page).
+
+    Returns the fraction and whether the paper was found saturated."""
     if small.shape[0] < 3 * GLARE_TILE or small.shape[1] < 3 * GLARE_TILE:
-        return 0.0
+        return 0.0, False
     fill = saturation_tiles(small, GLARE_TILE, GLARE_LEVEL)
-    mask = np.ascontiguousarray((fill >= GLARE_TILE_FILL).view(np.uint8))
-    labels, best, _ = largest_component(mask)
+    ink_level = otsu_level(histogram(small))
+    ink = (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
+    saturated = fill >= GLARE_TILE_FILL
+    blank = ~ink
+    if not blank.any():
+        return 0.0, False
+    clipped_paper = bool(saturated[blank].mean() >= GLARE_CLIPPED_PAPER)
+    washed = saturated & blank
+    labels, best, _ = largest_component(np.ascontiguousarray(washed.view(np.uint8)))
     if best == 0:
-        return 0.0
-    sizes = np.bincount(labels.ravel())
+        return 0.0, clipped_paper
+    if clipped_paper:
+        sizes = np.bincount(labels.ravel())
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        sizes[edge] = 0
+        sizes[0] = 0
+        return float(sizes.max() / labels.size), True
+    # Tiles with text somewhere to their left, and to their right, in the same tile row.
+    left = np.zeros_like(ink)
+    left[:, 1:] = np.logical_or.accumulate(ink, axis=1)[:, :-1]
+    right = np.zeros_like(ink)
+    right[:, :-1] = np.logical_or.accumulate(ink[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    up = np.zeros_like(ink)
+    up[1:] = np.logical_or.accumulate(ink, axis=0)[:-1]
+    down = np.zeros_like(ink)
+    down[:-1] = np.logical_or.accumulate(ink[::-1], axis=0)[::-1][1:]
+    # Text on both sides in the row; or, for a blob clear of the frame's edge, on one side
+    # with the text block above and below it (lines running into the blob from the left or
+    # the right margin and vanishing in it). A blob reaching the edge with text on one side
+    # only is paper after the end of the lines (a white panel printed with short lines).
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    sizes[edge] = 0
-    sizes[0] = 0
-    return float(sizes.max() / labels.size)
+    inner = ~np.isin(labels, edge)
+    hidden = washed & _long_runs(washed) & ((left & right) | ((left | right) & up & down & inner))
+    rows, _ = np.nonzero(hidden)
+    if rows.size == 0:
+        return 0.0, False
+    hit = labels[hidden]
+    over_text = 0
+    for label in np.unique(hit):
+        if np.unique(rows[hit == label]).size < GLARE_TEXT_ROWS:
+            continue
+        blob = labels == label
+        size = int(np.count_nonzero(blob))
+        # Text goes under the blob and does not come out inside it: ink between a blob row's
+        # ends is text that survived, as in a white panel printed with text (a card's MRZ).
+        ys, xs = np.nonzero(blob)
+        inside = 0
+        for y in np.unique(ys):
+            cols = xs[ys == y]
+            inside += int(np.count_nonzero(ink[y, cols.min() : cols.max() + 1]))
+        if inside > GLARE_INSIDE_INK * size:
+            continue
+        over_text = max(over_text, size)
+    return float(over_text / labels.size), False
+
+
+def _long_runs(mask: np.ndarray) -> np.ndarray:
+    """Tiles of ``mask`` in a horizontal run of at least :data:`GLARE_MIN_RUN` tiles: wider
+    than the gaps between words or characters, which sit between ink on both sides too."""
+    out = np.zeros_like(mask)
+    for y in range(mask.shape[0]):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask[y].view(np.int8), [0]))))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if stop - start >= GLARE_MIN_RUN:
+                out[y, start:stop] = True
+    return out
 
 
 def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPage:
@@ -646,7 +757,10 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     factor = _analysis_factor(gray.shape)
     small = box_downscale(gray, factor)
     small_hist = hist if factor == 1 else histogram(small)
-    corners, touches = find_document(small, otsu_level(small_hist))
+    level = otsu_level(small_hist)
+    corners, touches = find_document(small, level)
+    if touches and frame_is_document(small, level):
+        corners, touches = None, False  # a tight crop: the frame is the document's outline
     h, w = gray.shape
     if corners is not None:
         full = corners * factor + (factor - 1) / 2
@@ -693,6 +807,8 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
     document, dpi = _document_type(doc_w, doc_h)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
+    glare, clipped = _glare(norm_small)
+    focus, focus_axis = _focus(gray, small, factor)
     return PreparedPage(
         gray=normalized,
         mean=mean,
@@ -705,8 +821,10 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
         quad=full,
         cut_off=touches or ratio > MAX_PAGE_ASPECT,
         skew_deg=round(skew, 3),
-        focus=_focus(gray, small, factor),
-        glare=_glare(norm_small),
+        focus=focus,
+        focus_axis=focus_axis,
+        glare=glare,
+        paper_clipped=clipped,
         document=document,
         dpi_estimate=dpi,
         phash=phash(hash_src),

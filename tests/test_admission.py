@@ -223,8 +223,17 @@ def test_tiny_image_has_low_resolution(card: Image.Image) -> None:
 
 
 def test_stated_low_dpi_has_low_resolution(card: Image.Image) -> None:
-    page = admit(0, _encode(card, "PNG", dpi=(120, 120)), LIMITS)
+    # A page of no known physical size (not card- or A4-shaped): the stated DPI decides.
+    wide = Image.new("RGB", (1200, 640), (255, 255, 255))
+    wide.paste(card, (100, 0))
+    page = admit(0, _encode(wide, "PNG", dpi=(120, 120)), LIMITS)
     assert [i.reason for i in quality_issues(page, prepare(page))] == ["LOW_RESOLUTION"]
+
+
+def test_a_card_tagged_with_a_wrong_low_dpi_is_judged_by_its_size(card: Image.Image) -> None:
+    # 1000 px over the card's 85.6 mm is about 297 dpi: the 120 dpi tag is wrong.
+    page = admit(0, _encode(card, "PNG", dpi=(120, 120)), LIMITS)
+    assert quality_issues(page, prepare(page)) == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,342 @@
+"""The quality gate on captures as kiosks deliver them: tight crops, wrong DPI tags, glare over
+text, camera blur. Each failure class is shown both ways: a capture that must pass, and one
+that must be refused. Pages are drawn here: a card-like and an A4-like page with text lines in
+DejaVu Sans, at a chosen resolution."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from saoy.clients.sdk import PageRejectedError
+from saoy.core.admission import Limits, admit, quality_issues, resolution_for, resolution_issue
+from saoy.core.imaging import frame_is_document, prepare
+from tests.conftest import RunningServer
+
+FONTS = "/usr/share/fonts/truetype/dejavu/"
+CARD_MM = (85.6, 53.98)
+A4_MM = (210.0, 297.0)
+DESK = (38, 40, 46)
+TEXT = (
+    "Cộng hòa xã hội chủ nghĩa Việt Nam độc lập tự do hạnh phúc căn cước công dân họ và tên "
+    "ngày sinh giới tính quốc tịch quê quán nơi thường trú có giá trị đến số định danh cá "
+    "nhân Hà Nội Đống Đa phường Láng Hạ nguyễn trần lê phạm"
+)
+WORDS = TEXT.split()
+LIMITS = Limits(min_side=100)  # the gate's own verdict on small images, not admission's
+
+
+def _face(px: float, bold: bool = False) -> ImageFont.FreeTypeFont:
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(FONTS + name, max(6, round(px)))
+
+
+def _qr(draw: ImageDraw.ImageDraw, x: float, y: float, size: float, rng: random.Random) -> None:
+    """A QR-code-like block: finder squares and random modules, pure white between them."""
+    n = 29
+    m = size / n
+    draw.rectangle((x, y, x + size, y + size), fill=(255, 255, 255))
+    for r in range(n):
+        for c in range(n):
+            corner = (r < 7 or r >= n - 7) and (c < 7 or c >= n - 7) and not (r >= 7 and c >= 7)
+            on = (
+                max(abs(r % (n - 7) - 3), abs(c % (n - 7) - 3)) != 2
+                if corner
+                else rng.random() < 0.5
+            )
+            if on:
+                box = (x + c * m, y + r * m, x + (c + 1) * m - 1, y + (r + 1) * m - 1)
+                draw.rectangle(box, fill=(10, 10, 10))
+
+
+def card(dpi: float, seed: int = 0) -> Image.Image:
+    """A card-like page 85.6 x 53.98 mm at ``dpi``: tinted, a title, a photo, a QR code, text."""
+    mm = dpi / 25.4
+    img = Image.new("RGB", (round(CARD_MM[0] * mm), round(CARD_MM[1] * mm)), (226, 234, 232))
+    d = ImageDraw.Draw(img)
+    rng = random.Random(seed)
+    w = img.width
+    d.text((w / 2, 3 * mm), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", font=_face(2.4 * mm, True),
+           fill=(20, 20, 20), anchor="mt")  # fmt: skip
+    d.text((w / 2, 10 * mm), "CĂN CƯỚC CÔNG DÂN", font=_face(3.4 * mm, True),
+           fill=(190, 25, 35), anchor="mt")  # fmt: skip
+    d.rectangle((4 * mm, 17 * mm, 24 * mm, 43 * mm), fill=(165, 165, 168))
+    _qr(d, 66 * mm, 2.5 * mm, 16 * mm, rng)
+    body = _face(2.1 * mm)
+    for i in range(7):
+        text = " ".join(rng.choice(WORDS) for _ in range(5))
+        d.text((28 * mm, (17 + i * 4.8) * mm), text, font=body, fill=(25, 25, 25))
+    return img
+
+
+def a4(dpi: float, seed: int = 0) -> Image.Image:
+    """An A4 page at ``dpi``: a title, paragraphs of justified 11 pt lines, a QR code below."""
+    mm = dpi / 25.4
+    img = Image.new("RGB", (round(A4_MM[0] * mm), round(A4_MM[1] * mm)), (238, 238, 234))
+    d = ImageDraw.Draw(img)
+    rng = random.Random(seed)
+    d.text((img.width / 2, 20 * mm), "QUYẾT ĐỊNH VỀ VIỆC CẤP GIẤY CHỨNG NHẬN",
+           font=_face(5 * mm, True), fill=(15, 15, 15), anchor="mt")  # fmt: skip
+    body = _face(3.9 * mm)
+    y = 40 * mm
+    while y < 245 * mm:
+        for _ in range(rng.randint(4, 8)):
+            words: list[str] = []
+            while d.textlength(" ".join(words), font=body) < 150 * mm:
+                words.append(rng.choice(WORDS))
+            d.text((25 * mm, y), " ".join(words[:-1]), font=body, fill=(15, 15, 15))
+            y += 5.8 * mm
+        d.text((25 * mm, y), " ".join(rng.choice(WORDS) for _ in range(3)), font=body,
+               fill=(15, 15, 15))  # fmt: skip
+        y += 9.8 * mm
+    _qr(d, 160 * mm, 262 * mm, 25 * mm, rng)
+    return img
+
+
+def rounded(img: Image.Image, dpi: float, rim_px: int = 2) -> Image.Image:
+    """The card's rounded corners (3.18 mm) and the dark rim its edge casts in a scanner."""
+    w, h = img.size
+    radius = 3.18 * dpi / 25.4
+    out = Image.new("RGB", (w, h), DESK)
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, w - 1, h - 1), radius, fill=255)
+    out.paste(img, (0, 0), mask)
+    if rim_px:
+        ImageDraw.Draw(out).rounded_rectangle(
+            (0, 0, w - 1, h - 1), radius, outline=(70, 72, 78), width=rim_px
+        )
+    return out
+
+
+def tight(img: Image.Image, angle: float = 0.4) -> Image.Image:
+    """Cropped edge to edge as a kiosk driver does: a hair of rotation leaves slivers of the
+    scanner bed at the edges."""
+    w, h = img.size
+    bed = Image.new("RGB", (w + 40, h + 40), DESK)
+    bed.paste(img, (20, 20))
+    bed = bed.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=DESK)
+    return bed.crop((20, 20, 20 + w, 20 + h))
+
+
+def on_desk(img: Image.Image, margin: float = 0.08) -> Image.Image:
+    w, h = img.size
+    mx, my = round(w * margin), round(h * margin)
+    desk = Image.new("RGB", (w + 2 * mx, h + 2 * my), DESK)
+    desk.paste(img, (mx, my))
+    return desk
+
+
+def glare(img: Image.Image, cx: float, cy: float, rx: float, ry: float) -> Image.Image:
+    """A reflection: saturated inside the ellipse, fading over a halo of 0.6 of its radii."""
+    arr = np.asarray(img, dtype=np.float32)
+    yy, xx = np.mgrid[0 : arr.shape[0], 0 : arr.shape[1]]
+    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    alpha = np.clip((1.6 - r) / 0.6, 0, 1)[..., None]
+    return Image.fromarray((arr * (1 - alpha) + 255 * alpha).astype(np.uint8))
+
+
+def encode(img: Image.Image, dpi: float | None = None, quality: int = 92) -> bytes:
+    out = io.BytesIO()
+    params: dict[str, object] = {"quality": quality}
+    if dpi:
+        params["dpi"] = (dpi, dpi)
+    img.save(out, "JPEG", **params)
+    return out.getvalue()
+
+
+def gate(img: Image.Image, dpi: float | None = None, quality: int = 92) -> list[str]:
+    page = admit(0, encode(img, dpi, quality), LIMITS)
+    return [issue.reason for issue in quality_issues(page, prepare(page))]
+
+
+# 1. Tight crops ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dpi", [200, 300, 392, 600])
+def test_a_card_cropped_edge_to_edge_is_not_cut_off(dpi: int) -> None:
+    for angle in (0.4, -0.25):
+        shot = tight(rounded(card(dpi), dpi, rim_px=max(1, 2 * dpi // 300)), angle)
+        page = admit(0, encode(shot), LIMITS)
+        prepared = prepare(page)
+        assert not prepared.cut_off, (dpi, angle)
+        assert prepared.document == "id_card"
+        assert prepared.dpi_estimate == pytest.approx(dpi, rel=0.04)
+        assert quality_issues(page, prepared) == [], (dpi, angle)
+
+
+def test_a_card_with_a_margin_passes_and_is_cropped() -> None:
+    page = admit(0, encode(on_desk(card(300))), LIMITS)
+    prepared = prepare(page)
+    assert quality_issues(page, prepared) == []
+    assert prepared.quad is not None and prepared.document == "id_card"
+
+
+def test_a_card_a_third_outside_the_photo_is_cut_off() -> None:
+    shot = on_desk(card(300))
+    w, h = shot.size
+    cut = shot.crop((0, 0, w - round(w * 0.08) - card(300).width // 3, h))
+    assert gate(cut)[0] == "CUT_OFF"
+
+
+def test_a_card_cut_by_a_third_edge_to_edge_is_cut_off() -> None:
+    whole = card(300)
+    assert gate(whole.crop((0, 0, whole.width, whole.height * 2 // 3)))[0] == "CUT_OFF"
+
+
+def test_a_frame_of_document_shape_showing_background_is_not_the_document() -> None:
+    # Card-shaped frame, but the desk shows along three sides: the document runs off the
+    # fourth, so it is not a tight crop.
+    shot = on_desk(card(300), margin=0.2)
+    w = shot.width
+    frame = shot.crop((w // 3, 0, w, round((w - w // 3) / 1.586)))
+    gray = np.ascontiguousarray(np.asarray(frame.convert("L")))
+    assert not frame_is_document(gray, 120)
+    assert frame_is_document(np.ascontiguousarray(np.asarray(card(300).convert("L"))), 120)
+
+
+# 2. Resolution from the document's physical size ---------------------------------------------
+
+
+def test_a_card_at_392_dpi_tagged_137_dpi_passes() -> None:
+    assert gate(tight(rounded(card(392), 392)), dpi=137) == []
+
+
+@pytest.mark.parametrize("dpi", [200, 300])
+def test_a_card_at_200_dpi_and_more_passes(dpi: int) -> None:
+    assert gate(card(dpi)) == []
+
+
+def test_a_card_400_px_wide_has_low_resolution() -> None:
+    small = card(392).resize((400, 252), Image.Resampling.LANCZOS)
+    assert gate(small) == ["LOW_RESOLUTION"]
+    assert gate(small, dpi=300) == ["LOW_RESOLUTION"]  # the tag does not save it either
+
+
+def test_an_a4_page_at_100_dpi_has_low_resolution_and_at_200_passes() -> None:
+    assert gate(a4(100)) == ["LOW_RESOLUTION"]
+    assert gate(a4(200)) == []
+
+
+def test_resolution_for_a_known_document_type() -> None:
+    assert resolution_for("cccd_front", 1321, 833) == pytest.approx(392, abs=0.5)
+    assert resolution_for("cccd_back", 833, 1321) == pytest.approx(392, abs=0.5)
+    assert resolution_for("birth_certificate", 2480, 3508) == pytest.approx(300, abs=0.5)
+    assert resolution_for("generic", 2480, 3508) is None
+    assert resolution_issue("cccd_front", 1321, 833) is None
+    low = resolution_issue("cccd_front", 400, 252)
+    assert low is not None and low.reason == "LOW_RESOLUTION" and "about 119 dpi" in low.message
+    assert resolution_issue("birth_certificate", 827, 1169) is not None
+    with pytest.raises(ValueError):
+        resolution_for("cccd_front", 0, 10)
+
+
+# 3. Glare over text, wherever it sits --------------------------------------------------------
+
+MM300 = 300 / 25.4
+
+
+@pytest.fixture(scope="module")
+def page300() -> Image.Image:
+    return a4(300)
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "rx", "ry"),
+    [
+        (105, 148, 8, 17),  # six lines of the body, in the middle, narrow
+        (105, 148, 30, 17),  # six lines, wide
+        (60, 90, 10, 17),  # higher up and to the left, still in the body
+        (170, 150, 15, 17),  # over the ends of the lines, on the right
+        (30, 150, 12, 17),  # over the starts of the lines, on the left
+    ],
+)
+def test_glare_over_text_is_refused_wherever_it_sits(
+    page300: Image.Image, cx: float, cy: float, rx: float, ry: float
+) -> None:
+    shot = glare(page300, cx * MM300, cy * MM300, rx * MM300, ry * MM300)
+    assert gate(shot) == ["GLARE"]
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "rx", "ry"),
+    [
+        (12, 148, 9, 20),  # the left margin
+        (12, 148, 11, 40),  # the left margin, large
+        (105, 10, 60, 8),  # the top margin
+        (140, 256, 12, 3),  # between the body and the QR code
+    ],
+)
+def test_glare_over_a_blank_margin_passes(
+    page300: Image.Image, cx: float, cy: float, rx: float, ry: float
+) -> None:
+    shot = glare(page300, cx * MM300, cy * MM300, rx * MM300, ry * MM300)
+    assert gate(shot) == []
+
+
+def test_a_qr_codes_white_modules_are_not_glare() -> None:
+    # Large modules, pure white between them, on a page of text.
+    page = a4(300, seed=4)
+    _qr(ImageDraw.Draw(page), 70 * MM300, 120 * MM300, 70 * MM300, random.Random(4))
+    assert gate(page) == []
+
+
+def test_glare_on_a_card_small_highlight_passes_reflection_over_text_refused() -> None:
+    shot = card(300)
+    w, h = shot.size
+    assert gate(glare(shot, w * 0.6, h * 0.45, h * 0.04, h * 0.04)) == []
+    assert gate(glare(shot, w * 0.6, h * 0.45, h * 0.15, h * 0.15)) == ["GLARE"]
+
+
+# Focus against camera-like captures ----------------------------------------------------------
+
+
+def _motion(img: Image.Image, length: int) -> Image.Image:
+    """Horizontal motion blur over ``length`` pixels."""
+    arr = np.asarray(img, dtype=np.float32)
+    out = np.zeros_like(arr)
+    for dx in range(length):
+        out += np.roll(arr, dx - length // 2, axis=1)
+    return Image.fromarray((out / length).astype(np.uint8))
+
+
+@pytest.mark.parametrize("blur", [0.6, 1.0])
+def test_mild_blur_and_jpeg_75_pass(blur: float) -> None:
+    assert gate(card(300).filter(ImageFilter.GaussianBlur(blur)), quality=75) == []
+    assert gate(a4(300).filter(ImageFilter.GaussianBlur(blur)), quality=75) == []
+
+
+@pytest.mark.parametrize("length", [12, 20])
+def test_strong_motion_blur_is_refused(length: int) -> None:
+    assert "BLURRED" in gate(_motion(card(300), length), quality=75)
+    assert "BLURRED" in gate(_motion(a4(300), length), quality=75)
+
+
+# Through a real server -----------------------------------------------------------------------
+
+
+def test_the_server_accepts_a_tight_card_tagged_137_dpi_and_refuses_glare_over_text(
+    server: RunningServer,
+) -> None:
+    shot = encode(tight(rounded(card(392), 392)), dpi=137)
+    events = []
+    with server.client(kiosk_id="kiosk-captures") as client:
+        result = client.certify(
+            [shot], session_token=server.token("kiosk-captures"), on_event=events.append
+        )
+    kinds = [e.WhichOneof("event") for e in events]
+    assert "page_accepted" in kinds and "page_rejected" not in kinds, kinds
+    assert result.state in ("ISSUED", "NEEDS_REVIEW", "REJECTED")
+
+    page = a4(300)
+    glared = encode(glare(page, 105 * MM300, 148 * MM300, 10 * MM300, 17 * MM300))
+    with (
+        server.client(kiosk_id="kiosk-captures") as client,
+        pytest.raises(PageRejectedError) as refused,
+    ):
+        client.certify([glared], session_token=server.token("kiosk-captures"))
+    assert refused.value.rejection.reason == "GLARE"
+    assert "avoid glare" in refused.value.rejection.message
