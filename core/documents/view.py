@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from saoy.core.documents.classify import CARD_ASPECT
 from saoy.core.documents.qr import QrCode, find_qr_codes
 from saoy.core.documents.seal import Seal, find_seals, lift_seal_ink
 from saoy.core.imaging import PreparedPage, colour_view
@@ -50,7 +51,9 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
     rgb = colour_view(page, prepared)
     seals = tuple(find_seals(rgb)) if rgb is not None else None
     codes = tuple(find_qr_codes(gray))
-    rules = ruled_lines(gray)
+    # Tables and forms are on pages; a card has none, and its emblem and chip are no rules.
+    card = abs(gray.shape[1] / max(1, gray.shape[0]) / CARD_ASPECT - 1) < 0.2
+    rules = None if card else ruled_lines(gray, page.dpi or prepared.dpi_estimate or ASSUMED_DPI)
     if not seals and not codes and rules is None:
         return PageView(gray, gray, rgb, seals, codes)
     ocr_gray = gray.copy()
@@ -73,6 +76,10 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
 
 
 RULE_FILL = 0.9  # share of a window of ink that makes a rule (letters leave gaps)
+RULE_ACROSS_MM = 15.0  # the shortest rule across, and down (a table cell's side): longer
+RULE_DOWN_MM = 8.0  # than any stroke of a letter, a card's large digits included
+MM_PER_INCH = 25.4
+ASSUMED_DPI = 300.0  # when neither the file nor the document's size tells
 RULE_INK = 60  # grey levels below the paper that count as ink
 
 
@@ -98,9 +105,10 @@ def _runs(ink: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def ruled_lines(gray: np.ndarray) -> np.ndarray | None:
-    """A mask of the rules of tables and forms on an H x W uint8 page: straight runs of ink
-    across a tenth of the page's width, or down a fortieth of its height (a cell's side),
+def ruled_lines(gray: np.ndarray, dpi: float = ASSUMED_DPI) -> np.ndarray | None:
+    """A mask of the rules of tables and forms on an H x W uint8 page scanned at ``dpi``:
+    straight runs of ink across a tenth of the page's width, or down a fortieth of its height
+    (a cell's side), and never shorter than :data:`RULE_ACROSS_MM` / :data:`RULE_DOWN_MM`,
     with the pixels just beside them; None when there are none. Looked for at half scale
     (the darker of each 2 x 2 pixels, so that a thin rule stays whole)."""
     height, width = gray.shape
@@ -113,8 +121,9 @@ def ruled_lines(gray: np.ndarray) -> np.ndarray | None:
     )
     paper = float(np.percentile(small[::2, ::2], 90))
     ink = small < paper - RULE_INK
-    mask = _runs(ink, max(30, w2 // 20))
-    mask |= _runs(np.ascontiguousarray(ink.T), max(20, h2 // 80)).T
+    half_mm = dpi / MM_PER_INCH / 2  # pixels per millimetre at half scale
+    mask = _runs(ink, max(round(RULE_ACROSS_MM * half_mm), w2 // 20))
+    mask |= _runs(np.ascontiguousarray(ink.T), max(round(RULE_DOWN_MM * half_mm), h2 // 80)).T
     if not mask.any():
         return None
     # Back to full scale, with the anti-aliased edge of a rule: a pixel either side at half
