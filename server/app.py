@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from saoy.core.admission import Limits
 from saoy.core.blobs import FileBlobStore
 from saoy.core.documents import DocumentReader
+from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
 from saoy.core.ocr import create_engine
 from saoy.core.pipeline import Certifier, PipelineConfig
@@ -215,6 +216,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         qr_key=pki.qr_signer(),
         reader=DocumentReader(settings.tessdata),
     )
+    gazetteer()  # the official list of administrative units, loaded now rather than per page
 
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(metrics)],

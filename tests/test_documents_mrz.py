@@ -6,8 +6,9 @@ from dataclasses import replace
 from datetime import date
 
 from saoy.clients.simulator import docgen
-from saoy.core.documents.fields import card_fields, normalize_place
+from saoy.core.documents.fields import card_fields
 from saoy.core.documents.mrz import check_digit, find_td1, parse_td1
+from saoy.core.documents.places import normalize_place
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
 from saoy.core.documents.text import find_date, group_lines

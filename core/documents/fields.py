@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from saoy.core.documents.grammar import plausible, plausible_name
 from saoy.core.documents.layout import Page
-from saoy.core.documents.provinces import PROVINCES, UNIT_WORDS
+from saoy.core.documents.places import normalize_place
 from saoy.core.documents.text import (
     Line,
     after_label,
@@ -168,33 +168,6 @@ def _nationality(page: Page) -> tuple[str, float] | None:
     if fold(text) == "vietnam":
         text = "Việt Nam"
     return text, words_confidence(words)
-
-
-_PROVINCE_NAMES = {fold(name): name for name in PROVINCES.values()}
-_UNITS = {fold(u): u for u in UNIT_WORDS}
-
-
-def normalize_place(text: str) -> str:
-    """An address as read, with the words the official lists fix put right: the unit words
-    that open each comma-separated part ("Thanh phố" → "Thành phố") and a province name as
-    its last part ("Can Thơ" → "Cần Thơ"). Words in between are left as read."""
-    parts = [p.strip() for p in text.split(",")]
-    out = []
-    for i, part in enumerate(parts):
-        words = part.split()
-        for n in (2, 1):  # two-word units first ("Thành phố" before "Xã")
-            if len(words) > n and fold(" ".join(words[:n])) in _UNITS:
-                words = [_UNITS[fold(" ".join(words[:n]))], *words[n:]]
-                break
-        part = " ".join(words)
-        if i == len(parts) - 1 and i > 0:
-            province = _PROVINCE_NAMES.get(fold(part))
-            if province is None and fold(part).startswith("thanhpho"):
-                named = _PROVINCE_NAMES.get(fold(part)[len("thanhpho") :])
-                province = f"Thành phố {named}" if named else None
-            part = province or part
-        out.append(part)
-    return ", ".join(out)
 
 
 PLACES = ("place_of_origin", "place_of_residence", "place_of_birth")

@@ -1,0 +1,67 @@
+"""Addresses put right against the official list of administrative units (the data files of
+the PyPI package vietnamadminunits): marks OCR misread, where the letters name one unit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from saoy.core.documents import places
+from saoy.core.documents.places import gazetteer, normalize_place
+from saoy.core.packages import MissingPackageData
+
+
+@pytest.mark.parametrize(
+    ("read", "official"),
+    [
+        # a district's and a ward's marks, legacy (three-level) addresses
+        ("An Cư, Ninh Kiêu, Cần Thơ", "An Cư, Ninh Kiều, Cần Thơ"),
+        ("Xã Nghi Phong, Huyện Nghỉ Lộc, Tỉnh Nghệ An",
+         "Xã Nghi Phong, Huyện Nghi Lộc, Tỉnh Nghệ An"),
+        # a 2025 address: a ward right under its province; type words put right
+        ("Phường Hoàn Kiêm, Thanh phố Hà Nội", "Phường Hoàn Kiếm, Thành phố Hà Nội"),
+        # the province alone, a house and a street left as read
+        ("Số 12 ngõ 34 phố Hàng Bạc, Phường Hàng Đào, Quận Hoàn Kiếm, Thành phố Ha Nôi",
+         "Số 12 ngõ 34 phố Hàng Bạc, Phường Hàng Đào, Quận Hoàn Kiếm, Thành phố Hà Nội"),
+    ],
+)  # fmt: skip
+def test_marks_misread_in_a_unit_s_name_are_put_right(read: str, official: str) -> None:
+    assert normalize_place(read) == official
+
+
+def test_what_names_no_unit_or_is_read_right_is_left_as_read() -> None:
+    right = "Xóm Chùa, Xã Giai Xuân, Huyện Phong Điền, Thành phố Cần Thơ"
+    assert normalize_place(right) == right
+    street = "Số 27 Hùng Vưong, Phường Trường Thi, Thành phố Nam Định, Tỉnh Nam Định"
+    assert normalize_place(street).startswith("Số 27 Hùng Vưong, ")  # a street: no list
+    # Letters that name no unit in the province are not forced onto one.
+    assert normalize_place("Xã Zzyzx, Huyện Gia Lâm, Thành phố Hà Nội").startswith("Xã Zzyzx")
+
+
+def test_names_spelt_alike_but_for_their_marks_are_not_guessed() -> None:
+    g = gazetteer()
+    assert g is not None
+    # Thừa Thiên Huế has wards "Hương Vân" and "Hương Văn": a reading of either stays.
+    wards = {w for ws in g.province_wards.values() for w in ws.get("huongvan", set())}
+    assert {"Hương Vân", "Hương Văn"} <= wards
+
+
+@pytest.fixture
+def no_gazetteer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def missing(package: str, relative: str) -> None:
+        raise MissingPackageData(f"{package} is not installed")
+
+    monkeypatch.setattr(places, "installed_file", missing)
+    gazetteer.cache_clear()
+    yield
+    gazetteer.cache_clear()
+
+
+@pytest.mark.usefixtures("no_gazetteer")
+def test_without_the_list_an_address_keeps_its_letters_and_type_words_are_put_right() -> None:
+    assert gazetteer() is None
+    assert (
+        normalize_place("Phường Hoàn Kiêm, Thanh phố Hà Nội")
+        == "Phường Hoàn Kiêm, Thành phố Hà Nội"
+    )
