@@ -30,7 +30,6 @@ CORRECTED = 0.95  # a misread put right from an authority
 NAME_FROM_MRZ = 0.5  # the MRZ's name alone: letters without diacritics, for a person to check
 
 Pair = tuple[PageAnalysis | None, PageAnalysis | None]
-EXACT = ("id_number", "date_of_birth", "sex", "expiry_date", "issue_date")
 
 
 def pairs(pages: Sequence[PageAnalysis]) -> list[Pair]:
@@ -69,6 +68,7 @@ def mrz_values(mrz: Mrz | None) -> dict[str, str]:
         "sex": {"M": "Nam", "F": "Nữ"}.get(mrz.sex, ""),
         "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
         "full_name": mrz.full_name,
+        "nationality": "Việt Nam" if mrz.nationality == "VNM" else "",
     }
     return {k: v for k, v in values.items() if v}
 
@@ -156,7 +156,13 @@ def _reconcile_field(f: Field, mrz: dict[str, str], qr: dict[str, str], truncate
         if values.get(f.name) and _agrees(f.name, f.value, values[f.name], s, truncated)
     ]
     if agreeing:
-        spelled = qr[f.name] if "qr" in agreeing else f.value
+        # The QR's spelling has the marks; the MRZ's values are the canonical forms of what
+        # carries no marks there (dates, sex, nationality); a name keeps its printed marks.
+        spelled = f.value
+        if "qr" in agreeing:
+            spelled = qr[f.name]
+        elif f.name != "full_name":
+            spelled = mrz[f.name]
         return Field(f.name, spelled, CERTAIN, "+".join(["ocr", *agreeing]))
     # A misread: close to the authority (one character off; a name whose letters the MRZ's
     # put right), read with little confidence or as no plausible value. A plausible value
