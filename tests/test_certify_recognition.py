@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from PIL import ImageDraw
 
 from saoy.clients.sdk import CertifyResult
 from saoy.clients.simulator import capture, templates
@@ -100,3 +101,23 @@ def test_a_card_whose_mrz_check_digit_is_broken_is_not_issued(server: RunningSer
     result = certify(server, "kiosk-rec-mrz", scans(p, "2021", "tight", 34, broken_mrz=True))
     assert result.state in ("REJECTED", "NEEDS_REVIEW"), why(result)
     assert any(w.startswith("mrz_check_digits") for w in why(result)), why(result)
+
+
+def test_a_genuine_card_whose_name_cannot_be_read_goes_to_review_never_rejected(
+    server: RunningServer,
+) -> None:
+    p = person(55, "2024")
+    rng = random.Random(55)
+    front, back = templates.card(p, "2024", rng, 320)
+    # Ink lost over the name (a worn card, a reflection the gate let through): the letters'
+    # lower halves are gone, what remains reads as no name.
+    name = next(ln for ln in front.lines if ln.text == p.full_name.upper())
+    left, top, right, bottom = name.box
+    paper = front.image.getpixel((left - 4, top - 4))
+    ImageDraw.Draw(front.image).rectangle(
+        (left, (top + bottom) // 2 - 2, right, bottom), fill=paper
+    )
+    pages = [capture.capture(doc, "tight", 110 + j).data for j, doc in enumerate((front, back))]
+    result = certify(server, "kiosk-rec-worn", pages)
+    assert result.state == "NEEDS_REVIEW", why(result)
+    assert any("full name" in w and "page 1" in w for w in why(result)), why(result)
