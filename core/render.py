@@ -36,6 +36,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.pdfgen.textobject import PDFTextObject
 
+from saoy.core.documents.text import group_lines
 from saoy.core.model import CertificationBlock, RenderPage, Word
 
 KEYWORD_PREFIX = "saoy-code:"
@@ -453,25 +454,9 @@ def reading_rows(words: Sequence[Word]) -> list[list[Word]]:
     """``words`` in reading order: rows top down, each left to right. A word joins the row
     whose last word it overlaps by half a height, however far right it stands (a table's
     cells are one row), so a slightly skewed row stays one row."""
-    rows: list[list[Word]] = []
-    for w in sorted(words, key=lambda w: (w.left, w.top)):
-        h = max(1, w.bottom - w.top)
-        best, best_overlap = None, 0.5
-        for row in rows:
-            last = row[-1]
-            if last.right > w.left + h:
-                continue  # overlaps it sideways: another row's word
-            overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / max(
-                1, min(h, last.bottom - last.top)
-            )
-            if overlap > best_overlap:
-                best, best_overlap = row, overlap
-        if best is None:
-            rows.append([w])
-        else:
-            best.append(w)
-    rows.sort(key=lambda row: sum(w.top + w.bottom for w in row) / len(row))
-    return rows
+    rows = group_lines(words, gap=float("inf"))
+    rows.sort(key=lambda row: sum(w.top + w.bottom for w in row.words) / len(row.words))
+    return [list(row.words) for row in rows]
 
 
 WORD_GAP = 0.2  # of the font size: extractors see a word break at a gap of 0.1 and more

@@ -58,9 +58,10 @@ def card_qr_of(front: PageAnalysis | None, back: PageAnalysis | None) -> CardQr 
     return None
 
 
-def mrz_values(mrz: Mrz | None) -> dict[str, str]:
-    """What the MRZ says, in the printed fields' forms; empty unless its check digits hold."""
-    if mrz is None or not mrz.valid:
+def mrz_values(mrz: Mrz | None, *, checked: bool = True) -> dict[str, str]:
+    """What the MRZ says, in the printed fields' forms; with ``checked``, empty unless its
+    check digits hold."""
+    if mrz is None or (checked and not mrz.valid):
         return {}
     values = {
         "id_number": mrz.id_number or "",

@@ -19,7 +19,14 @@ from saoy.core.documents.analysis import (
     PageAnalysis,
     is_card_shaped,
 )
-from saoy.core.documents.card import SURE, card_qr_of, one_apart, pairs, qr_values
+from saoy.core.documents.card import (
+    SURE,
+    card_qr_of,
+    mrz_values,
+    one_apart,
+    pairs,
+    qr_values,
+)
 from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRONT, GENERIC
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.text import ascii_upper, fold
@@ -303,15 +310,7 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
         return (f.value, f.confidence >= SURE) if f and "ocr" in f.source else None
 
     mrz = back.mrz if back is not None else None
-    mrz_vals: dict[str, str] = {}
-    if mrz is not None:
-        mrz_vals = {
-            "id_number": mrz.id_number or "",
-            "date_of_birth": mrz.birth_date.strftime("%d/%m/%Y") if mrz.birth_date else "",
-            "sex": {"M": "Nam", "F": "Nữ"}.get(mrz.sex, ""),
-            "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
-            "full_name": mrz.full_name,
-        }
+    mrz_vals = mrz_values(mrz, checked=False)  # compared even unchecked: a misread is a WARN
     qr_vals = qr_values(card_qr_of(front, back))
     mrz_sure = mrz is not None and mrz.valid
     for field in ("id_number", "date_of_birth", "sex", "expiry_date", "full_name",
