@@ -221,9 +221,18 @@ class TesseractEngine(OcrEngine):
 
     def recognize(self, gray: np.ndarray) -> OcrResult:
         _check_gray(gray)
+        segments, text = self.read_segments(gray)
+        words = [word for segment in segments for word in segment]
+        mean = sum(word.confidence for word in words) / len(words) if words else 0.0
+        return OcrResult(words=tuple(words), text=text.strip(), mean_confidence=mean)
+
+    def read_segments(self, gray: np.ndarray) -> tuple[list[list[Word]], str]:
+        """The page's words as ``recognize`` reads them (segments of smaller text and words of
+        a known alphabet read again), in runs of one text line split at its wide gaps (see
+        :func:`_segments`), lines in reading order; and the page's text."""
         h, w = gray.shape
         if h == 0 or w == 0:
-            return OcrResult(words=(), text="", mean_confidence=0.0)
+            return [], ""
         gray = np.ascontiguousarray(gray)
         t = self._tesserocr
         api = self._api()
@@ -236,21 +245,21 @@ class TesseractEngine(OcrEngine):
             text = api.GetUTF8Text() or ""
         finally:
             api.Clear()
-        words: list[Word] = []
+        segments: list[list[Word]] = []
         for segment, smaller in _segments(found):
             again = self._read_segment(gray, segment) if self.segments and smaller else segment
             if again is not segment:
                 old, new = (" ".join(x.text for x in ws) for ws in (segment, again))
                 text = text.replace(old, new, 1)
-            words.extend(again)
+            segments.append(again)
         if self.reread_tessdata is not None:
-            reread = [self._reread(gray, word) for word in words]
-            for old, new in zip(words, reread, strict=True):
-                if new is not old:
-                    text = text.replace(old.text, new.text, 1)
-            words = reread
-        mean = sum(word.confidence for word in words) / len(words) if words else 0.0
-        return OcrResult(words=tuple(words), text=text.strip(), mean_confidence=mean)
+            for i, segment in enumerate(segments):
+                reread = [self._reread(gray, word) for word in segment]
+                for old_word, new_word in zip(segment, reread, strict=True):
+                    if new_word is not old_word:
+                        text = text.replace(old_word.text, new_word.text, 1)
+                segments[i] = reread
+        return segments, text
 
     def _read_segment(self, gray: np.ndarray, segment: list[Word]) -> list[Word]:
         """The words of ``segment`` (part of one text line) read again from their box alone,
@@ -279,11 +288,8 @@ class TesseractEngine(OcrEngine):
     def _reread(self, gray: np.ndarray, word: Word) -> Word:
         """``word`` read again from its box with the alphabet its kind allows; ``word``
         itself when it has no such kind or the second reading finds nothing."""
-        if _is_mrz_word(word.text):
-            kind = "mrz"
-        elif _NUMBER_WORD.match(word.text) and _digit_count(word.text) >= 4:
-            kind = "number"
-        else:
+        kind = reread_kind(word.text)
+        if kind is None:
             return word
         cut = _crop(gray, word.left, word.top, word.right, word.bottom)
         if cut is None:
@@ -306,6 +312,16 @@ class TesseractEngine(OcrEngine):
     def close(self) -> None:
         """End every thread's API objects. Call after the worker pool has shut down."""
         self._apis.close()
+
+
+def reread_kind(text: str) -> str | None:
+    """The alphabet a word is read again with: "mrz" for a line of a machine-readable zone,
+    "number" for a number or date of four digits or more, None for any other word."""
+    if _is_mrz_word(text):
+        return "mrz"
+    if _NUMBER_WORD.match(text) and _digit_count(text) >= 4:
+        return "number"
+    return None
 
 
 def undouble_mrz_name(text: str) -> str:
@@ -409,10 +425,14 @@ def _words(api: Any, ril: Any, width: int, height: int) -> list[tuple[Word, int]
 
 
 def create_engine(name: str, **opts: Any) -> OcrEngine:
-    """The OCR engine called ``name`` ("tesseract" | "onnx" | "trueocr" | "none"), built with
-    ``opts``."""
+    """The OCR engine called ``name`` ("cascade" | "tesseract" | "onnx" | "trueocr" | "none"),
+    built with ``opts``."""
     if name == "tesseract":
         return TesseractEngine(**opts)
+    if name == "cascade":
+        from saoy.core.ocr_cascade import CascadeEngine  # ONNX Runtime loads only when asked for
+
+        return CascadeEngine(**opts)
     if name == "onnx":
         from saoy.core.ocr_onnx import OnnxEngine  # ONNX Runtime loads only when asked for
 
@@ -423,4 +443,6 @@ def create_engine(name: str, **opts: Any) -> OcrEngine:
         return TrueOcrEngine(**opts)
     if name == "none":
         return NoOcrEngine()
-    raise ValueError(f"unknown OCR engine {name!r}: use 'tesseract', 'onnx', 'trueocr' or 'none'")
+    raise ValueError(
+        f"unknown OCR engine {name!r}: use 'cascade', 'tesseract', 'onnx', 'trueocr' or 'none'"
+    )

@@ -139,6 +139,7 @@ class OnnxEngine(OcrEngine):
         unclip_ratio: float = 2.0,
         min_confidence: float = 0.5,
         rec_batch: int | None = None,
+        detection: bool = True,
     ) -> None:
         """Load both models and create their sessions.
 
@@ -149,6 +150,8 @@ class OnnxEngine(OcrEngine):
         ``min_confidence``: lines read with a lower mean character probability are dropped.
         ``rec_batch``: at most this many lines of the same padded width are recognized in one
         run; None picks 1 on the CPU (batching saves nothing there) and 16 on CUDA.
+        ``detection``: False loads the recognizer alone, for callers that find the lines
+        themselves and call :meth:`read_boxes` (``recognize`` then raises).
         """
         try:
             import cv2
@@ -175,7 +178,7 @@ class OnnxEngine(OcrEngine):
         self.min_confidence = min_confidence
         self.threads = threads
 
-        det_path = package_file(DET_PACKAGE, DET_MODEL)
+        det_path = package_file(DET_PACKAGE, DET_MODEL) if detection else None
         rec_path = package_file(REC_PACKAGE, REC_MODEL)
         self.charset = _load_vocab(package_file(REC_PACKAGE, REC_VOCAB))
 
@@ -190,11 +193,15 @@ class OnnxEngine(OcrEngine):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         chosen = choose_providers(providers, device_id)
         try:
-            self._det = ort.InferenceSession(str(det_path), options, providers=chosen)
+            self._det = (
+                ort.InferenceSession(str(det_path), options, providers=chosen)
+                if det_path is not None
+                else None
+            )
             self._rec = ort.InferenceSession(str(rec_path), options, providers=chosen)
         except Exception as e:  # onnxruntime raises its own (non-exported) exception types
             raise OcrUnavailable(f"ONNX Runtime could not load the OCR models: {e}") from e
-        self._det_input = self._det.get_inputs()[0].name
+        self._det_input = self._det.get_inputs()[0].name if self._det is not None else ""
         self._rec_input = self._rec.get_inputs()[0].name
         classes = self._rec.get_outputs()[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.charset):
@@ -211,17 +218,18 @@ class OnnxEngine(OcrEngine):
                 "ONNX Runtime has the CUDA provider but could not start it (see its log): "
                 "OCR runs on the CPU"
             )
-        if self._det.get_providers()[0] != self.provider:  # pragma: no cover - odd installs
+        det_provider = self._det.get_providers()[0] if self._det is not None else self.provider
+        if det_provider != self.provider:  # pragma: no cover - odd installs
             log.warning(
                 "OCR detection runs on %s, recognition on %s",
-                self._det.get_providers()[0],
+                det_provider,
                 self.provider,
             )
         log.info(
             "ONNX OCR engine on %s (%d intra-op thread(s) per session; det %s, rec %s %s)",
             self.provider,
             threads,
-            det_path.name,
+            det_path.name if det_path is not None else "none",
             REC_PACKAGE,
             metadata.version(REC_PACKAGE),
         )
@@ -252,6 +260,8 @@ class OnnxEngine(OcrEngine):
 
     def detect(self, gray: np.ndarray) -> list[TextBox]:
         """Text lines on the page, as rotated rectangles in page pixels."""
+        if self._det is None:
+            raise OcrUnavailable("this ONNX OCR engine was built without its detector")
         cv2 = self._cv2
         h, w = gray.shape
         scale = min(self.det_max_side / max(h, w), max(1.0, self.det_min_side / min(h, w)))
@@ -289,6 +299,20 @@ class OnnxEngine(OcrEngine):
         return boxes
 
     # -- recognition ------------------------------------------------------------------------
+
+    def read_boxes(
+        self, gray: np.ndarray, boxes: list[TextBox]
+    ) -> list[tuple[str, float, list[Word]]]:
+        """Each box of ``gray`` read as one text line, batched: its text, its confidence (the
+        mean probability of its characters, 0-1) and its words with boxes in page pixels."""
+        _check_gray(gray)
+        if not boxes:
+            return []
+        h, w = gray.shape
+        return [
+            (" ".join(line.text.split()), line.confidence, _split_words(line, w, h))
+            for line in self._read(np.ascontiguousarray(gray), boxes)
+        ]
 
     def _crop(self, gray: np.ndarray, box: TextBox) -> np.ndarray:
         """The line straightened and scaled to the recognizer's height, in [0, 1]."""
