@@ -1,10 +1,11 @@
 """The OCR engines side by side on the same pages: accuracy and CPU cost, one table.
 
-Engines (each where it is installed): ``tesseract`` (Tesseract, Debian's ``vie`` model: the
-default), ``tesseract-script`` (Tesseract, Debian's ``script/Vietnamese`` model from
-``tesseract-ocr-script-viet``), ``trueocr`` (the trueocr package's ONNX models,
-:mod:`saoy.core.ocr_trueocr`) and ``onnx`` (PP-OCRv4 detection and the asterocr recognizer,
-:mod:`saoy.core.ocr_onnx`). Each reads every page of:
+Engines (each where it is installed): ``cascade`` (Tesseract reads the page, the ONNX line
+recognizer reads again the words it is unsure of, :mod:`saoy.core.ocr_cascade`: the default),
+``tesseract`` (Tesseract alone, Debian's ``vie`` model), ``tesseract-script`` (Tesseract,
+Debian's ``script/Vietnamese`` model from ``tesseract-ocr-script-viet``), ``trueocr`` (the
+trueocr package's ONNX models, :mod:`saoy.core.ocr_trueocr`) and ``onnx`` (PP-OCRv4 detection
+and the asterocr recognizer, :mod:`saoy.core.ocr_onnx`). Each reads every page of:
 
 - the ``docgen`` corpus of ``benchmarks/accuracy.py`` (cards front and back, birth certificates
   at 200 dpi, bad input, turned pages), read and analysed as ``accuracy.py`` does;
@@ -21,6 +22,7 @@ time of OCR (``time.process_time``, one thread: ``OMP_THREAD_LIMIT=1`` for Tesse
 intra-op thread for ONNX Runtime) per card page and per A4 page, and per reference dossier.
 
     python benchmarks/ocr_bakeoff.py                          # every engine, 20 cards
+    python benchmarks/ocr_bakeoff.py --cards 12 --engines tesseract,onnx,cascade
     python benchmarks/ocr_bakeoff.py --cards 40 --engines tesseract,trueocr --corpus both
 """
 
@@ -56,6 +58,7 @@ from saoy.core.model import OcrResult
 from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
 
 ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
+    "cascade": ("cascade", {"threads": 1, "providers": "cpu"}),
     "tesseract": ("tesseract", {"languages": "vie"}),
     "tesseract-script": ("tesseract", {"languages": "Vietnamese"}),
     "trueocr": ("trueocr", {"threads": 1}),
@@ -283,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.ms('card'):>8}{s.ms('a4'):>7}"
         )
     print("\nOCR CPU seconds per reference dossier (card front + back, two A4 at 300 dpi):")
+    base = per_dossier.get("tesseract")
     for name, seconds in per_dossier.items():
-        print(f"  {name:17}{seconds:6.2f} s")
+        versus = f"  ({seconds / base:4.2f} x tesseract)" if base else ""
+        print(f"  {name:17}{seconds:6.2f} s{versus}")
     return 0
 
 

@@ -43,7 +43,7 @@ MARGIN_X = 0.35  # of a run's height, added left and right
 # Letters (once their Vietnamese marks are taken off), digits and printed punctuation.
 _PLAIN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZđĐ0123456789"
-    ".,:;/-()'\"!?%&+*#<>[]_=–—‘’“”…"
+    " .,:;/-()'\"!?%&+*#<>[]_=–—‘’“”…"
 )
 _MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323\u0302\u0306\u031b")
 
@@ -56,11 +56,13 @@ def plausible(text: str) -> bool:
 
 def unsure(word: Word, threshold: float = UNSURE) -> bool:
     """Whether Tesseract's reading of ``word`` deserves a second reading: a low confidence,
-    a character no Vietnamese text has, or a short number (the Vietnamese model's weakest
-    reading: "8.5" as "§.5")."""
+    a character no Vietnamese text has, an unpaired bracket, or a short number (the Vietnamese
+    model's weakest reading: "8.5" as "§.5")."""
     text = word.text
     if word.confidence < threshold or not plausible(text):
         return True
+    if text.count("(") != text.count(")"):
+        return True  # "Si)" for "5.5"; a list's "a)" is short to read again
     digits = sum(ch.isdigit() for ch in text)
     return 0 < digits < 4 and len(text) <= 6
 
