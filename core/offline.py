@@ -52,7 +52,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from saoy.core import codes
 from saoy.core.errors import InvalidInput
 from saoy.core.model import CertificationBlock, CheckResult, Outcome, RenderPage
-from saoy.core.pdfcheck import inspect_pdf
+from saoy.core.pdfcheck import SignatureReport, inspect_integrity, inspect_pdf
 from saoy.core.qrpayload import (
     QrFields,
     QrPayload,
@@ -416,7 +416,7 @@ def _verify_pdf(
             else "the page images differ from the ones the issuer signed",
             fails_as="altered",
         )
-    _pades(found, data, trust_roots, crls)
+    _pades(found, data, qr_cert, qr_chain, trust_roots, crls)
     _revocation(found, url)
     issuer = _organization(qr_cert)
     summary = (
@@ -560,35 +560,91 @@ def _revoked(
 def _pades(
     found: _Findings,
     data: bytes,
+    qr_cert: x509.Certificate,
+    qr_chain: Sequence[x509.Certificate],
     trust_roots: Sequence[Root],
     crls: Sequence[asn1_crl.CertificateList],
 ) -> None:
-    if not trust_roots:
+    """The PAdES signatures: validated against the roots when there are some; otherwise what
+    needs no root (:func:`saoy.core.pdfcheck.inspect_integrity`: each signature intact and
+    valid, nothing appended after it but signatures, validation data and time-stamps) and
+    that the signers' certificates come from the CA that issued the QR certificate."""
+    trusted = bool(trust_roots)
+    if trusted:
+        report = inspect_pdf(data, [_to_asn1(r) for r in trust_roots], crls=crls)
+    else:
+        report = inspect_integrity(data)
+    for sig in report.signatures:
+        ok = sig.bottom_line if trusted else sig.integrity_ok
+        why = sig.reason if trusted else sig.integrity_reason
+        what = "time-stamped by" if sig.document_timestamp else "signed by"
+        found.add(
+            f"pdf_signature:{sig.field_name}",
+            ok,
+            why
+            or (
+                f"intact and trusted: {sig.signer} ({sig.level})"
+                if trusted
+                else f"intact, nothing changed after it: {what} {sig.signer}"
+            ),
+            fails_as="altered",
+        )
+    problem = report.structure_problem
+    if problem is not None:
+        found.add("pdf_signatures", False, problem, fails_as="altered")
+    elif not trusted:
+        _signers_of_the_issuer(found, report.signatures, qr_cert, qr_chain)
+
+
+def _signers_of_the_issuer(
+    found: _Findings,
+    signatures: Sequence[SignatureReport],
+    qr_cert: x509.Certificate,
+    qr_chain: Sequence[x509.Certificate],
+) -> None:
+    """With no root, the CA that issued the QR certificate (the next certificate of qr.pem)
+    stands for the issuer: a copy re-signed by anyone else shows what its signer chose."""
+    ca = next((c for c in qr_chain if _issued_by(qr_cert, c)), None)
+    if ca is None:
         found.add(
             "pdf_signatures",
             None,
-            "not checked: give the issuer's root certificate to validate the PAdES signatures",
+            "the signatures are intact and nothing but signatures, validation data and "
+            "time-stamps was added after them; their signers were not checked (the QR "
+            "certificate file holds no issuing CA, and no trust root was given)",
             fails_as="altered",
         )
         return
-    report = inspect_pdf(data, [_to_asn1(r) for r in trust_roots], crls=crls)
-    if not report.signatures:
-        found.add("pdf_signatures", False, "the PDF has no signature", fails_as="altered")
-        return
-    for sig in report.signatures:
-        found.add(
-            f"pdf_signature:{sig.field_name}",
-            sig.bottom_line,
-            sig.reason or f"intact and trusted: {sig.signer} ({sig.level})",
-            fails_as="altered",
-        )
-    if report.trailing_bytes:
-        found.add(
-            "pdf_signatures",
-            False,
-            "bytes were appended after the last signed revision",
-            fails_as="altered",
-        )
+    for sig in signatures:
+        cert = sig.signer_certificate
+        if sig.document_timestamp or cert is None or not sig.integrity_ok:
+            continue
+        if not _issued_by(x509.load_der_x509_certificate(cert.dump()), ca):
+            found.add(
+                "pdf_signatures",
+                False,
+                f"signature {sig.field_name} was made by {sig.signer}, whose certificate "
+                f"{_common_name(ca)} (the issuer of the QR certificate) did not issue: the "
+                "copy was signed again by someone else",
+                fails_as="altered",
+            )
+            return
+    found.add(
+        "pdf_signatures",
+        None,
+        "the signatures are intact, made with certificates of "
+        f"{_common_name(ca)}, and nothing but signatures, validation data and time-stamps was "
+        "added after them; the chain was not checked against a root (give --trust)",
+        fails_as="altered",
+    )
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _revocation(found: _Findings, url: str) -> None:

@@ -8,6 +8,14 @@ revocation data comes from the PDF's DSS and from the CRLs the caller passes. py
 difference analysis classifies what was appended after each signature; anything beyond
 signatures, validation data and time-stamps (a page added or replaced, say) fails the
 bottom line.
+
+:func:`inspect_integrity` makes the checks that need no trust root, for whoever holds a copy
+but not the issuer's root: each signature's and document time-stamp's integrity (the digest of
+its byte ranges against the CMS signed attributes, the signature value with the certificate
+embedded in the CMS), its coverage, and the same difference analysis of what was appended after
+it. Who signed is reported, not vouched for. Both also refuse form fields other than signature
+fields: a copy has none, and a text field's value can be changed by "form filling", which the
+difference analysis allows after a signature.
 """
 
 from __future__ import annotations
@@ -15,20 +23,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils.generic import TextStringObject
+from pyhanko.pdf_utils.generic import DictionaryObject, TextStringObject
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
 from pyhanko.sign.validation.ades import AdESLTAValidationResult, ades_lta_validation
 from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.pdf_embedded import (
+    EmbeddedPdfSignature,
+    async_validate_pdf_signature,
+    async_validate_pdf_timestamp,
+)
 from pyhanko.sign.validation.policy_decl import (
     CertificateFetchingRule,
     LocalKnowledge,
@@ -37,7 +51,12 @@ from pyhanko.sign.validation.policy_decl import (
     RevocationInfoGatheringSpec,
     SignatureValidationSpec,
 )
-from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko.sign.validation.status import (
+    DocumentTimestampStatus,
+    PdfSignatureStatus,
+    SignatureCoverageLevel,
+)
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
@@ -54,7 +73,25 @@ from saoy.core.render import code_from_info
 
 log = logging.getLogger(__name__)
 
+
+class _NoRootByDesign(logging.Filter):
+    """While :func:`inspect_integrity` runs, a signer without a path to a root is the point,
+    not news: drop pyHanko's warning (and its traceback) about it, in this thread only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        quiet = getattr(self.active, "on", False)
+        return not (quiet and record.getMessage().startswith("Failed to build path"))
+
+
+_NO_ROOT = _NoRootByDesign()
+logging.getLogger("pyhanko.sign.validation.generic_cms").addFilter(_NO_ROOT)
+
 _HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first 1 KiB
+_OTHER = ModificationLevel.OTHER
 _AFTERWARDS_ALLOWED = {ModificationLevel.LTA_UPDATES.name, ModificationLevel.FORM_FILLING.name}
 
 
@@ -80,6 +117,8 @@ class SignatureReport:
     revoked: bool = False  # a CRL says the signing certificate was revoked before signing
     archive_time: dt.datetime | None = None  # oldest valid document time-stamp after it (LTA)
     validation_detail: str | None = None  # pyHanko's explanation when validation failed
+    document_timestamp: bool = False  # a document time-stamp (RFC 3161), not a signature
+    signer_certificate: asn1_x509.Certificate | None = field(default=None, compare=False)
 
     @property
     def unaltered(self) -> bool:
@@ -89,21 +128,34 @@ class SignatureReport:
         )
 
     @property
+    def integrity_ok(self) -> bool:
+        """Intact, cryptographically valid and unaltered: all that needs no trust root."""
+        return self.intact and self.valid and self.unaltered
+
+    @property
     def bottom_line(self) -> bool:
-        return self.intact and self.valid and self.trusted and self.unaltered
+        return self.integrity_ok and self.trusted
 
     @property
     def reason(self) -> str | None:
         """Why :attr:`bottom_line` is false, for people; None when it is true."""
+        return self._why(trust=True)
+
+    @property
+    def integrity_reason(self) -> str | None:
+        """Why :attr:`integrity_ok` is false, for people; None when it is true."""
+        return self._why(trust=False)
+
+    def _why(self, *, trust: bool) -> str | None:
         if self.problem is not None:
             return f"signature {self.field_name} cannot be evaluated: {self.problem}"
         if not self.intact:
             return f"signature {self.field_name}: the signed bytes were changed"
         if not self.valid:
             return f"signature {self.field_name}: the cryptographic signature does not verify"
-        if self.revoked:
+        if trust and self.revoked:
             return f"signature {self.field_name}: the signer's certificate was revoked"
-        if not self.trusted:
+        if trust and not self.trusted:
             detail = f" ({self.validation_detail})" if self.validation_detail else ""
             return f"signature {self.field_name}: the signer is not trusted{detail}"
         if not self.unaltered:
@@ -131,6 +183,7 @@ class PdfReport:
     signatures: tuple[SignatureReport, ...]
     document_timestamps: int = 0  # document time-stamp signatures (PAdES B-LTA)
     trailing_bytes: bool = False  # bytes follow the last signed revision, outside any revision
+    other_fields: tuple[str, ...] = ()  # form fields that are not signature fields
 
     @property
     def bottom_line(self) -> bool:
@@ -140,20 +193,47 @@ class PdfReport:
         time-stamps still counts as unaltered; for a copy with one signature this is "covers
         the whole file".
         """
+        return self.integrity_ok and all(s.trusted for s in self.signatures)
+
+    @property
+    def integrity_ok(self) -> bool:
+        """What :attr:`bottom_line` asks but trust: at least one signature; each intact, valid
+        and unaltered; nothing appended outside a revision; no form field but signatures."""
         return (
-            bool(self.signatures)
+            any(not s.document_timestamp for s in self.signatures)
             and not self.trailing_bytes
-            and all(s.bottom_line for s in self.signatures)
+            and not self.other_fields
+            and all(s.integrity_ok for s in self.signatures)
         )
 
     @property
     def reason(self) -> str | None:
         """Why :attr:`bottom_line` is false, for people; None when it is true."""
-        if not self.signatures:
+        return self.structure_problem or next(
+            (s.reason for s in self.signatures if s.reason is not None), None
+        )
+
+    @property
+    def integrity_reason(self) -> str | None:
+        """Why :attr:`integrity_ok` is false, for people; None when it is true."""
+        return self.structure_problem or next(
+            (s.integrity_reason for s in self.signatures if s.integrity_reason is not None),
+            None,
+        )
+
+    @property
+    def structure_problem(self) -> str | None:
+        """What is wrong with the file beyond any one signature; None when nothing is."""
+        if not any(not s.document_timestamp for s in self.signatures):
             return "the PDF has no signature"
         if self.trailing_bytes:
             return "bytes were appended after the last signature or time-stamp"
-        return next((s.reason for s in self.signatures if s.reason is not None), None)
+        if self.other_fields:
+            return (
+                "the PDF has form fields a copy does not have, whose shown value can change "
+                f"after signing: {', '.join(self.other_fields)}"
+            )
+        return None
 
     @property
     def level(self) -> str:
@@ -181,18 +261,7 @@ def inspect_pdf(
     Synchronous and CPU-bound (hashing, diff analysis): run it in an executor, not on the
     event loop thread. Raises :class:`InvalidInput` when the bytes are not a readable PDF.
     """
-    if b"%PDF-" not in pdf[:_HEADER_WINDOW]:
-        raise InvalidInput("the file is not a PDF", field="pdf")
-    try:
-        reader = PdfFileReader(BytesIO(pdf), strict=False)
-        page_count = int(reader.root["/Pages"]["/Count"])
-        code = _code(reader)
-        embedded = list(reader.embedded_regular_signatures)
-        timestamps = len(list(reader.embedded_timestamp_signatures))
-        dss = _dss_contents(reader)
-        trailing = _trailing_bytes(pdf)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InvalidInput(f"the PDF cannot be read: {exc}", field="pdf") from exc
+    parsed = _parse(pdf)
     spec = _validation_spec(trust_roots, crls)
     timing = (
         ValidationTimingInfo(
@@ -201,14 +270,125 @@ def inspect_pdf(
         if at is not None
         else None
     )
-    signatures = tuple(_check(sig, spec, timing, dss) for sig in embedded)
-    return PdfReport(
-        code=code,
-        page_count=page_count,
-        signatures=signatures,
-        document_timestamps=timestamps,
-        trailing_bytes=trailing,
-    )
+    signatures = tuple(_check(sig, spec, timing, parsed.dss) for sig in parsed.signatures)
+    return parsed.report(parsed.unreadable_signatures() + signatures)
+
+
+def inspect_integrity(pdf: bytes) -> PdfReport:
+    """Read ``pdf`` and check what needs no trust root: each signature's and document
+    time-stamp's integrity (byte ranges' digest against the signed attributes, signature value
+    with the embedded certificate), coverage, and the difference analysis of what was appended
+    after it. No signer is trusted (``trusted`` is False throughout): judge a report by
+    :attr:`PdfReport.integrity_ok` and :attr:`PdfReport.integrity_reason`.
+
+    Synchronous and CPU-bound, like :func:`inspect_pdf`; raises :class:`InvalidInput` when the
+    bytes are not a readable PDF."""
+    parsed = _parse(pdf)
+    context = ValidationContext(trust_manager=SimpleTrustManager.build(trust_roots=[]))
+    _NO_ROOT.active.on = True
+    try:
+        signatures = tuple(
+            _check_integrity(sig, context) for sig in [*parsed.signatures, *parsed.timestamps]
+        )
+    finally:
+        _NO_ROOT.active.on = False
+    return parsed.report(parsed.unreadable + signatures)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    code: str | None
+    page_count: int
+    signatures: list[EmbeddedPdfSignature]
+    timestamps: list[EmbeddedPdfSignature]
+    dss: _Dss
+    trailing: bool
+    other_fields: tuple[str, ...]
+    unreadable: tuple[SignatureReport, ...]  # signed fields whose signature cannot be read
+
+    def unreadable_signatures(self) -> tuple[SignatureReport, ...]:
+        return tuple(s for s in self.unreadable if not s.document_timestamp)
+
+    def report(self, signatures: tuple[SignatureReport, ...]) -> PdfReport:
+        return PdfReport(
+            code=self.code,
+            page_count=self.page_count,
+            signatures=signatures,
+            document_timestamps=len(self.timestamps),
+            trailing_bytes=self.trailing,
+            other_fields=self.other_fields,
+        )
+
+
+def _parse(pdf: bytes) -> _Parsed:
+    if b"%PDF-" not in pdf[:_HEADER_WINDOW]:
+        raise InvalidInput("the file is not a PDF", field="pdf")
+    try:
+        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        embedded, unreadable = _embedded_signatures(reader)
+        return _Parsed(
+            code=_code(reader),
+            page_count=int(reader.root["/Pages"]["/Count"]),
+            signatures=[e for e in embedded if e.sig_object_type == "/Sig"],
+            timestamps=[e for e in embedded if e.sig_object_type == "/DocTimeStamp"],
+            dss=_dss_contents(reader),
+            trailing=_trailing_bytes(pdf),
+            other_fields=_other_fields(reader),
+            unreadable=unreadable,
+        )
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InvalidInput(f"the PDF cannot be read: {exc}", field="pdf") from exc
+
+
+_SUBFILTERS = {
+    "/Sig": (
+        SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
+        SigSeedSubFilter.PADES,
+        SigSeedSubFilter.PBAD_PADES,
+    ),
+    "/DocTimeStamp": (SigSeedSubFilter.ETSI_RFC3161,),
+}
+
+
+def _embedded_signatures(
+    reader: PdfFileReader,
+) -> tuple[list[EmbeddedPdfSignature], tuple[SignatureReport, ...]]:
+    """Every filled signature field, in signing order; a signature dictionary that cannot be
+    read (no /Contents or /ByteRange, an empty or garbled one, an unknown type or SubFilter)
+    is a broken signature, never skipped and never a reason to refuse the whole file."""
+    try:
+        known = {e.field_name: e for e in reader.embedded_signatures}
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        known = None  # some signature dictionary is unreadable: read them one by one
+    readable: list[EmbeddedPdfSignature] = []
+    broken: list[SignatureReport] = []
+    for name, value, sig_field in enumerate_sig_fields(reader, filled_status=True):
+        if known is not None and name in known:
+            readable.append(known[name])
+            continue
+        value = value.get_object()
+        kind = str(value.get("/Type", "/Sig")) if isinstance(value, DictionaryObject) else ""
+        try:
+            subfilter = value.get("/SubFilter")
+            if kind not in _SUBFILTERS or subfilter not in [f.value for f in _SUBFILTERS[kind]]:
+                raise ValueError(f"a {kind or 'non-dictionary'} value with SubFilter {subfilter}")
+            embedded = EmbeddedPdfSignature(reader, sig_field, name)
+            embedded.signed_data["encap_content_info"].native  # noqa: B018 - parse it all now
+            readable.append(embedded)
+        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            log.info("signature %s cannot be read: %s", name, exc)
+            broken.append(
+                replace(
+                    _broken_field(str(name), f"its signature dictionary cannot be read ({exc})"),
+                    document_timestamp=kind == "/DocTimeStamp",
+                )
+            )
+    readable.sort(key=lambda e: e.signed_revision)
+    if known is None:
+        # pyHanko's long-term validation looks the document time-stamps up on the reader:
+        # let it find these same objects rather than fail to list them again.
+        reader._embedded_signatures = readable  # type: ignore[assignment]
+    return readable, tuple(broken)
 
 
 def _code(reader: PdfFileReader) -> str | None:
@@ -266,6 +446,40 @@ def _dss_contents(reader: PdfFileReader) -> _Dss:
     return _Dss(tuple(issuers), certs)
 
 
+def _other_fields(reader: PdfFileReader) -> tuple[str, ...]:
+    """Names of the form's terminal fields that are not signature fields."""
+    form = reader.root.get("/AcroForm")
+    found: list[str] = []
+    pending = [(ref, "") for ref in form.get_object().get("/Fields", ())] if form else []
+    seen: set[int] = set()
+    while pending and len(seen) < _MAX_FIELDS:
+        ref, prefix = pending.pop()
+        node = ref.get_object()
+        if id(node) in seen or not isinstance(node, DictionaryObject):
+            continue
+        seen.add(id(node))
+        name = prefix + str(node.get("/T", "?"))
+        kids = node.get("/Kids")
+        if kids is not None and any("/T" in k.get_object() for k in kids.get_object()):
+            pending += [(kid, name + ".") for kid in kids.get_object()]
+        elif _field_type(node) != "/Sig":
+            found.append(name)
+    return tuple(sorted(found))
+
+
+_MAX_FIELDS = 10_000
+
+
+def _field_type(field: DictionaryObject) -> str | None:
+    node: DictionaryObject | None = field
+    while node is not None:
+        if "/FT" in node:
+            return str(node["/FT"])
+        parent = node.get("/Parent")
+        node = parent.get_object() if parent is not None else None
+    return None
+
+
 def _trailing_bytes(pdf: bytes) -> bool:
     """Bytes follow the final ``%%EOF``: appended outside any revision, so no signature and no
     difference analysis covers them."""
@@ -287,6 +501,42 @@ def _check(
     if not isinstance(status, PdfSignatureStatus):
         return _broken(sig, result.failure_msg or str(result.ades_subindic))
     return _report(sig, status, result, dss)
+
+
+def _check_integrity(sig: EmbeddedPdfSignature, context: ValidationContext) -> SignatureReport:
+    """pyHanko's validation with a context that trusts nothing: integrity, coverage and
+    difference analysis are made all the same; the signer comes out untrusted."""
+    timestamp = sig.sig_object_type == "/DocTimeStamp"
+    try:
+        status: PdfSignatureStatus | DocumentTimestampStatus
+        if timestamp:
+            status = asyncio.run(async_validate_pdf_timestamp(sig, context))
+        else:
+            status = asyncio.run(async_validate_pdf_signature(sig, context))
+    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
+        log.info("signature %s could not be evaluated: %s", sig.field_name, exc)
+        return replace(_broken(sig, str(exc) or type(exc).__name__), document_timestamp=timestamp)
+    cert = status.signing_cert
+    level = status.modification_level
+    pdf_status = status if isinstance(status, PdfSignatureStatus) else None
+    docmdp_ok = pdf_status.docmdp_ok if pdf_status else level is None or level != _OTHER
+    return SignatureReport(
+        field_name=sig.field_name,
+        signer=_display_name(cert),
+        signer_subject=cert.subject.human_friendly,
+        signer_organization=organization_of(cert),
+        signing_time=pdf_status.signer_reported_dt if pdf_status else None,
+        timestamp_time=status.timestamp if isinstance(status, DocumentTimestampStatus) else None,
+        intact=status.intact,
+        valid=status.valid,
+        trusted=False,
+        timestamp_valid=False,
+        covers_whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
+        modification_level=level.name if level is not None else "UNKNOWN",
+        docmdp_ok=docmdp_ok,  # a document time-stamp has no DocMDP: only OTHER is refused
+        document_timestamp=timestamp,
+        signer_certificate=cert,
+    )
 
 
 def _report(
@@ -320,6 +570,7 @@ def _report(
         validation_detail=None
         if isinstance(result.ades_subindic, AdESPassed)
         else result.failure_msg,
+        signer_certificate=cert,
     )
 
 
@@ -342,15 +593,22 @@ def _pades_level(
 
 
 def _broken(sig: EmbeddedPdfSignature, problem: str) -> SignatureReport:
-    signer, subject, organization = "", "", None
     try:
         cert = sig.signer_cert
+    except Exception:  # the CMS blob itself may be what is broken
+        return _broken_field(sig.field_name, problem)
+    return _broken_field(sig.field_name, problem, cert)
+
+
+def _broken_field(
+    name: str, problem: str, cert: asn1_x509.Certificate | None = None
+) -> SignatureReport:
+    signer, subject, organization = "", "", None
+    if cert is not None:
         signer, subject = _display_name(cert), cert.subject.human_friendly
         organization = organization_of(cert)
-    except Exception:  # the CMS blob itself may be what is broken
-        pass
     return SignatureReport(
-        field_name=sig.field_name,
+        field_name=name,
         signer=signer,
         signer_subject=subject,
         signer_organization=organization,
@@ -364,6 +622,7 @@ def _broken(sig: EmbeddedPdfSignature, problem: str) -> SignatureReport:
         modification_level="UNKNOWN",
         docmdp_ok=None,
         problem=problem,
+        signer_certificate=cert,
     )
 
 
