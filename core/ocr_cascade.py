@@ -9,7 +9,9 @@ of words (a text line cut at its wide gaps, see :func:`saoy.core.ocr._segments`:
 value, a table's cell) that hold a word Tesseract is unsure of: a low confidence, a character
 no Vietnamese text has, a short number. Each run is read from its own crop of the page,
 straightened along the run's slope, all of a page's runs batched; the recognizer's reading is
-taken when it is confident and more confident than Tesseract was. The words that Tesseract
+taken when it is confident and more confident than Tesseract was (and never on a page that
+Tesseract can hardly read at all: a turned page, which the recognizer would read as confident
+nonsense, hiding that it needs turning). The words that Tesseract
 read again with a restricted alphabet (lines of a machine-readable zone, numbers and dates of
 four digits and more) are kept as they were read.
 
@@ -34,6 +36,7 @@ TEXT_HEIGHT = 22
 """Tesseract reads the page scaled so that its text height (:func:`text_height`) is at most
 this many pixels (about a 30-pixel capital, the height Tesseract reads best)."""
 LEAST_SHRINK = 0.85  # a page that would be scaled by more than this is read as it is
+LEGIBLE = 60.0  # a page Tesseract reads with a lower mean confidence is not read again
 UNSURE = 85.0  # a word Tesseract read with a lower confidence (0-100) is read again
 ACCEPT = 0.8  # the recognizer's reading is taken when its characters' mean probability is this
 CONTEXT = 1  # words either side of an unsure word read again with it
@@ -149,6 +152,11 @@ def _keep_restricted(tesseract: list[Word], read: list[Word]) -> list[Word]:
     return sorted([*out, *kept], key=lambda w: w.left)
 
 
+def _result(words: list[Word], text: str) -> OcrResult:
+    mean = sum(x.confidence for x in words) / len(words) if words else 0.0
+    return OcrResult(words=tuple(words), text=text.strip(), mean_confidence=mean)
+
+
 class CascadeEngine(OcrEngine):
     """Tesseract reads the page; the ONNX line recognizer reads again the runs of words that
     Tesseract is unsure of (see the module's description)."""
@@ -228,6 +236,11 @@ class CascadeEngine(OcrEngine):
             small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         read, text = self.tesseract.read_segments(small)
         runs = [[_scaled(x, scale, w, h) for x in run] for run in read]
+        words = [x for run in runs for x in run]
+        if not words or sum(x.confidence for x in words) / len(words) < LEGIBLE:
+            # Turned, or no text: the recognizer would read a turned page's lines as
+            # confident nonsense, and hide that it needs turning.
+            return _result(words, text)
         pieces = [
             (i, start, end) for i, run in enumerate(runs) for start, end in self.doubtful(run)
         ]
@@ -248,9 +261,7 @@ class CascadeEngine(OcrEngine):
                 continue  # the same letters: Tesseract's spaces, from its word boxes, stay
             text = text.replace(before, after, 1)
             runs[i][start:end] = words
-        words = [x for run in runs for x in run]
-        mean = sum(x.confidence for x in words) / len(words) if words else 0.0
-        return OcrResult(words=tuple(words), text=text.strip(), mean_confidence=mean)
+        return _result([x for run in runs for x in run], text)
 
     def close(self) -> None:
         self.tesseract.close()

@@ -114,6 +114,17 @@ def test_zone_lines_and_numbers_keep_their_restricted_reading(engine: CascadeEng
     assert set(docgen.mrz_lines(person)) <= words
 
 
+def test_a_page_upside_down_is_left_to_tesseract(engine: CascadeEngine) -> None:
+    # Read again, its lines would come back as confident nonsense and hide that the page is
+    # turned: the pipeline turns a page whose reading is this unsure.
+    person = docgen.random_person(0)
+    page = admit(0, docgen.encode(docgen.id_card_back(person, 0), "jpeg", 90), Limits())
+    turned = np.ascontiguousarray(np.rot90(prepare(page).gray, 2))
+    alone = engine.tesseract.recognize(turned)
+    assert alone.mean_confidence < 60
+    assert engine.recognize(turned) == alone
+
+
 def test_a_blank_page_reads_nothing(engine: CascadeEngine) -> None:
     result = engine.recognize(np.full((300, 400), PAPER, dtype=np.uint8))
     assert result.words == () and result.text == "" and result.mean_confidence == 0.0
