@@ -35,6 +35,9 @@ from saoy.core.ocr_onnx import OnnxEngine, TextBox
 TEXT_HEIGHT = 22
 """Tesseract reads the page scaled so that its text height (:func:`text_height`) is at most
 this many pixels (about a 30-pixel capital, the height Tesseract reads best)."""
+SCALED_SIDE = 1600
+"""Only a page at least this many pixels on its shorter side (an A4 page from 200 dpi up) is
+scaled: a card's labels are half the height of its values, and would be read too small."""
 LEAST_SHRINK = 0.85  # a page that would be scaled by more than this is read as it is
 LEGIBLE = 60.0  # a page Tesseract reads with a lower mean confidence is not read again
 UNSURE = 85.0  # a word Tesseract read with a lower confidence (0-100) is read again
@@ -198,7 +201,7 @@ class CascadeEngine(OcrEngine):
 
     def scale_for(self, gray: np.ndarray) -> float:
         """The scale Tesseract reads ``gray`` at (1.0: as it is)."""
-        if self.text_height <= 0:
+        if self.text_height <= 0 or min(gray.shape) < SCALED_SIDE:
             return 1.0
         height = text_height(gray)
         if height is None:
