@@ -229,6 +229,7 @@ def _dpi(value: object) -> float | None:
 
 MIN_SHORT_SIDE = 480  # a page of no known physical size: fewer pixels and diacritics blur away
 MIN_DPI = 150.0  # stated by the file, or estimated from the document's physical size
+MAX_DPI_DISAGREEMENT = 2.0  # stated DPI against the frame's estimate, either way (see below)
 MIN_CARD_DPI = 190.0  # an ID card, from its 85.6 mm width: at 200 dpi its text still reads
 CARD_WIDTH_MM = 85.6  # ISO/IEC 7810 ID-1, the citizen identity card
 A4_SHORT_MM = 210.0
@@ -340,14 +341,29 @@ def _low_resolution(page: AdmittedPage, prepared: PreparedPage) -> tuple[bool, f
     A card-shaped document is judged by its physical width alone: 85.6 mm over its pixels is
     the resolution, whatever the file states (kiosk drivers write wrong DPI tags; a card at
     392 dpi tagged 137 is a good scan). Other pages: by the stated DPI, the A4 estimate and
-    the shorter side, the lowest deciding."""
+    the shorter side, the lowest deciding; but where no outline was found and the estimate
+    disagrees with the stated DPI more than twofold, the estimate is set aside."""
     if prepared.document == "id_card" and prepared.dpi_estimate is not None:
         return prepared.dpi_estimate < MIN_CARD_DPI, prepared.dpi_estimate
     stated_low = page.dpi is not None and page.dpi < MIN_DPI
     estimated_low = prepared.dpi_estimate is not None and prepared.dpi_estimate < MIN_DPI
     short = min(page.width, page.height)
+    if _frame_size_disputed(page, prepared):
+        estimated_low = False  # the file's own figure stands
     dpi = page.dpi if stated_low else prepared.dpi_estimate if estimated_low else None
     return short < MIN_SHORT_SIDE or stated_low or estimated_low, dpi
+
+
+def _frame_size_disputed(page: AdmittedPage, prepared: PreparedPage) -> bool:
+    """Whether the estimate from the frame's shape and the file's stated DPI disagree by more
+    than :data:`MAX_DPI_DISAGREEMENT` where no outline was found: the whole frame was taken
+    for a document of the shape it happens to have (a card on a light scanner platen, its
+    edges lost against the platen, in an A4-shaped frame measures a third of its true
+    resolution). The scanner's stated figure is trusted then, not the guess."""
+    if prepared.quad is not None or page.dpi is None or prepared.dpi_estimate is None:
+        return False
+    low, high = sorted((page.dpi, prepared.dpi_estimate))
+    return high > MAX_DPI_DISAGREEMENT * low
 
 
 def _low_resolution_issue(width: int, height: int, dpi: float | None) -> QualityIssue:
@@ -361,12 +377,13 @@ def _low_resolution_issue(width: int, height: int, dpi: float | None) -> Quality
 
 def _glared(page: AdmittedPage, prepared: PreparedPage) -> bool:
     """Whether washed-out light hides text: :attr:`PreparedPage.glare` (a fraction of the
-    document) in square millimetres of the document detected; of a page of unknown size, from
-    the stated DPI or :data:`ASSUMED_DPI`. On saturated paper, a blob fraction as before."""
+    document) in square millimetres of the document detected; of a page of unknown size (or
+    one whose size from its shape the stated DPI disputes, see :func:`_frame_size_disputed`),
+    from the stated DPI or :data:`ASSUMED_DPI`. On saturated paper, a blob fraction as before."""
     if prepared.paper_clipped:
         return prepared.glare > MAX_GLARE
     area = DOCUMENT_AREA_MM2.get(prepared.document)
-    if area is None:
+    if area is None or _frame_size_disputed(page, prepared):
         dpi = page.dpi or ASSUMED_DPI
         area = prepared.width * prepared.height * (25.4 / dpi) ** 2
     return prepared.glare * area > MAX_GLARE_MM2

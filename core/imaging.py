@@ -54,10 +54,16 @@ GLARE_MIN_RUN = 3  # tiles across a blob's row at least, to hide more than a wor
 GLARE_TEXT_ROWS = 3  # tile rows of a blob with text on both sides: text runs into it
 GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's rows, per blob tile: text survives there
 GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
+GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
 EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
 EDGE_BAND = 0.03  # and are this deep: where a document edge to edge shows its own paper
 EDGE_PAPER = 0.6  # fraction of an edge band brighter than Otsu's level: paper, not background
 MAX_PAGE_ASPECT = 2.0  # longer / shorter side beyond which a page is taken to be cut off
+EDGE_LINE_ROWS = 3  # outermost rows (or columns) averaged into the line along each side
+EDGE_INK_CONTRAST = 40  # grey levels below the paper at least, for a line to count as ink there
+EDGE_MIN_RUN = 2  # analysis pixels: a shorter dark run along a side is noise
+EDGE_CUT_RUNS = 2  # ink runs crossing one side clear of its ends: content cut by the frame
+PAPER_LINE_PERCENTILE = 90.0  # the paper's grey level, for the ink along the frame's edge
 HASH_SIDE = 256  # longer side, about, of the copy the perceptual hashes are computed from
 SAUVOLA_WINDOW = 25
 SAUVOLA_K = 0.2
@@ -497,16 +503,26 @@ def find_document(small: np.ndarray, level: int | None = None) -> tuple[np.ndarr
     flatbed scanner) or no document-sized bright region is found. ``level`` is the Otsu level
     of ``small`` when the caller has it.
     """
+    corners, sides = _find_document(small, level)
+    return corners, any(sides)
+
+
+def _find_document(
+    small: np.ndarray, level: int | None = None
+) -> tuple[np.ndarray | None, tuple[bool, bool, bool, bool]]:
+    """:func:`find_document`, with which sides of the frame (top, bottom, left, right) the
+    document's region touches."""
     require_gray(small, "find_document")
+    none = (False, False, False, False)
     if level is None:
         level = otsu_level(histogram(small))
     bright = small > level
     ring = np.concatenate([bright[0], bright[-1], bright[1:-1, 0], bright[1:-1, -1]])
     if ring.mean() >= 0.5:
-        return None, False
+        return None, none
     labels, best, size = largest_component(bright.view(np.uint8))
     if best == 0 or size < MIN_DOCUMENT_AREA * small.size:
-        return None, False
+        return None, none
     region = labels == best
     ys, xs = np.nonzero(region)
     s, d = xs + ys, xs - ys
@@ -522,10 +538,46 @@ def find_document(small: np.ndarray, level: int | None = None) -> tuple[np.ndarr
     x, y = corners[:, 0], corners[:, 1]
     area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
     if area < 0.8 * size or area > 1.25 * size:  # not a quadrilateral: leave the frame as is
-        return None, False
-    touches = bool(region[0].any() or region[-1].any() or region[:, 0].any()
-                   or region[:, -1].any())  # fmt: skip
-    return corners, touches
+        return None, none
+    sides = (bool(region[0].any()), bool(region[-1].any()), bool(region[:, 0].any()),
+             bool(region[:, -1].any()))  # fmt: skip
+    return corners, sides
+
+
+def content_at_edge(small: np.ndarray, level: int) -> bool:
+    """Whether printed content runs off the frame: along some side, the frame's outermost
+    :data:`EDGE_LINE_ROWS` lines cross at least :data:`EDGE_CUT_RUNS` runs of ink clear of
+    the side's ends, as where the frame cuts through text lines, a photo or a QR code (print
+    that stops short of the edge, as a card's machine-readable zone a hair above a tight
+    crop's edge, does not). Ink is darker than Otsu's ``level`` and :data:`EDGE_INK_CONTRAST`
+    below the paper.
+
+    Background at the edge is not content: a document cropped from a photo keeps slivers of
+    the desk at the frame's edges (a hair of rotation, perspective), and each is a wedge
+    between the document's straight edge and the frame's, so it reaches the end of the side
+    it lies along; a desk margin runs the whole side. A document inside its own margins
+    crosses nothing."""
+    require_gray(small, "content_at_edge")
+    h, w = small.shape
+    rows = EDGE_LINE_ROWS
+    if 4 * rows >= min(h, w):
+        return False
+    paper = _percentile(histogram(small), PAPER_LINE_PERCENTILE)
+    ink = min(level, paper - EDGE_INK_CONTRAST)
+    lines = (
+        small[:rows].mean(axis=0),
+        small[h - rows :].mean(axis=0),
+        small[:, :rows].mean(axis=1),
+        small[:, w - rows :].mean(axis=1),
+    )
+    for line in lines:
+        dark = np.concatenate(([0], (line <= ink).view(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(dark))
+        starts, stops = edges[::2], edges[1::2]
+        inner = (starts > 0) & (stops < line.size) & (stops - starts >= EDGE_MIN_RUN)
+        if int(np.count_nonzero(inner)) >= EDGE_CUT_RUNS:
+            return True
+    return False
 
 
 def frame_is_document(small: np.ndarray, level: int) -> bool:
@@ -661,9 +713,10 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
     the end of a short line or between paragraphs, and the small white modules of a QR code
     have no text on both sides in their rows and count for nothing.
 
-    Where the paper itself is saturated (a flatbed scan clipped to white), washed-out light
-    cannot be told from paper: then only a saturated blob that does not reach the frame's
-    edge counts (white paper and margins reach the edge; a reflection sits inside the page).
+    Where the paper itself is saturated (a flatbed scan clipped to white), or so close to it
+    that noise saturates it in patches, washed-out light cannot be told from paper: then only
+    a saturated blob that does not reach the frame's edge counts (white paper and margins
+    reach the edge; a reflection sits inside the page).
 
     Returns the fraction and whether the paper was found saturated."""
     if small.shape[0] < 3 * GLARE_TILE or small.shape[1] < 3 * GLARE_TILE:
@@ -675,7 +728,10 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
     blank = ~ink
     if not blank.any():
         return 0.0, False
-    clipped_paper = bool(saturated[blank].mean() >= GLARE_CLIPPED_PAPER)
+    # Paper whose own noise reaches saturation (white paper scanned bright) saturates whole
+    # tiles here and there, as noise decides: such paper is clipped as well.
+    speckled = fill >= GLARE_SPECKLE_FILL
+    clipped_paper = bool(speckled[blank].mean() >= GLARE_CLIPPED_PAPER)
     washed = saturated & blank
     labels, best, _ = largest_component(np.ascontiguousarray(washed.view(np.uint8)))
     if best == 0:
@@ -758,9 +814,11 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     small = box_downscale(gray, factor)
     small_hist = hist if factor == 1 else histogram(small)
     level = otsu_level(small_hist)
-    corners, touches = find_document(small, level)
+    corners, sides = _find_document(small, level)
+    touches = any(sides)
     if touches and frame_is_document(small, level):
         corners, touches = None, False  # a tight crop: the frame is the document's outline
+    crossed = (corners is None or touches) and content_at_edge(small, level)
     h, w = gray.shape
     if corners is not None:
         full = corners * factor + (factor - 1) / 2
@@ -807,6 +865,11 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
     document, dpi = _document_type(doc_w, doc_h)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
+    if touches and all(sides) and document and not crossed:
+        # The frame was cropped to the document (a camera shot cut to the card): it touches
+        # all four sides, has a known document's shape, and the background left at the edges
+        # is slivers that cut into none of its content.
+        touches = False
     glare, clipped = _glare(norm_small)
     focus, focus_axis = _focus(gray, small, factor)
     return PreparedPage(
@@ -819,7 +882,7 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
         source=gray,
         transform=transform,
         quad=full,
-        cut_off=touches or ratio > MAX_PAGE_ASPECT,
+        cut_off=touches or crossed or ratio > MAX_PAGE_ASPECT,
         skew_deg=round(skew, 3),
         focus=focus,
         focus_axis=focus_axis,

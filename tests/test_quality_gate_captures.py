@@ -340,3 +340,163 @@ def test_the_server_accepts_a_tight_card_tagged_137_dpi_and_refuses_glare_over_t
         client.certify([glared], session_token=server.token("kiosk-captures"))
     assert refused.value.rejection.reason == "GLARE"
     assert "avoid glare" in refused.value.rejection.message
+
+
+# 4. A camera shot cropped to the card: desk slivers at the frame's edges -----------------------
+
+
+def _homography(src: list[tuple[float, float]], dst: list[tuple[float, float]]) -> np.ndarray:
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        rhs += [u, v]
+    return np.append(np.linalg.solve(np.array(rows, float), np.array(rhs, float)), 1).reshape(3, 3)
+
+
+def camera_crop(
+    img: Image.Image, angle: float, pull: tuple[float, ...], inset: float = 0.005
+) -> Image.Image:
+    """A photo of ``img`` on the dark desk, turned ``angle`` degrees, in perspective (each corner
+    pulled in by its ``pull`` fraction of the size), cropped to the corners' bounding box less
+    ``inset`` of it: wedges of the desk are left along the frame's edges."""
+    w, h = img.size
+    t = np.radians(angle)
+    quad = []
+    for (ux, uy), k in zip(((-1, -1), (1, -1), (1, 1), (-1, 1)), pull, strict=True):
+        x, y = ux * w / 2 * (1 - k), uy * h / 2 * (1 - k)
+        quad.append((x * np.cos(t) - y * np.sin(t), x * np.sin(t) + y * np.cos(t)))
+    xs, ys = [q[0] for q in quad], [q[1] for q in quad]
+    x0, x1 = min(xs) + inset * (max(xs) - min(xs)), max(xs) - inset * (max(xs) - min(xs))
+    y0, y1 = min(ys) + inset * (max(ys) - min(ys)), max(ys) - inset * (max(ys) - min(ys))
+    frame = [(x - x0, y - y0) for x, y in quad]
+    to_card = _homography(frame, [(0, 0), (w, 0), (w, h), (0, h)])
+    size = (round(x1 - x0), round(y1 - y0))
+    shot = img.transform(size, Image.Transform.PERSPECTIVE, tuple(to_card.ravel()[:8]),
+                         Image.Resampling.BICUBIC, fillcolor=DESK)  # fmt: skip
+    return shot.filter(ImageFilter.GaussianBlur(0.6))
+
+
+CAMERA = [(3.0, (0.0, 0.02, 0.01, 0.0)), (-2.5, (0.015, 0.0, 0.0, 0.02)), (1.2, (0.01,) * 4)]
+
+
+@pytest.mark.parametrize(("angle", "pull"), CAMERA)
+def test_a_camera_shot_cropped_to_the_card_is_not_cut_off(
+    angle: float, pull: tuple[float, ...]
+) -> None:
+    shot = camera_crop(rounded(card(300, seed=2), 300), angle, pull)
+    page = admit(0, encode(shot, quality=85), LIMITS)
+    prepared = prepare(page)
+    assert not prepared.cut_off and prepared.document == "id_card"
+    assert prepared.dpi_estimate == pytest.approx(300, rel=0.06)
+    assert quality_issues(page, prepared) == []
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_camera_shot_cropped_through_the_card_is_cut_off(side: str) -> None:
+    shot = camera_crop(rounded(card(300, seed=2), 300), *CAMERA[0])
+    w, h = shot.size
+    box = (w // 3, 0, w, h) if side == "left" else (0, 0, w - w // 3, h)
+    assert gate(shot.crop(box))[0] == "CUT_OFF"
+
+
+def _smear(img: Image.Image, length: int) -> Image.Image:
+    """Horizontal motion blur over ``length`` pixels, the frame's edge columns repeated (what
+    lies beyond the frame is not the other edge's desk, as ``np.roll`` would make it)."""
+    arr = np.pad(np.asarray(img, np.float32), ((0, 0), (length, length), (0, 0)), mode="edge")
+    w = img.width
+    out = sum(
+        arr[:, length + dx - length // 2 : length + dx - length // 2 + w] for dx in range(length)
+    )
+    return Image.fromarray((np.asarray(out) / length).astype(np.uint8))
+
+
+def test_motion_blur_on_a_camera_crop_is_blurred_not_cut_off() -> None:
+    shot = camera_crop(rounded(card(300, seed=3), 300), *CAMERA[1])
+    assert gate(shot) == []
+    assert gate(_smear(shot, 14), quality=80) == ["BLURRED"]
+
+
+# 5. Content running off a frame with no background in it -------------------------------------
+
+
+@pytest.mark.parametrize(("dpi", "side"), [(300, "left"), (300, "right"), (450, "left")])
+def test_a_card_cut_by_a_third_across_its_lines_is_cut_off(dpi: int, side: str) -> None:
+    whole = card(dpi, seed=5)
+    w, h = whole.size
+    cut = whole.crop((w // 3, 0, w, h) if side == "left" else (0, 0, w - w // 3, h))
+    assert gate(cut, dpi=dpi)[0] == "CUT_OFF"
+
+
+def test_a_card_cropped_through_its_margin_only_passes() -> None:
+    whole = card(300, seed=5)
+    w, h = whole.size
+    mm = 300 / 25.4
+    assert gate(whole.crop((round(1.5 * mm), 0, w, h - round(mm))), dpi=300) == []
+
+
+# 6. A card on a light scanner platen ---------------------------------------------------------
+
+
+def on_platen(
+    img: Image.Image, dpi: float, margins_mm: tuple[float, ...], grey: int
+) -> Image.Image:
+    """The card on a flatbed's light platen (or under its white lid), turned a degree, with
+    ``margins_mm`` (left, top, right, bottom) of platen around it and the scanner's noise."""
+    mm = dpi / 25.4
+    left, top, right, bottom = (round(m * mm) for m in margins_mm)
+    w, h = img.size
+    bed = Image.new("RGB", (w + left + right, h + top + bottom), (grey, grey, grey))
+    mask = Image.new("L", img.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, w - 1, h - 1), 3.18 * mm, fill=255)
+    bed.paste(img, (left, top), mask)
+    bed = bed.rotate(1.0, resample=Image.Resampling.BICUBIC, fillcolor=(grey, grey, grey))
+    arr = np.asarray(bed, np.float32) + np.random.default_rng(1).normal(
+        0, 1.5, (bed.height, bed.width, 1)
+    )
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("dpi", "grey"), [(300, 246), (300, 215), (400, 232)])
+def test_a_card_on_a_light_platen_passes_at_its_stated_dpi(dpi: int, grey: int) -> None:
+    # The frame (97.6 x 68 mm) has an A4 page's shape: taken for A4 it would be ~100 dpi.
+    shot = on_platen(card(dpi, seed=6), dpi, (6, 7, 6, 7), grey)
+    assert gate(shot, dpi=dpi) == []
+
+
+def test_a_stated_low_dpi_still_refuses_and_so_does_an_agreeing_estimate() -> None:
+    shot = on_platen(card(300, seed=6), 300, (6, 7, 6, 7), 240)
+    assert gate(shot, dpi=120) == ["LOW_RESOLUTION"]  # the file's own figure is trusted
+    assert gate(a4(100), dpi=100) == ["LOW_RESOLUTION"]
+    assert gate(a4(100), dpi=180) == ["LOW_RESOLUTION"]  # within twofold: the lower decides
+
+
+# 7. White paper scanned at the edge of saturation ----------------------------------------------
+
+
+def blotchy_white(img: Image.Image, level: int, cell: int, seed: int) -> Image.Image:
+    """``img``'s paper replaced by white at ``level`` lit unevenly in patches of about ``cell``
+    pixels (sigma 2 levels) plus sensor noise: some patches saturate, as noise decides."""
+    rng = np.random.default_rng(seed)
+    w, h = img.size
+    field = rng.normal(0, 2.0, (h // cell + 1, w // cell + 1)).astype(np.float32)
+    light = np.asarray(Image.fromarray(field, "F").resize((w, h), Image.Resampling.BILINEAR))
+    arr = np.asarray(img, np.float32)
+    paper = arr.min(axis=2, keepdims=True) > 200
+    arr = np.where(paper, level + light[..., None], arr) + rng.normal(0, 1.0, (h, w, 1))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def white300() -> Image.Image:
+    return blotchy_white(a4(300, seed=7), 251, 16, 2)
+
+
+def test_white_paper_at_saturation_is_not_glare(white300: Image.Image) -> None:
+    # Saturated patches between short lines and paragraphs are paper, not a reflection.
+    assert gate(white300, dpi=300) == []
+    assert gate(blotchy_white(a4(300, seed=7), 250, 32, 1), dpi=300) == []
+
+
+def test_a_reflection_on_white_paper_is_still_glare(white300: Image.Image) -> None:
+    shot = glare(white300, 105 * MM300, 148 * MM300, 30 * MM300, 17 * MM300)
+    assert gate(shot, dpi=300) == ["GLARE"]
