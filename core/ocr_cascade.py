@@ -35,8 +35,8 @@ from saoy.core.ocr_onnx import OnnxEngine, TextBox
 TEXT_HEIGHT = 22
 """Tesseract reads the page scaled so that its text height (:func:`text_height`) is at most
 this many pixels (about a 30-pixel capital, the height Tesseract reads best)."""
-SCALED_SIDE = 1600
-"""Only a page at least this many pixels on its shorter side (an A4 page from 200 dpi up) is
+SCALED_SIDE = 2000
+"""Only a page at least this many pixels on its shorter side (an A4 page from 250 dpi up) is
 scaled: a card's labels are half the height of its values, and would be read too small."""
 LEAST_SHRINK = 0.85  # a page that would be scaled by more than this is read as it is
 LEGIBLE = 60.0  # a page Tesseract reads with a lower mean confidence is not read again

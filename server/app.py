@@ -155,7 +155,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     )
     publisher.reconcile()
     publisher.checkpoint_if_grown()
-    ocr_options = {"tessdata": settings.tessdata} if settings.ocr_engine == "tesseract" else {}
+    with_tesseract = settings.ocr_engine in ("tesseract", "cascade")
+    ocr_options = {"tessdata": settings.tessdata} if with_tesseract else {}
     ocr = create_engine(settings.ocr_engine, **ocr_options)
     face, sessions = _load_identity(settings)
     executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="saoy-cpu")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 MiB = 1024 * 1024
+OCR_ENGINES = ("cascade", "tesseract", "onnx", "trueocr", "none")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class Settings:
     registry_url: str = ""  # postgresql://user@host/db for the registry; empty: <data_dir> SQLite
     public_url: str = ""  # base of verification URLs; default http://<host>:<http_port>
     workers: int = 0  # CPU worker threads; 0 = one per core
-    ocr_engine: str = "tesseract"  # "tesseract", "onnx" (ONNX Runtime det+rec) or "none"
+    # "tesseract", "cascade" (Tesseract, what it is unsure of read again by the ONNX line
+    # recognizer), "onnx" (ONNX Runtime det+rec), "trueocr" (optional package) or "none"
+    ocr_engine: str = "tesseract"
     tessdata: Path | None = None
     organization: str = "UBND Phường Hoàn Kiếm (dev)"
     pki_passphrase: str = "saoy-dev"
@@ -62,9 +65,9 @@ class Settings:
             raise ValueError("checkpoint_seconds must be positive")
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
-        if self.ocr_engine not in ("tesseract", "onnx", "none"):
+        if self.ocr_engine not in OCR_ENGINES:
             raise ValueError(
-                f"ocr_engine must be 'tesseract', 'onnx' or 'none', got {self.ocr_engine!r}"
+                f"ocr_engine must be one of {', '.join(OCR_ENGINES)}, got {self.ocr_engine!r}"
             )
         if self.identity not in ("required", "off"):
             raise ValueError(f"identity must be 'required' or 'off', got {self.identity!r}")
