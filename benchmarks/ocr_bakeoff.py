@@ -1,8 +1,8 @@
 """The OCR engines side by side on the same pages: accuracy and CPU cost, one table.
 
 Engines (each where it is installed): ``cascade`` (Tesseract reads the page, the ONNX line
-recognizer reads again the words it is unsure of, :mod:`saoy.core.ocr_cascade`: the default),
-``tesseract`` (Tesseract alone, Debian's ``vie`` model), ``tesseract-script`` (Tesseract,
+recognizer reads again the words it is unsure of, :mod:`saoy.core.ocr_cascade`), ``tesseract``
+(Tesseract alone, Debian's ``vie`` model: the default), ``tesseract-script`` (Tesseract,
 Debian's ``script/Vietnamese`` model from ``tesseract-ocr-script-viet``), ``trueocr`` (the
 trueocr package's ONNX models, :mod:`saoy.core.ocr_trueocr`) and ``onnx`` (PP-OCRv4 detection
 and the asterocr recognizer, :mod:`saoy.core.ocr_onnx`). Each reads every page of:

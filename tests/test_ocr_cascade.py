@@ -46,7 +46,7 @@ def _table(size: int) -> tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]
     painted out as the page view paints them before OCR; and each number cell's box."""
     k = size / 34
     columns, rows = [round(c * k) for c in COLUMNS], [round(r * k) for r in ROWS]
-    image = Image.new("L", (round(1600 * k), round(1000 * k)), PAPER)  # 60 px: A4 at 300 dpi
+    image = Image.new("L", (round(1600 * k), round(1250 * k)), PAPER)  # 60 px: A4 at 300 dpi
     draw = ImageDraw.Draw(image)
     face = docgen.font(docgen.SERIF, size)
     for y in rows:
