@@ -32,6 +32,7 @@ import numpy as np
 
 from saoy.core.model import OcrResult, Word
 from saoy.core.ocr import OcrEngine, OcrUnavailable, _check_gray
+from saoy.core.packages import MissingPackageData, installed_file
 
 log = logging.getLogger("saoy.core.ocr")
 
@@ -53,20 +54,11 @@ REC_MAX_WIDTH = 1024  # the recognizer's positional encoding spans 256 time step
 
 
 def package_file(package: str, relative: str) -> Path:
-    """The path of a file installed by the PyPI ``package``, without importing it."""
+    """The path of a model file installed by the PyPI ``package``, without importing it."""
     try:
-        dist = metadata.distribution(package)
-    except metadata.PackageNotFoundError as e:
-        raise OcrUnavailable(
-            f"the ONNX OCR engine needs the Python package {package!r}: pip install {package}"
-        ) from e
-    path = Path(str(dist.locate_file(relative)))
-    if not path.is_file():
-        raise OcrUnavailable(
-            f"{relative} is missing from the installed package {package!r} "
-            f"{dist.version}: reinstall it (pip install --force-reinstall {package})"
-        )
-    return path
+        return installed_file(package, relative)
+    except MissingPackageData as e:
+        raise OcrUnavailable(f"the ONNX OCR engine cannot load its models: {e}") from e
 
 
 def choose_providers(prefer: str = "auto", device_id: int = 0) -> list[Any]:
