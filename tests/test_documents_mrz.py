@@ -7,7 +7,7 @@ from datetime import date
 
 from saoy.clients.simulator import docgen
 from saoy.core.documents.fields import card_fields
-from saoy.core.documents.mrz import check_digit, find_td1, parse_td1
+from saoy.core.documents.mrz import check_digit, find_td1, parse_td1, well_formed
 from saoy.core.documents.places import normalize_place
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
@@ -148,3 +148,13 @@ def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     first[3] = replace(first[3], text="&", confidence=90.0)  # read with confidence: kept
     kept = card_fields(group_lines(label + first + second))
     assert "Điện & Biên" in kept["place_of_residence"].value
+
+
+def test_a_damaged_read_is_told_from_a_zone_of_the_right_shape() -> None:
+    good = ("IDVNM2003047525040200304752<<<", "0005050M4005058VNM<<<<<<<<<<<9", "MAI<<DUC")
+    assert well_formed(good)
+    doubled = (good[0], "0" + good[1][:-1], good[2])  # a digit doubled, the last one lost
+    assert not well_formed(doubled)
+    across = (good[0], good[1].replace("58VNM", "5BVNM"), good[2])  # "B" read for "8"
+    assert not well_formed(across)
+    assert not well_formed(good[:2])

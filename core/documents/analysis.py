@@ -23,7 +23,7 @@ from saoy.core.documents.fields import (
     birth_certificate_fields,
     card_fields,
 )
-from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1
+from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1, well_formed
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.seal import Seal, find_red_boxes, find_seals
@@ -194,7 +194,14 @@ def _read_mrz(
     if first is not None and second is not None:
         a = parse_td1(first, today)
         b = parse_td1(second, today)
-        agree = a is not None and b is not None and a.lines[:2] == b.lines[:2]
+        # Two reads that agree prove a wrong check digit only when neither read is damaged.
+        agree = (
+            a is not None
+            and b is not None
+            and a.lines[:2] == b.lines[:2]
+            and well_formed(first)
+            and well_formed(second)
+        )
     return combine_reads(reads, today), agree, True
 
 

@@ -143,6 +143,20 @@ def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
     return None
 
 
+_TD1_LINE1 = re.compile(r"[A-Z][A-Z<][A-Z<]{3}[A-Z0-9<]{9}[0-9<][A-Z0-9<]{15}")
+_TD1_LINE2 = re.compile(r"\d{7}[MF<]\d{7}[A-Z<]{3}[A-Z0-9<]{11}\d")
+
+
+def well_formed(lines: Sequence[str]) -> bool:
+    """Lines 1 and 2 of a TD1 zone as read have exactly the zone's shape: 30 characters each,
+    digits and letters where they belong. A read with a character doubled, dropped or read
+    across (a "B" for an "8") is damaged, so its check digits prove nothing either way."""
+    if len(lines) != 3:
+        return False
+    l1, l2 = (normalize_line(s) for s in lines[:2])
+    return bool(_TD1_LINE1.fullmatch(l1) and _TD1_LINE2.fullmatch(l2))
+
+
 def _one_inserted(longer: str, shorter: str) -> bool:
     """``longer`` is ``shorter`` with one character inserted."""
     if len(longer) != len(shorter) + 1:
