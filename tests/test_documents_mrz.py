@@ -158,3 +158,17 @@ def test_a_damaged_read_is_told_from_a_zone_of_the_right_shape() -> None:
     across = (good[0], good[1].replace("58VNM", "5BVNM"), good[2])  # "B" read for "8"
     assert not well_formed(across)
     assert not well_formed(good[:2])
+
+
+def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> None:
+    speck = [Word(";'Ề.", 45, 400, 90, 500, 20.0)]  # a photograph's edge, read as text
+    origin = _row(["Quê", "quán", "/", "Place", "of", "origin:"], 405)
+    value = _row(["Phường", "Bãi", "Cháy,", "Tỉnh", "Quảng", "Ninh"], 440)
+    residence = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 475)
+    lines = group_lines(speck + origin + value + residence)
+    assert [ln.text for ln in lines[1:]] == [
+        "Quê quán / Place of origin:",
+        "Phường Bãi Cháy, Tỉnh Quảng Ninh",
+        "Nơi thường trú / Place of residence:",
+    ]
+    assert card_fields(lines)["place_of_origin"].value == "Phường Bãi Cháy, Tỉnh Quảng Ninh"

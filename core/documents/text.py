@@ -79,20 +79,25 @@ class Line:
         return min(w.confidence for w in self.words) / 100.0
 
 
+LINE_HEIGHT_RATIO = 2.5  # words of one line differ in height by at most this much
+
+
 def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
-    """Group words into lines: a word joins a line it overlaps vertically by half its height
-    and follows closely (a horizontal gap under ``gap`` line heights). Columns stay apart."""
+    """Group words into lines: a word joins the line whose last word it overlaps vertically
+    by half the smaller height, follows closely (a horizontal gap under ``gap`` line heights)
+    and is not far taller or shorter than (a label and its larger value are one line; a tall
+    speck from a photograph's edge does not join three rows into one). Columns stay apart."""
     open_lines: list[list[Word]] = []
     for w in sorted(words, key=lambda w: (w.left, w.top)):
         h = max(1, w.bottom - w.top)
         best, best_overlap = None, 0.5
         for line in open_lines:
             last = line[-1]
-            top = min(x.top for x in line)
-            bottom = max(x.bottom for x in line)
-            right = max(x.right for x in line)
-            overlap = (min(bottom, w.bottom) - max(top, w.top)) / min(h, max(1, bottom - top))
-            near = w.left - right <= gap * max(h, last.bottom - last.top)
+            last_h = max(1, last.bottom - last.top)
+            if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h):
+                continue
+            overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / min(h, last_h)
+            near = w.left - last.right <= gap * max(h, last_h)
             if near and overlap > best_overlap:
                 best, best_overlap = line, overlap
         if best is None:
