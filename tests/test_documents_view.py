@@ -144,3 +144,20 @@ def test_the_rules_of_a_table_are_painted_out_and_its_text_is_kept(
     letter = Image.new("L", (1600, 900), 245)
     ImageDraw.Draw(letter).text((100, 100), "Căn cứ Nghị định số 23/2015/NĐ-CP", font=face, fill=10)
     assert ruled_lines(np.asarray(letter)) is None
+
+
+def test_a_tilted_framed_stamp_is_found_at_any_scale() -> None:
+    from saoy.core.documents.seal import find_red_boxes
+
+    stamp = Image.new("RGB", (420, 160), (250, 250, 250))
+    draw = ImageDraw.Draw(stamp)
+    draw.rectangle((10, 10, 410, 150), outline=(200, 30, 40), width=6)
+    draw.text((120, 30), "MẬT", font=docgen.font(docgen.SANS_BOLD, 90), fill=(200, 30, 40))
+    page = Image.new("RGB", (2480, 3508), (250, 250, 250))
+    page.paste(stamp.rotate(6, expand=True, fillcolor=(250, 250, 250)), (600, 500))
+    for side in (2480, 1000, 720):  # the scan, and colour views of it
+        scaled = page.resize((side, round(side * 3508 / 2480)))
+        boxes = find_red_boxes(np.asarray(scaled))
+        assert boxes, side
+        left, top, right, bottom = boxes[0]
+        assert left < 650 / 2480 < 1010 / 2480 < right and top < 550 / 3508 < bottom

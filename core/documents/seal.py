@@ -115,14 +115,19 @@ def find_red_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     sh, sw = rgb.shape[:2]
     mask = red_mask(np.ascontiguousarray(rgb))
+    # A frame's thin rule, scaled down or printed faintly, breaks into pieces: closed again.
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     boxes = []
     for contour in contours:
         x, y, bw, bh = cv2.boundingRect(contour)
-        if bh < 0.01 * sh or bw < 0.02 * sw or not 1.2 <= bw / max(1, bh) <= 8:
+        # A frame, however it was tilted when stamped: its outline fills the smallest
+        # rectangle around it.
+        (_, _), (rw, rh), _ = cv2.minAreaRect(contour)
+        long, short = max(rw, rh), min(rw, rh)
+        if short < 0.01 * sh or long < 0.02 * sw or not 1.2 <= long / max(1.0, short) <= 8:
             continue
-        # A frame: its outline fills its bounding box.
-        if cv2.contourArea(contour) < 0.85 * bw * bh:
+        if cv2.contourArea(contour) < 0.85 * rw * rh:
             continue
         boxes.append((x / sw, y / sh, (x + bw) / sw, (y + bh) / sh))
     boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
