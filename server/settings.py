@@ -26,7 +26,7 @@ class Settings:
     workers: int = 0  # CPU worker threads; 0 = one per core
     # "tesseract", "cascade" (Tesseract, what it is unsure of read again by the ONNX line
     # recognizer), "onnx" (ONNX Runtime det+rec), "trueocr" (optional package) or "none"
-    ocr_engine: str = "tesseract"
+    ocr_engine: str = "cascade"
     tessdata: Path | None = None
     organization: str = "UBND Phường Hoàn Kiếm (dev)"
     pki_passphrase: str = "saoy-dev"
