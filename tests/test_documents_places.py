@@ -65,3 +65,9 @@ def test_without_the_list_an_address_keeps_its_letters_and_type_words_are_put_ri
         normalize_place("Phường Hoàn Kiêm, Thanh phố Hà Nội")
         == "Phường Hoàn Kiêm, Thành phố Hà Nội"
     )
+
+
+def test_a_unit_the_list_lacks_in_its_province_is_not_renamed_after_a_namesake() -> None:
+    # The list has no "Đông Dư" in Gia Lâm; a "Đồng Du" elsewhere must not replace it.
+    read = "Xã Đông Dư, Huyện Gia Lâm, Hà Nội"
+    assert normalize_place(read) == read

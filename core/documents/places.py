@@ -12,6 +12,7 @@ none, or several that differ only in their marks, is left as read.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,8 +67,12 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def _text(value: object) -> str | None:
-    """A name from the data, None where a record has none (NaN, null, empty)."""
-    return value if isinstance(value, str) and value.strip() else None
+    """A name from the data, without the qualifier that tells namesakes apart there ("Yên
+    Viên (Thị trấn)"); None where a record has none (NaN, null, empty)."""
+    if not isinstance(value, str):
+        return None
+    name = re.sub(r"\s*\([^)]*\)\s*$", "", value).strip()
+    return name or None
 
 
 def _entries(tables: Iterable[dict[str, Any]]) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -160,7 +165,10 @@ def normalize_place(text: str) -> str:
             if found is not None:
                 out[i] = f"{kind} {found}".strip()
                 break  # a ward: what comes before it is a street or a village
-        if found is None and kind:
+        if found is None and kind and p is None:
+            # No province to stand in: only a name no other unit shares is taken. Within a
+            # known province a name the list does not hold there is left as read (the list
+            # may lack a unit; a namesake elsewhere is not this one).
             found = _spelt(g.anywhere, name)
         if found is not None:
             out[i] = f"{kind} {found}".strip()
