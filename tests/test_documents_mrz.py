@@ -7,7 +7,13 @@ from datetime import date
 
 from saoy.clients.simulator import docgen
 from saoy.core.documents.fields import card_fields
-from saoy.core.documents.mrz import check_digit, find_td1, parse_td1, well_formed
+from saoy.core.documents.mrz import (
+    check_digit,
+    combine_reads,
+    find_td1,
+    parse_td1,
+    well_formed,
+)
 from saoy.core.documents.places import normalize_place
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
@@ -172,3 +178,17 @@ def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> No
         "Nơi thường trú / Place of residence:",
     ]
     assert card_fields(lines)["place_of_origin"].value == "Phường Bãi Cháy, Tỉnh Quảng Ninh"
+
+
+def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
+    person = docgen.random_person(9)
+    l1, l2, l3 = docgen.mrz_lines(person)
+    last = "0" if l2[-1] != "0" else "8"
+    first = (l1, l2[:-1] + last, l3)  # the MRZ-only read: its composite digit misread
+    i = 2
+    page = (l1, l2[:i] + ("7" if l2[i] != "7" else "1") + l2[i + 1 :], l3)  # a birth digit
+    combined = combine_reads([first, page], date(2025, 6, 1))
+    assert combined is not None and combined.valid and combined.lines[1] == l2
+    # A zone both reads agree is wrong stays wrong: check digits choose, never invent.
+    wrong = combine_reads([first, first], date(2025, 6, 1))
+    assert wrong is not None and not wrong.valid

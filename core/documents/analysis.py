@@ -161,7 +161,7 @@ def confidential_marking(
 
 def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
     """The MRZ band: the box of the lines that look like MRZ text, padded, else the bottom
-    40 % of the card."""
+    40 % of the card; with a margin of paper all round."""
     h = gray.shape[0]
     mrzish = [ln for ln in lines if re.search(r"[<«]{2,}|IDVNM", ln.text.replace(" ", ""))]
     if mrzish:
@@ -170,8 +170,13 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
         pad = max(8, (bottom - top) // 6)
         top = max(0, top - 2 * pad - (bottom - top) // 3)
         bottom = min(h, bottom + 2 * pad + (bottom - top) // 3)
-        return gray[top:bottom, :]
-    return gray[int(h * 0.6) :, :]
+        band = gray[top:bottom, :]
+    else:
+        band = gray[int(h * 0.6) :, :]
+    # Paper around the zone: on a tight crop its first and last characters touch the image's
+    # edge, where the recognizer doubles or drops them.
+    side = max(16, band.shape[0] // 4)
+    return np.pad(band, side, constant_values=np.uint8(np.percentile(band, 90)))
 
 
 def _read_mrz(

@@ -4,6 +4,7 @@ the card. Parsing reads look-alike characters by position (a digit field never h
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,9 +165,37 @@ def _one_inserted(longer: str, shorter: str) -> bool:
     return any(longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer)))
 
 
+MAX_SWAPS = 6  # places where two reads differ that are tried either way
+
+
+def _with_hybrids(lines: Sequence[str]) -> list[str]:
+    """The reads of one zone line, and the lines made of the first read with characters
+    taken from another where the two read the same place differently (character for
+    character): every character comes from a read, so check digits choose among readings
+    and never invent one."""
+    out = list(dict.fromkeys(lines))
+    first = normalize_line(lines[0]) if lines else ""
+    for other in lines[1:]:
+        second = normalize_line(other)
+        matcher = difflib.SequenceMatcher(None, first, second, autojunk=False)
+        swaps = [
+            (i1, i2, second[j1:j2])
+            for op, i1, i2, j1, j2 in matcher.get_opcodes()
+            if op == "replace" and i2 - i1 == j2 - j1
+        ][:MAX_SWAPS]
+        for mask in range(1, 1 << len(swaps)):
+            chars = list(first)
+            for k, (i1, i2, text) in enumerate(swaps):
+                if mask >> k & 1:
+                    chars[i1:i2] = text
+            out.append("".join(chars))
+    return list(dict.fromkeys(out))
+
+
 def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> Mrz | None:
     """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
-    check digits) from whichever reads make the most check digits right; the name line
+    check digits) from whichever reads, or characters of them, make the most check digits
+    right, the first read's where they tie; the name line
     from the read without an inserted character (OCR tends to double a letter)."""
     reads = [tuple(r) for r in reads if len(r) == 3]
     if not reads:
@@ -178,8 +207,8 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     for other in names[1:]:
         if _one_inserted(name, other):
             name = other
-    for l1 in {r[0] for r in reads}:
-        for l2 in {r[1] for r in reads}:
+    for l1 in _with_hybrids([r[0] for r in reads]):
+        for l2 in _with_hybrids([r[1] for r in reads]):
             parsed = parse_td1((l1, l2, name), today)
             if parsed is None:
                 continue
