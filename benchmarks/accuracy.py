@@ -548,10 +548,22 @@ def from_templates(samples: list[TemplateSample]) -> list[Sample]:
     return out
 
 
+# Bad input the quality gate may refuse before any check runs: the refusals that name it.
+GATE_REASONS: dict[str, tuple[str, ...]] = {
+    "blank page": ("OVEREXPOSED", "LOW_CONTRAST"),
+    "photo": ("CUT_OFF",),
+    "card half cut off": ("CUT_OFF",),
+    "back cut off": ("CUT_OFF",),
+}
+
+
 def _caught_right(record: dict[str, Any]) -> bool:
     defect = record["defect"]
     if defect in BAD_CAPTURES:
         return bool(record["refused"])
+    refusals = {page["refused"] for page in record["pages"] if page["refused"]}
+    if refusals & set(GATE_REASONS.get(defect, ())):
+        return True
     wanted = RIGHT_REASONS.get(defect, ())
     return record["outcome"] == "fail" and any(name in wanted for name in record["failed"])
 
