@@ -551,7 +551,6 @@ def from_templates(samples: list[TemplateSample]) -> list[Sample]:
 # Bad input the quality gate may refuse before any check runs: the refusals that name it.
 GATE_REASONS: dict[str, tuple[str, ...]] = {
     "blank page": ("OVEREXPOSED", "LOW_CONTRAST"),
-    "photo": ("CUT_OFF",),
     "card half cut off": ("CUT_OFF",),
     "back cut off": ("CUT_OFF",),
 }
