@@ -139,8 +139,8 @@ def lift_seal_ink(
 ) -> None:
     """Lighten, in place, the red ink of ``seal`` on ``gray``: inside ``box`` (as
     :meth:`Seal.box` gives it for ``gray``), whose colour is ``rgb``, each pixel within the
-    seal's disc (with the box's margin) moves toward its red channel as far as it is red
-    rather than grey. Black text stamped over stays black (it is dark in every channel), and
+    seal's disc (with the box's margin) moves toward the paper (or its red channel, if
+    lighter) as far as it is red rather than grey. Black text stamped over stays black (it is dark in every channel), and
     red print outside the disc stays as it is."""
     left, top, right, bottom = box
     part = gray[top:bottom, left:right]
@@ -153,5 +153,8 @@ def lift_seal_ink(
     yy, xx = np.ogrid[top:bottom, left:right]
     r = seal.radius * min(width, height) * DISC_MARGIN
     weight *= (xx + 0.5 - seal.cx * width) ** 2 + (yy + 0.5 - seal.cy * height) ** 2 <= r * r
-    lifted = part + (np.maximum(colour[..., 0], part) - part) * weight
+    # Toward the paper, not the ink's red channel: a lifted seal leaves no grey ring for page
+    # segmentation to take, with the text stamped over, for a picture.
+    paper = np.maximum(np.percentile(part, 90), colour[..., 0])
+    lifted = part + (np.maximum(paper, part) - part) * weight
     part[...] = np.rint(lifted).astype(np.uint8)
