@@ -140,8 +140,8 @@ def lift_seal_ink(
     """Lighten, in place, the red ink of ``seal`` on ``gray``: inside ``box`` (as
     :meth:`Seal.box` gives it for ``gray``), whose colour is ``rgb``, each pixel within the
     seal's disc (with the box's margin) moves toward the paper (or its red channel, if
-    lighter) as far as it is red rather than grey. Black text stamped over stays black (it is dark in every channel), and
-    red print outside the disc stays as it is."""
+    lighter) as far as it is red rather than grey. Black text stamped over stays black (it
+    is dark in every channel), and red print outside the disc stays as it is."""
     left, top, right, bottom = box
     part = gray[top:bottom, left:right]
     if rgb.shape[:2] != part.shape:
