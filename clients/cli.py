@@ -368,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
     sub.add_parser(
         "kiosk-cert",
-        help="issue a kiosk its mutual-TLS certificate from the server's dev PKI"
-        " (flags: saoy kiosk-cert --help)",
+        help="issue a kiosk its mutual-TLS certificate from the server's dev PKI, or revoke"
+        " one with --revoke SERIAL|KIOSK_ID (flags: saoy kiosk-cert --help)",
         add_help=False,
     )
 

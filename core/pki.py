@@ -52,7 +52,10 @@ gets one on first use (:meth:`DevPki.qr_signer`).
 TLS certificates (the server's, EKU serverAuth; each kiosk's, EKU clientAuth with CN = the kiosk
 id) are ECDSA P-256 and are issued on first use by the same issuing CA: the root's key is
 thrown away at generation, so no second CA can be made under it later, and the issuing CA
-already publishes the CRL that a revoked kiosk certificate goes on (:meth:`DevPki.revoke`).
+already publishes the CRL that a revoked kiosk certificate goes on (:meth:`DevPki.revoke`,
+or :meth:`DevPki.revoke_kiosk_certificate` by serial or kiosk id). A server with mutual TLS
+reads that CRL (:meth:`DevPki.revocation_list`, again whenever the file changes) to refuse a
+revoked kiosk at its next call; ``kiosk-cert`` replaces a revoked kiosk certificate.
 """
 
 from __future__ import annotations
@@ -148,6 +151,32 @@ class KioskCredentials:
     key: Path  # its private key, mode 0600
     ca: Path  # the certificates to trust the server with (issuing CA and root)
     issued: bool  # False: the certificate already there was kept
+
+
+@dataclass(frozen=True)
+class KioskRevocation:
+    """A certificate on the issuing CA's CRL."""
+
+    serial: int
+    at: dt.datetime  # when it was revoked (UTC)
+    reason: str  # RFC 5280 reason code, as ``x509.ReasonFlags`` names it
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """What one reading of the issuing CA's CRL revokes (see :meth:`DevPki.revocation_list`)."""
+
+    issuer: x509.Name
+    entries: dict[int, KioskRevocation]
+    stamp: tuple[int, int]  # the CRL file's mtime and inode when it was read
+
+    def revoked(self, cert: x509.Certificate) -> KioskRevocation | None:
+        """The entry revoking ``cert``, or None (also for a certificate of another CA)."""
+        return self.lookup(cert.issuer, cert.serial_number)
+
+    def lookup(self, issuer: x509.Name, serial: int) -> KioskRevocation | None:
+        """The entry revoking serial ``serial`` of ``issuer``, or None."""
+        return self.entries.get(serial) if issuer == self.issuer else None
 
 
 @dataclass(frozen=True)
@@ -315,16 +344,28 @@ class DevPki:
                 field="kiosk_id",
             )
         out = Path(out)
+        cert_path = out / KIOSK_CERT_FILE
+        revocation = self._revocation_of(cert_path)
+        if revocation is not None and revocation.reason == "key_compromise":
+            (out / KIOSK_KEY_FILE).unlink(missing_ok=True)  # its certificate's key: not reused
         key_path = ensure_secret_file(out / KIOSK_KEY_FILE, _new_tls_key)
         key = _load_tls_key(key_path)
-        cert_path = out / KIOSK_CERT_FILE
         current = _usable_tls_certificate(cert_path, key, self._issuing_ca()[1])
-        issued = current is None or common_name_of(current) != kiosk_id
+        issued = current is None or common_name_of(current) != kiosk_id or revocation is not None
         if issued:
             self._issue_tls_certificate(cert_path, key, kiosk_id, ExtendedKeyUsageOID.CLIENT_AUTH)
         ca_path = out / TLS_CA_FILE
         _atomic_write(ca_path, self.tls_ca_pem())
         return KioskCredentials(certificate=cert_path, key=key_path, ca=ca_path, issued=issued)
+
+    def _revocation_of(self, cert_path: Path) -> KioskRevocation | None:
+        """How the certificate in PEM file ``cert_path`` was revoked, if it is on the issuing
+        CA's CRL (None when it is not, or there is none)."""
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return self.revocation_list().revoked(cert)
 
     def _issue_tls_certificate(
         self,
@@ -404,24 +445,88 @@ class DevPki:
         ``reason`` is an RFC 5280 reason code name as ``cryptography`` spells it
         (``key_compromise``, ``superseded``, ``cessation_of_operation``, ...).
         """
-        try:
-            x509.ReasonFlags[reason]
-        except KeyError as exc:
-            raise ValueError(f"unknown revocation reason {reason!r}") from exc
+        _check_reason(reason)
         ca = self.load(self.issuing_ca_path)
         if certificate.issuer != ca.certificate.subject:
             raise ValueError("only certificates issued by the dev issuing CA can be revoked")
+        self._revoke_serials([certificate.serial_number], reason)
+
+    def _revoke_serials(self, serials: Iterable[int], reason: str) -> None:
+        """Put ``serials`` of the issuing CA on its CRL (those already there keep their first
+        time and reason) and reissue the CRL."""
         with _CRL_LOCK:
             revoked = _read_revoked(self.directory)
-            revoked[format(certificate.serial_number, "x")] = {
-                "at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-                "reason": reason,
-            }
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+            for serial in serials:
+                revoked.setdefault(format(serial, "x"), {"at": now, "reason": reason})
             _atomic_write(
                 self.directory / CRL_DIR / _REVOKED_FILE,
                 json.dumps(revoked, indent=1, sort_keys=True).encode(),
             )
             self._reissue_issuing_ca_crl()
+
+    def revoke_kiosk_certificate(
+        self, serial_or_kiosk: str, reason: str = "key_compromise"
+    ) -> list[tuple[str, KioskRevocation]]:
+        """Revoke a kiosk's TLS client certificate, named by its serial number (hex, as
+        ``openssl x509 -serial`` prints it; colons allowed) or by the kiosk id (every
+        certificate the issuing CA issued to that kiosk), and reissue the issuing CA's CRL.
+
+        Returns what is now revoked: the kiosk id and the CRL entry, with when and why (a
+        certificate revoked before keeps its first entry). Raises :class:`NotFound` when
+        nothing the issuing CA issued to a kiosk matches (a kiosk certificate issued before
+        the PKI kept ``crl/issued.txt`` can be revoked with :meth:`revoke` from the certificate
+        itself), and :class:`InvalidInput` for a serial of one of the PKI's own certificates
+        (server, official, seal...).
+        """
+        _check_reason(reason)
+        wanted = serial_or_kiosk.strip()
+        issued = self._issued_names()
+        held = self._held_serials()
+        serial = _parse_serial(wanted)
+        if serial is not None and serial in issued:
+            if serial in held or not KIOSK_ID.fullmatch(issued[serial]):
+                raise InvalidInput(
+                    f"serial {serial:x} is the certificate of {issued[serial]!r}, not a"
+                    " kiosk's: kiosk-cert --revoke revokes kiosk certificates only",
+                    field="serial",
+                )
+            serials = [serial]
+        else:
+            serials = sorted(s for s, name in issued.items() if name == wanted and s not in held)
+        if not serials:
+            raise NotFound(
+                f"the issuing CA issued no kiosk certificate with serial or kiosk id"
+                f" {wanted[:80]!r}",
+                field="serial",
+            )
+        self._revoke_serials(serials, reason)
+        entries = self.revocation_list().entries
+        return [(issued[s], entries[s]) for s in serials]
+
+    def revocation_list(self, previous: RevocationList | None = None) -> RevocationList:
+        """The certificates the issuing CA's current CRL revokes, read from that CRL (whose
+        signature is checked). ``previous`` is given back as it is when the CRL file has not
+        changed since it was read, so calling this often costs a ``stat`` (and the reissue of
+        a stale CRL, once per refresh period)."""
+        path = self.crl_path(ISSUING_CA_CRL)
+        stamp = _stamp(path)
+        if previous is not None and previous.stamp == stamp:
+            return previous
+        ca_key, ca_cert, _ = _open_p12_cached(self.issuing_ca_path, self.passphrase)
+        crl = x509.load_der_x509_crl(path.read_bytes())
+        public_key = _rsa(ca_key, self.issuing_ca_path).public_key()
+        if crl.issuer != ca_cert.subject or not crl.is_signature_valid(public_key):
+            raise ValueError(f"{path} is not a CRL signed by the dev issuing CA")
+        entries = {}
+        for entry in crl:
+            reason = "unspecified"
+            with contextlib.suppress(x509.ExtensionNotFound):
+                reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+            entries[entry.serial_number] = KioskRevocation(
+                serial=entry.serial_number, at=entry.revocation_date_utc, reason=reason
+            )
+        return RevocationList(issuer=ca_cert.subject, entries=entries, stamp=stamp)
 
     def _reissue_issuing_ca_crl(self) -> None:
         key, _, _ = pkcs12.load_key_and_certificates(
@@ -547,6 +652,27 @@ class DevPki:
         """Serial numbers of the certificates the issuing CA is known to have issued."""
         data = _read_cached(self._issued_log())
         return frozenset(int(line.split()[0], 16) for line in data.decode().splitlines() if line)
+
+    def _issued_names(self) -> dict[int, str]:
+        """The certificates the issuing CA is known to have issued: serial -> common name."""
+        out = {}
+        for line in _read_cached(self._issued_log()).decode().splitlines():
+            serial, _, name = line.partition(" ")
+            if serial:
+                out[int(serial, 16)] = name
+        return out
+
+    def _held_serials(self) -> frozenset[int]:
+        """Serials of the PKI's own certificates (server, official, seal, TSA, QR, OCSP)."""
+        held = {
+            _open_p12_cached(self.directory / name, self.passphrase)[1].serial_number
+            for name in (OFFICIAL_FILE, SEAL_FILE, TSA_FILE, QR_FILE, OCSP_FILE)
+            if (self.directory / name).is_file()
+        }
+        server = self.tls_directory / TLS_SERVER_CERT_FILE
+        if server.is_file():
+            held.add(x509.load_pem_x509_certificate(server.read_bytes()).serial_number)
+        return frozenset(held)
 
     def _record_issued(self, *certs: x509.Certificate) -> None:
         """Note certificates the issuing CA has just issued in ``crl/issued.txt``."""
@@ -1165,6 +1291,28 @@ def _crl(
             .build()
         )
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+REVOCATION_REASONS = tuple(
+    flag.name for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl
+)
+"""Reasons a certificate may be revoked for (RFC 5280), as ``cryptography`` names them."""
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in REVOCATION_REASONS:
+        raise ValueError(
+            f"unknown revocation reason {reason!r}; use one of {', '.join(REVOCATION_REASONS)}"
+        )
+
+
+def _parse_serial(text: str) -> int | None:
+    """A certificate serial number written in hex (``0x`` prefix and colons allowed), or None
+    when ``text`` is not one."""
+    digits = text.lower().removeprefix("0x").replace(":", "")
+    if not digits or not re.fullmatch(r"[0-9a-f]+", digits):
+        return None
+    return int(digits, 16)
 
 
 def _check_crl_name(name: str) -> None:

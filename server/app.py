@@ -40,7 +40,7 @@ from saoy.server.administration import (
 from saoy.server.certification import CertificationServicer
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
-from saoy.server.interceptors import ErrorInterceptor
+from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
 from saoy.server.verification import VerificationServicer
@@ -219,8 +219,15 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     )
     gazetteer()  # the official list of administrative units, loaded now rather than per page
 
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor(metrics)]
+    revocations = None
+    if settings.tls == "mutual":
+        # Every call's client certificate is checked against the issuing CA's CRL, re-read
+        # when it changes: a revoked kiosk is refused at its next call, not at its expiry.
+        revocations = KioskRevocations(pki)
+        interceptors.append(RevocationInterceptor(revocations))
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(metrics)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_pdf_bytes + 64 * 1024),
             ("grpc.max_send_message_length", 2 * MiB),
@@ -276,6 +283,9 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     checkpoints = asyncio.ensure_future(
         _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
     )
+    background: list[asyncio.Future[None]] = [checkpoints]
+    if revocations is not None:
+        background.append(asyncio.ensure_future(revocations.watch()))
     log.info(
         "serving gRPC on %s:%d (tls=%s), HTTP on %s (ocr=%s, identity=%s, workers=%d, data=%s)",
         settings.host,
@@ -299,7 +309,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         certifier=certifier,
         verifier=verifier,
         readiness=readiness,
-        background=[checkpoints],
+        background=background,
         translog=translog,
         sessions=sessions,
         face=face,

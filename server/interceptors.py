@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from cryptography import x509
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from saoy.core.errors import SaoyError
+from saoy.core.pki import DevPki, RevocationList, common_name_of
 from saoy.server.metrics import Metrics
 
 log = logging.getLogger("saoy.server")
@@ -37,6 +41,160 @@ def check_kiosk_certificate(context: grpc.aio.ServicerContext, kiosk_id: str, fi
             f" {certified!r}: a kiosk may only speak for itself",
             field=field,
         )
+
+
+class KioskCertificateRevoked(SaoyError):
+    """The client certificate of the connection is on the issuing CA's CRL.
+
+    UNAUTHENTICATED, not the PERMISSION_DENIED of :class:`KioskCertificateMismatch`: a
+    mismatch is a kiosk proven to be itself asking to act for another, while a revoked
+    certificate proves nothing any more, like an expired session token or a wrong official's
+    token (both UNAUTHENTICATED here)."""
+
+    status = "UNAUTHENTICATED"
+    reason = "KIOSK_CERTIFICATE_REVOKED"
+
+
+REVOCATION_POLL_SECONDS = 1.0
+"""How often the server looks whether the issuing CA's CRL changed (one ``stat``)."""
+_PEER_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class _Peer:
+    """What the revocation check needs of a client certificate, parsed once per certificate."""
+
+    issuer: x509.Name
+    serial: int
+    name: str
+
+
+class KioskRevocations:
+    """The dev issuing CA's revocations, kept in memory for the check every call makes, and
+    re-read by :meth:`watch` whenever the CRL file changes (``saoy kiosk-cert --revoke``, or
+    :meth:`DevPki.revoke`, from any process on the same data dir)."""
+
+    def __init__(self, pki: DevPki) -> None:
+        self.pki = pki
+        self.current: RevocationList = pki.revocation_list()
+        self._peers: dict[bytes, _Peer] = {}
+
+    def refresh(self) -> None:
+        """Re-read the CRL if its file changed (blocking: run it off the event loop)."""
+        latest = self.pki.revocation_list(self.current)
+        if latest is not self.current:
+            added = len(latest.entries) - len(self.current.entries)
+            log.info(
+                "issuing CA's CRL re-read: %d certificate(s) revoked (%+d)",
+                len(latest.entries),
+                added,
+            )
+            self.current = latest
+
+    async def watch(self, every: float = REVOCATION_POLL_SECONDS) -> None:
+        """Call :meth:`refresh` every ``every`` seconds, off the event loop, until cancelled;
+        a CRL that cannot be read leaves the last good one in force."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await loop.run_in_executor(None, self.refresh)
+            except Exception:
+                log.exception("could not re-read the issuing CA's CRL; keeping the last one")
+
+    def check(self, context: grpc.aio.ServicerContext) -> None:
+        """Raise :class:`KioskCertificateRevoked` when the call's client certificate is on the
+        CRL last read. No I/O: certificates are parsed once and looked up in memory."""
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            return  # no client certificate: plaintext or tls = on
+        peer = self._peer(pems[0])
+        revocation = self.current.lookup(peer.issuer, peer.serial)
+        if revocation is None:
+            return
+        raise KioskCertificateRevoked(
+            f"the certificate of kiosk {peer.name!r} (serial {peer.serial:x}) was revoked on"
+            f" {revocation.at:%Y-%m-%d %H:%M} UTC ({revocation.reason.replace('_', ' ')}):"
+            f" this kiosk needs a new certificate (saoy kiosk-cert {peer.name}) before it can"
+            " make calls again"
+        )
+
+    def _peer(self, pem: bytes) -> _Peer:
+        peer = self._peers.get(pem)
+        if peer is None:
+            cert = x509.load_pem_x509_certificate(pem)
+            peer = _Peer(cert.issuer, cert.serial_number, common_name_of(cert) or "?")
+            if len(self._peers) >= _PEER_CACHE_SIZE:
+                self._peers.clear()
+            self._peers[pem] = peer
+        return peer
+
+
+class RevocationInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call, on every service, whose client certificate is revoked, before the
+    servicer sees it. Put it after :class:`ErrorInterceptor`, which turns the refusal into its
+    status."""
+
+    def __init__(self, revocations: KioskRevocations) -> None:
+        self.revocations = revocations
+
+    def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            self.revocations.check(context)
+            return await behavior(request, context)
+
+        return handler
+
+    def _wrap_streaming(
+        self, behavior: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            self.revocations.check(context)
+            async for response in behavior(request, context):
+                yield response
+
+        return handler
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        return _rewrap(
+            await continuation(handler_call_details), self._wrap_unary, self._wrap_streaming
+        )
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler | None,
+    unary: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
+    streaming: Callable[[Callable[..., AsyncIterator[Any]]], Callable[..., AsyncIterator[Any]]],
+) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour wrapped: ``unary`` for calls that answer once,
+    ``streaming`` for calls that answer with a stream."""
+    if handler is None:
+        return handler
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            streaming(handler.unary_stream),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(
+            streaming(handler.stream_stream),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    return handler
 
 
 def to_status(error: SaoyError) -> grpc.Status:
@@ -114,31 +272,6 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_streaming(handler.unary_stream),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._wrap_streaming(handler.stream_stream),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return handler
+        return _rewrap(
+            await continuation(handler_call_details), self._wrap_unary, self._wrap_streaming
+        )

@@ -1,5 +1,5 @@
 """``saoy serve``: logging, settings, and the server until SIGTERM; and ``saoy kiosk-cert``,
-which issues a kiosk its mutual-TLS certificate from the same dev PKI."""
+which issues a kiosk its mutual-TLS certificate from the same dev PKI, or revokes one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from saoy.core.errors import SaoyError
+from saoy.core.pki import REVOCATION_REASONS
 from saoy.server.app import open_dev_pki, serve
+from saoy.server.interceptors import REVOCATION_POLL_SECONDS
 from saoy.server.settings import Settings, parse_serve_args
 
 
@@ -31,15 +33,35 @@ def serve_command(argv: Sequence[str]) -> int:
 
 def kiosk_cert_command(argv: Sequence[str]) -> int:
     """``saoy kiosk-cert KIOSK_ID --out DIR``: write kiosk.pem, kiosk.key and ca.pem for a
-    kiosk talking to a server run with ``--tls mutual`` on the same data dir."""
+    kiosk talking to a server run with ``--tls mutual`` on the same data dir.
+    ``saoy kiosk-cert --revoke SERIAL|KIOSK_ID --reason REASON``: put that kiosk certificate
+    (or every one issued to that kiosk) on the issuing CA's CRL; a server on the same data dir
+    refuses it from its next call on."""
     parser = argparse.ArgumentParser(
         prog="saoy kiosk-cert",
         description="Issue a kiosk's TLS client certificate (CN = the kiosk id) from the dev PKI"
         " under the data dir, generating the PKI first if it is not there. Writes kiosk.pem,"
-        " kiosk.key (made once, mode 0600) and ca.pem into --out; run again to renew.",
+        " kiosk.key (made once, mode 0600) and ca.pem into --out; run again to renew (a revoked"
+        " certificate is replaced, and its key too when revoked for key_compromise). With"
+        " --revoke, revoke a kiosk certificate instead.",
     )
-    parser.add_argument("kiosk_id", help="the kiosk id it will send (1-64 of A-Z a-z 0-9 _ . -)")
+    parser.add_argument(
+        "kiosk_id", nargs="?", help="the kiosk id it will send (1-64 of A-Z a-z 0-9 _ . -)"
+    )
     parser.add_argument("--out", default=".", help="folder for the files (default: .)")
+    parser.add_argument(
+        "--revoke",
+        metavar="SERIAL|KIOSK_ID",
+        help="put a kiosk certificate on the issuing CA's CRL: its serial (hex), or a kiosk id"
+        " for every certificate issued to that kiosk. A server run with --tls mutual on the"
+        f" same data dir refuses it within {REVOCATION_POLL_SECONDS:g} s, on every call",
+    )
+    parser.add_argument(
+        "--reason",
+        default="key_compromise",
+        choices=REVOCATION_REASONS,
+        help="why, as the CRL says it (with --revoke; default: key_compromise)",
+    )
     for name in ("data_dir", "pki_passphrase", "organization"):
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -48,14 +70,30 @@ def kiosk_cert_command(argv: Sequence[str]) -> int:
             help=f"as for saoy serve (env SAOY_{name.upper()})",
         )
     args = parser.parse_args(argv)
+    if (args.kiosk_id is None) == (args.revoke is None):
+        parser.error("give a kiosk id to issue a certificate, or --revoke SERIAL|KIOSK_ID")
+    own = ("kiosk_id", "out", "revoke", "reason")
     try:
-        settings = Settings.load(
-            {k: v for k, v in vars(args).items() if k not in ("kiosk_id", "out")}
-        )
-        files = open_dev_pki(settings).issue_kiosk_certificate(args.kiosk_id, Path(args.out))
+        settings = Settings.load({k: v for k, v in vars(args).items() if k not in own})
+        pki = open_dev_pki(settings)
+        if args.revoke is not None:
+            revoked = pki.revoke_kiosk_certificate(args.revoke, args.reason)
+        else:
+            files = pki.issue_kiosk_certificate(args.kiosk_id, Path(args.out))
     except (ValueError, SaoyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.revoke is not None:
+        for kiosk_id, entry in revoked:
+            print(
+                f"revoked the certificate of kiosk {kiosk_id} (serial {entry.serial:x}) on"
+                f" {entry.at:%Y-%m-%d %H:%M:%S} UTC: {entry.reason}"
+            )
+        print(
+            "servers with --tls mutual on this data dir refuse it from their next call;"
+            " issue a new one with: saoy kiosk-cert KIOSK_ID --out DIR"
+        )
+        return 0
     print(
         f"{'issued' if files.issued else 'kept'} the certificate of kiosk {args.kiosk_id}:"
         f"\n  {files.certificate}\n  {files.key}\n  {files.ca}"
