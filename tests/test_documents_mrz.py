@@ -192,3 +192,16 @@ def test_two_reads_that_each_misread_a_different_character_make_one_right_zone()
     # A zone both reads agree is wrong stays wrong: check digits choose, never invent.
     wrong = combine_reads([first, first], date(2025, 6, 1))
     assert wrong is not None and not wrong.valid
+
+
+def test_a_character_read_twice_is_read_once_when_the_check_digits_say_so() -> None:
+    today = date(2025, 6, 1)
+    l1 = "IDVNM0765849911048076584991<<<"
+    l2 = "7607165M3607167VNM<<<<<<<<<<<1"
+    assert parse_td1((l1, l2, "PHAM<<CONG"), today).valid  # type: ignore[union-attr]
+    doubled = ("IDVNM000765849911048076584991<", l2, "PHAM<<CONG")  # "0" read three times
+    m = combine_reads([doubled, doubled], today)
+    assert m is not None and m.valid and m.lines[0] == l1
+    # A zone of the right length whose check digit is wrong gains no variant that passes.
+    forged = (l1, l2[:-1] + "2", "PHAM<<CONG")
+    assert not combine_reads([forged, forged], today).valid  # type: ignore[union-attr]

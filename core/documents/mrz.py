@@ -168,11 +168,30 @@ def _one_inserted(longer: str, shorter: str) -> bool:
 MAX_SWAPS = 6  # places where two reads differ that are tried either way
 
 
+_SAME_SHAPE = str.maketrans("OQDIBSZ", "0001852")  # characters OCR takes for one another
+
+
+def _undoubled(line: str) -> list[str]:
+    """``line`` with one or two characters read twice read once ("0O" for "0", "00" for
+    "0"), each variant padded back to a line with fillers: OCR doubles a character and then
+    loses the line's last one or a filler. Nothing is added but fillers."""
+    n = normalize_line(line)
+    shape = n.translate(_SAME_SHAPE)
+    spots = [k for k in range(1, len(n)) if shape[k] == shape[k - 1] and n[k] != "<"]
+    out = []
+    for i, a in enumerate(spots):
+        out.append(n[:a] + n[a + 1 :])
+        for b in spots[i + 1 :]:
+            out.append(n[:a] + n[a + 1 : b] + n[b + 1 :])
+    return [v.ljust(TD1_LINE, "<") for v in out if len(v.rstrip("<")) <= TD1_LINE]
+
+
 def _with_hybrids(lines: Sequence[str]) -> list[str]:
-    """The reads of one zone line, and the lines made of the first read with characters
-    taken from another where the two read the same place differently (character for
-    character): every character comes from a read, so check digits choose among readings
-    and never invent one."""
+    """The reads of one zone line, and the lines made of the first read with the places
+    where another read differs (a character read otherwise, doubled or dropped) taken from
+    that read, and each read with a doubled character read once (see :func:`_undoubled`):
+    every character comes from a read, so check digits choose among readings and never
+    invent one."""
     out = list(dict.fromkeys(lines))
     first = normalize_line(lines[0]) if lines else ""
     for other in lines[1:]:
@@ -181,14 +200,19 @@ def _with_hybrids(lines: Sequence[str]) -> list[str]:
         swaps = [
             (i1, i2, second[j1:j2])
             for op, i1, i2, j1, j2 in matcher.get_opcodes()
-            if op == "replace" and i2 - i1 == j2 - j1
-        ][:MAX_SWAPS]
+            if op != "equal"
+        ]
+        if len(swaps) > MAX_SWAPS:
+            continue  # reads too unlike to be one line read twice
         for mask in range(1, 1 << len(swaps)):
             chars = list(first)
-            for k, (i1, i2, text) in enumerate(swaps):
+            for k in reversed(range(len(swaps))):  # right to left: earlier places stay put
                 if mask >> k & 1:
+                    i1, i2, text = swaps[k]
                     chars[i1:i2] = text
             out.append("".join(chars))
+    for line in lines:
+        out.extend(_undoubled(line))
     return list(dict.fromkeys(out))
 
 
