@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -148,6 +148,20 @@ _TD1_LINE1 = re.compile(r"[A-Z][A-Z<][A-Z<]{3}[A-Z0-9<]{9}[0-9<][A-Z0-9<]{15}")
 _TD1_LINE2 = re.compile(r"\d{7}[MF<]\d{7}[A-Z<]{3}[A-Z0-9<]{11}\d")
 
 
+def _line1_shaped(line: str) -> bool:
+    """A TD1 line 1 as read has its shape; a Vietnamese card's also repeats its document
+    number as the last 9 digits of the 12-digit personal number that follows it."""
+    if not _TD1_LINE1.fullmatch(line):
+        return False
+    if line[2:5] != "VNM":
+        return True
+    return bool(re.fullmatch(r"\d{9}\d\d{12}<<<", line[5:])) and line[5:14] == line[18:27]
+
+
+def _line2_shaped(line: str) -> bool:
+    return bool(_TD1_LINE2.fullmatch(line))
+
+
 def well_formed(lines: Sequence[str]) -> bool:
     """Lines 1 and 2 of a TD1 zone as read have exactly the zone's shape: 30 characters each,
     digits and letters where they belong. A read with a character doubled, dropped or read
@@ -155,7 +169,7 @@ def well_formed(lines: Sequence[str]) -> bool:
     if len(lines) != 3:
         return False
     l1, l2 = (normalize_line(s) for s in lines[:2])
-    return bool(_TD1_LINE1.fullmatch(l1) and _TD1_LINE2.fullmatch(l2))
+    return _line1_shaped(l1) and _line2_shaped(l2)
 
 
 def _one_inserted(longer: str, shorter: str) -> bool:
@@ -171,22 +185,29 @@ MAX_SWAPS = 6  # places where two reads differ that are tried either way
 _SAME_SHAPE = str.maketrans("OQDIBSZ", "0001852")  # characters OCR takes for one another
 
 
-def _undoubled(line: str) -> list[str]:
-    """``line`` with one or two characters read twice read once ("0O" for "0", "00" for
-    "0"), each variant padded back to a line with fillers: OCR doubles a character and then
-    loses the line's last one or a filler. Nothing is added but fillers."""
+def _undoubled(line: str, shaped: Callable[[str], bool]) -> list[str]:
+    """A damaged read of a zone line (not ``shaped``) with one or two characters read twice
+    read once ("0O" for "0", "00" for "0"), each variant padded back to a line with fillers
+    and kept only if it has the line's shape: OCR doubles a character and then loses the
+    line's last one or a filler. A read of the right shape gets no variant, so a wrong check
+    digit there stays wrong; nothing is added but fillers."""
     n = normalize_line(line)
+    if shaped(n):
+        return []
     shape = n.translate(_SAME_SHAPE)
-    spots = [k for k in range(1, len(n)) if shape[k] == shape[k - 1] and n[k] != "<"]
+    # Either character of a pair that looks alike may be the one read twice ("O0": the "O").
+    pairs = [k for k in range(1, len(n)) if shape[k] == shape[k - 1] and n[k] != "<"]
+    spots = sorted({k for p in pairs for k in (p - 1, p)})
     out = []
     for i, a in enumerate(spots):
         out.append(n[:a] + n[a + 1 :])
         for b in spots[i + 1 :]:
             out.append(n[:a] + n[a + 1 : b] + n[b + 1 :])
-    return [v.ljust(TD1_LINE, "<") for v in out if len(v.rstrip("<")) <= TD1_LINE]
+    padded = (v.ljust(TD1_LINE, "<") for v in out if len(v.rstrip("<")) <= TD1_LINE)
+    return [v for v in padded if shaped(v)]
 
 
-def _with_hybrids(lines: Sequence[str]) -> list[str]:
+def _with_hybrids(lines: Sequence[str], shaped: Callable[[str], bool]) -> list[str]:
     """The reads of one zone line, and the lines made of the first read with the places
     where another read differs (a character read otherwise, doubled or dropped) taken from
     that read, and each read with a doubled character read once (see :func:`_undoubled`):
@@ -212,7 +233,7 @@ def _with_hybrids(lines: Sequence[str]) -> list[str]:
                     chars[i1:i2] = text
             out.append("".join(chars))
     for line in lines:
-        out.extend(_undoubled(line))
+        out.extend(_undoubled(line, shaped))
     return list(dict.fromkeys(out))
 
 
@@ -231,8 +252,8 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     for other in names[1:]:
         if _one_inserted(name, other):
             name = other
-    for l1 in _with_hybrids([r[0] for r in reads]):
-        for l2 in _with_hybrids([r[1] for r in reads]):
+    for l1 in _with_hybrids([r[0] for r in reads], _line1_shaped):
+        for l2 in _with_hybrids([r[1] for r in reads], _line2_shaped):
             parsed = parse_td1((l1, l2, name), today)
             if parsed is None:
                 continue
