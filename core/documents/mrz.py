@@ -145,7 +145,7 @@ def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
 
 
 _TD1_LINE1 = re.compile(r"[A-Z][A-Z<][A-Z<]{3}[A-Z0-9<]{9}[0-9<][A-Z0-9<]{15}")
-_TD1_LINE2 = re.compile(r"\d{7}[MF<]\d{7}[A-Z<]{3}[A-Z0-9<]{11}\d")
+_TD1_LINE2 = re.compile(r"\d{7}[MF<](\d{6}|<{6})\d[A-Z<]{3}[A-Z0-9<]{11}\d")  # no expiry: fillers
 
 
 def _line1_shaped(line: str) -> bool:
