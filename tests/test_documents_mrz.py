@@ -205,3 +205,11 @@ def test_a_character_read_twice_is_read_once_when_the_check_digits_say_so() -> N
     # A zone of the right length whose check digit is wrong gains no variant that passes.
     forged = (l1, l2[:-1] + "2", "PHAM<<CONG")
     assert not combine_reads([forged, forged], today).valid  # type: ignore[union-attr]
+
+
+def test_a_card_without_expiry_keeps_its_shape_when_a_digit_was_read_twice() -> None:
+    l1 = "IDVNM1575145039036157514503<<<"
+    l2 = "5711303F<<<<<<0VNM<<<<<<<<<<<8"
+    read = (l1, "5711303F<<<<<<0QVNM<<<<<<<<<<<8", "VO<<THUY<QUYEN")  # "0" read as "0Q"
+    m = combine_reads([read, read], date(2025, 6, 1))
+    assert m is not None and m.valid and m.lines[1] == l2 and m.expiry_date is None
