@@ -164,10 +164,12 @@ def _nationality(page: Page) -> tuple[str, float] | None:
     words = [w for w in page.row_value(label) if fold(w.text)]
     if not words:
         return None
-    text = words_text(words)
-    if fold(text) == "vietnam":
-        text = "Việt Nam"
-    return text, words_confidence(words)
+    # A citizen's card says "Việt Nam": what follows it on the row is not the nationality
+    # (the edge of a photograph, a speck of the background).
+    for n in (1, 2):
+        if fold(words_text(words[:n])) == "vietnam":
+            return "Việt Nam", words_confidence(words[:n])
+    return words_text(words), words_confidence(words)
 
 
 PLACES = ("place_of_origin", "place_of_residence", "place_of_birth")
