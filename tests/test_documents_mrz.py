@@ -213,3 +213,18 @@ def test_a_card_without_expiry_keeps_its_shape_when_a_digit_was_read_twice() -> 
     read = (l1, "5711303F<<<<<<0QVNM<<<<<<<<<<<8", "VO<<THUY<QUYEN")  # "0" read as "0Q"
     m = combine_reads([read, read], date(2025, 6, 1))
     assert m is not None and m.valid and m.lines[1] == l2 and m.expiry_date is None
+
+
+def test_a_label_of_the_column_to_the_left_does_not_end_a_wrapped_address() -> None:
+    label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:", "Thôn", "Đông,"], 996)
+    # The expiry label under the photo, its dash reaching into the address's column, then
+    # the address's second line on the same row.
+    expiry = [
+        Word(t, x, 1041, x + 14 * len(t), 1065, 95.0)
+        for t, x in (("Có", 40), ("giá", 90), ("trị", 150), ("đến:", 200), ("—", 290))
+    ]
+    rest = _row(["Phường", "Vĩnh", "Ninh,", "Tỉnh", "Thừa", "Thiên", "Huế"], 1041)
+    fields = card_fields(group_lines(label + expiry + rest))
+    assert fields["place_of_residence"].value == (
+        "Thôn Đông, Phường Vĩnh Ninh, Tỉnh Thừa Thiên Huế"
+    )

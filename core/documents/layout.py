@@ -266,8 +266,10 @@ class Page:
                     continue
                 if wi in own:
                     lb = next(x for x in self._labels_on(li) if x.first <= wi <= x.last)
-                    if lb.field == label.field:
-                        continue  # the other half of the same bilingual label
+                    if lb.field == label.field or line.words[lb.first].left < col_left:
+                        # the other half of the same bilingual label, or the tail of a label
+                        # of the column to the left reaching into this one
+                        continue
                     stopped = True
                     break
                 picked.append(w)
