@@ -228,3 +228,22 @@ def test_a_label_of_the_column_to_the_left_does_not_end_a_wrapped_address() -> N
     assert fields["place_of_residence"].value == (
         "Thôn Đông, Phường Vĩnh Ninh, Tỉnh Thừa Thiên Huế"
     )
+
+
+def test_a_label_running_across_the_column_ends_the_value_above_it() -> None:
+    label = _row(["Nơi", "đăng", "ký", "khai", "sinh", "/", "Place", "of", "birth:"], 213)
+    value = _row(["Phường", "An", "Cư,", "Thành", "phố", "Cần", "Thơ"], 250)
+    # The issue date's label starts left of the column, its English half and date inside it.
+    issue = [Word(t, x, 309, x + 14 * len(t), 333, 95.0)
+             for t, x in (("Ngày,", 34), ("tháng,", 120), ("năm", 220), ("cấp", 280),
+                          ("/", 330), ("Date", 350), ("of", 420), ("issue:", 460),
+                          ("21/05/2026", 560))]  # fmt: skip
+    fields = card_fields(group_lines(label + value + issue))
+    assert fields["place_of_birth"].value == "Phường An Cư, Thành phố Cần Thơ"
+    assert fields["issue_date"].value == "21/05/2026"
+
+
+def test_a_date_whose_label_is_read_half_garbled_is_found_by_its_english_word() -> None:
+    words = _row(["Ngày,", "gày", ".tnana.", "hết", "e", "h", "hạn", "/", "Date", "ate", "°",
+                  "f", "expiry:", "16/07/2036"], 277)  # fmt: skip
+    assert card_fields(group_lines(words))["expiry_date"].value == "16/07/2036"

@@ -29,7 +29,9 @@ LABELS: dict[str, tuple[str, ...]] = {
     "place_of_origin": ("quequan", "placeoforigin"),
     "place_of_residence": ("noithuongtru", "placeofresidence", "noicutru"),
     "place_of_birth": ("noidangkykhaisinh", "placeofbirth"),
-    "expiry_date": ("cogiatriden", "dateofexpiry", "ngaythangnamhethan", "cogiatri"),
+    "expiry_date": (
+        "cogiatriden", "dateofexpiry", "ngaythangnamhethan", "cogiatri", "expiry", "hethan",
+    ),
     "issue_date": ("ngaythangnamcap", "dateofissue", "ngaythangnam", "datemonthyear"),
     "": (
         "dacdiemnhandang", "personalidentification", "ngontrotrai", "ngontrophai",
@@ -266,9 +268,9 @@ class Page:
                     continue
                 if wi in own:
                     lb = next(x for x in self._labels_on(li) if x.first <= wi <= x.last)
-                    if lb.field == label.field or line.words[lb.first].left < col_left:
-                        # the other half of the same bilingual label, or the tail of a label
-                        # of the column to the left reaching into this one
+                    if lb.field == label.field or not fold(w.text):
+                        # the other half of the same bilingual label, or a separator (the
+                        # dash of a label of the column to the left reaching into this one)
                         continue
                     stopped = True
                     break
