@@ -9,7 +9,10 @@ guessing, so Pillow's decompression-bomb check never decides anything: our caps 
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -130,6 +133,12 @@ def _admit(index: int, data: bytes, limits: Limits) -> tuple[AdmittedPage, Image
         what = f" (it looks like {kind})" if kind else ""
         raise _invalid(f"{_NOT_IMAGE}{what}: {SEND_SUPPORTED}")
 
+    # The container's structure, walked without decoding anything (bounded work whatever
+    # the file claims): how many chunks, markers and scans, how far compressed data expands.
+    if fmt == "png":
+        _check_png(data, limits)
+    elif fmt == "jpeg":
+        _check_jpeg(data)
     # Header only: the parser reads the headers and stops before the pixel data.
     try:
         im = open_image(data, fmt)
@@ -138,10 +147,14 @@ def _admit(index: int, data: bytes, limits: Limits) -> tuple[AdmittedPage, Image
         raise _invalid(_DAMAGED) from None
     with im:
         _check_dimensions(im.size, limits)
-        if getattr(im, "n_frames", 1) != 1:
+        # is_animated looks at the next frame's offset only; n_frames would walk every frame
+        # (a TIFF can chain hundreds of thousands of them).
+        if getattr(im, "is_animated", False) or (fmt == "png" and im.n_frames != 1):
             raise _invalid(
                 "Mỗi tệp chỉ một trang / One page per file: this file holds several pages"
             )
+        if fmt == "tiff":
+            _check_tiff_strips(im, data)
         draft_gray(im, fmt)  # a colour JPEG decodes to its luma: what preparation reads
         try:
             im.load()  # the full decode: truncated or corrupt data fails here
@@ -166,6 +179,201 @@ def _admit(index: int, data: bytes, limits: Limits) -> tuple[AdmittedPage, Image
         dpi=dpi,
     )
     return admitted, im
+
+
+# Structure caps. Scanners and image libraries stay far below each: libpng writes IDAT in
+# 8 KiB chunks (3,200 for the largest page allowed), libjpeg a progressive JPEG in at most
+# 10 scans, and a page has a handful of metadata blocks.
+MAX_PNG_CHUNKS = 10_000
+MAX_PNG_METADATA_BYTES = 4 * MiB  # iCCP, zTXt and compressed iTXt, inflated, all together
+MAX_JPEG_SEGMENTS = 1_000
+MAX_JPEG_SCANS = 100
+MAX_TIFF_PIECES = 65_536  # strips or tiles
+_INFLATE_STEP = MiB  # compressed data is inflated this much at a time, and dropped
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))  # fmt: skip
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # what ends entropy-coded data
+_RESAVE = "save the scan again with the scanner's or a common program's default settings"
+
+
+def _structure_too_large(what: str, count: int, limit: int) -> TooLarge:
+    return TooLarge(
+        f"Cấu trúc tệp ảnh bất thường / The file holds {what} ({count:,}, at most "
+        f"{limit:,}): {_RESAVE}",
+        field=FIELD,
+    )
+
+
+def _inflated_size(pieces: Iterable[memoryview], limit: int) -> int:
+    """Inflate the zlib stream split over ``pieces`` a step at a time, keeping nothing: the
+    bytes it produced, counted up to its end or until past ``limit`` (a broken stream stops
+    the count where it breaks: the decoder will say what is wrong)."""
+    inflater = zlib.decompressobj()
+    produced = 0
+    try:
+        for piece in pieces:
+            pending = bytes(piece)
+            while pending and not inflater.eof:
+                produced += len(inflater.decompress(pending, _INFLATE_STEP))
+                if produced > limit:
+                    return produced
+                pending = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+    except zlib.error:
+        pass
+    return produced
+
+
+def _expansion_too_large(what: str, limit: str, action: str) -> TooLarge:
+    return TooLarge(
+        f"Dữ liệu nén trong tệp ảnh quá lớn / The file's {what} expands beyond {limit}: {action}",
+        field=FIELD,
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} B"
+
+
+def _png_raw_size(width: int, height: int, depth: int, colour: int, interlaced: bool) -> int:
+    """The bytes a PNG's IDAT stream inflates to: each row's filter byte and pixels."""
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w > 0 and h > 0:
+            total += h * (1 + -(-w * bits // 8))
+    return total
+
+
+def _check_png(data: bytes, limits: Limits) -> None:
+    """Walk the chunks: at most :data:`MAX_PNG_CHUNKS`, compressed metadata within
+    :data:`MAX_PNG_METADATA_BYTES`, and the image data inflating to no more than its pixels.
+    A damaged file is left for the decoder to refuse."""
+    view = memoryview(data)
+    pos, chunks, metadata = 8, 0, 0
+    header: tuple[int, ...] | None = None
+    idat: list[memoryview] = []
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        body, end = pos + 8, pos + 8 + length
+        if end + 4 > len(data):
+            break
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise _structure_too_large("too many PNG chunks", chunks, MAX_PNG_CHUNKS)
+        if kind == b"IHDR" and length >= 13:
+            header = struct.unpack_from(">IIBBBBB", data, body)
+            _check_dimensions((header[0], header[1]), limits)
+        elif kind == b"IDAT":
+            idat.append(view[body:end])
+        elif kind in (b"iCCP", b"zTXt", b"iTXt"):
+            compressed = _png_compressed_text(kind, view[body:end])
+            if compressed is not None:
+                metadata += _inflated_size([compressed], MAX_PNG_METADATA_BYTES - metadata)
+                if metadata > MAX_PNG_METADATA_BYTES:
+                    raise _expansion_too_large(
+                        "embedded metadata (colour profile or text)",
+                        f"{_size(MAX_PNG_METADATA_BYTES)} in all",
+                        "save the scan again without embedded metadata",
+                    )
+        elif kind == b"IEND":
+            break
+        pos = end + 4
+    if header is None or not idat:
+        return
+    width, height, depth, colour, _, _, interlace = header
+    raw = _png_raw_size(width, height, depth, colour, interlace == 1)
+    if _inflated_size(idat, raw) > raw:
+        raise _expansion_too_large(
+            "compressed image data",
+            f"the {_size(raw)} its {width}×{height} pixels need",
+            "the file is malformed or crafted; rescan the page",
+        )
+
+
+def _png_compressed_text(kind: bytes, body: memoryview) -> memoryview | None:
+    """The zlib stream of an iCCP, zTXt or compressed iTXt chunk; None when there is none."""
+    raw = bytes(body[:200])
+    name_end = raw.find(b"\0")
+    if name_end < 0:
+        return None
+    if kind == b"iTXt":
+        if raw[name_end + 1 : name_end + 2] != b"\x01":
+            return None  # uncompressed text: its size is the chunk's
+        lang_end = bytes(body[name_end + 3 :]).find(b"\0")
+        if lang_end < 0:
+            return None
+        start = name_end + 3 + lang_end + 1
+        key_end = bytes(body[start:]).find(b"\0")
+        return None if key_end < 0 else body[start + key_end + 1 :]
+    return body[name_end + 2 :]
+
+
+def _check_jpeg(data: bytes) -> None:
+    """Walk the markers: at most :data:`MAX_JPEG_SEGMENTS` segments and :data:`MAX_JPEG_SCANS`
+    scans (each scan of a progressive JPEG is a pass over every block of the image: thousands
+    of empty ones cost minutes to decode)."""
+    pos, segments, scans, n = 2, 0, 0, len(data)
+    while pos < n and data[pos] == 0xFF:
+        while pos < n and data[pos] == 0xFF:
+            pos += 1  # fill bytes
+        if pos >= n:
+            break
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length follows
+            continue
+        if pos + 2 > n:
+            break
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise _structure_too_large("too many JPEG segments", segments, MAX_JPEG_SEGMENTS)
+        pos += int.from_bytes(data[pos : pos + 2], "big")
+        if marker == 0xDA:  # SOS: entropy-coded data follows, up to the next marker
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise _structure_too_large("too many JPEG scans", scans, MAX_JPEG_SCANS)
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+
+
+def _check_tiff_strips(im: Image.Image, data: bytes) -> None:
+    """Deflate-compressed strips or tiles inflate to no more than the pixels they hold."""
+    tags = getattr(im, "tag_v2", {})
+    if tags.get(259, 1) not in (8, 32946):  # Adobe and old-style Deflate
+        return
+    tiled = 324 in tags
+    offsets, counts = tags.get(324 if tiled else 273), tags.get(325 if tiled else 279)
+    if offsets is None or counts is None:
+        return
+    offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+    counts = counts if isinstance(counts, tuple) else (counts,)
+    if len(offsets) > MAX_TIFF_PIECES:
+        raise _structure_too_large("too many TIFF strips or tiles", len(offsets), MAX_TIFF_PIECES)
+    width, height = im.size
+    bits = tags.get(258, 8)
+    bits = sum(bits) if isinstance(bits, tuple) else int(bits) * int(tags.get(277, 1))
+    if tiled:
+        piece_w, rows = int(tags.get(322, width)), int(tags.get(323, height))
+    else:
+        piece_w, rows = width, min(int(tags.get(278, height)), height)
+    limit = rows * -(-piece_w * bits // 8)
+    view = memoryview(data)
+    for offset, count in zip(offsets, counts, strict=False):
+        if _inflated_size([view[int(offset) : int(offset) + int(count)]], limit) > limit:
+            raise _expansion_too_large(
+                "compressed image data",
+                f"the {_size(limit)} a strip or tile of its pixels needs",
+                "the file is malformed or crafted; rescan the page",
+            )
 
 
 def _too_many_pixels(size: tuple[int, int], limits: Limits) -> str:

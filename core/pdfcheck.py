@@ -30,8 +30,16 @@ from io import BytesIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils.generic import DictionaryObject, TextStringObject
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
+from pyhanko.pdf_utils.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    Reference,
+    StreamObject,
+    TextStringObject,
+)
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.diff_analysis import ModificationLevel
@@ -67,7 +75,7 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer
 
-from saoy.core.errors import InvalidInput
+from saoy.core.errors import InvalidInput, TooLarge
 from saoy.core.pki import organization_of
 from saoy.core.render import code_from_info
 
@@ -320,15 +328,34 @@ class _Parsed:
         )
 
 
+MiB = 1024 * 1024
+# What a saoy copy can be: a few pages of scans (a dossier holds at most 500), a few hundred
+# objects, one signature and its time-stamps and validation data in a handful of revisions,
+# compressed streams (content, fonts, xref and object streams) of at most a few MiB decoded.
+# Uploads are judged by these bounds before and while pyHanko reads them, so a crafted file
+# costs bounded time and memory.
+MAX_PDF_PAGES = 500
+MAX_PDF_OBJECTS = 10_000
+MAX_PDF_REVISIONS = 64
+MAX_STREAM_BYTES = 16 * MiB  # one stream, decoded
+DECODE_BUDGET_BYTES = 64 * MiB  # every stream of the file together, decoded (or 2x the file)
+DECODE_LIMITS = DecodeLimits(
+    per_stream=StreamDecodeLimits(max_output_size=MAX_STREAM_BYTES),
+    document_budget=DocumentDecodeBudget(base_allowance=DECODE_BUDGET_BYTES, max_ratio=2),
+)
+_NOT_A_COPY = "a copy issued by saoy never does: upload the copy as it was issued"
+
+
 def _parse(pdf: bytes) -> _Parsed:
     if b"%PDF-" not in pdf[:_HEADER_WINDOW]:
         raise InvalidInput("the file is not a PDF", field="pdf")
     try:
-        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        reader = PdfFileReader(BytesIO(pdf), strict=False, decode_limits=DECODE_LIMITS)
+        page_count = _check_structure(reader)
         embedded, unreadable = _embedded_signatures(reader)
         return _Parsed(
             code=_code(reader),
-            page_count=int(reader.root["/Pages"]["/Count"]),
+            page_count=page_count,
             signatures=[e for e in embedded if e.sig_object_type == "/Sig"],
             timestamps=[e for e in embedded if e.sig_object_type == "/DocTimeStamp"],
             dss=_dss_contents(reader),
@@ -336,8 +363,85 @@ def _parse(pdf: bytes) -> _Parsed:
             other_fields=_other_fields(reader),
             unreadable=unreadable,
         )
+    except PdfDecodeLimitError as exc:
+        raise TooLarge(
+            f"the PDF holds compressed data that expands beyond {MAX_STREAM_BYTES // MiB} MiB "
+            f"in one stream or {DECODE_BUDGET_BYTES // MiB} MiB in all; {_NOT_A_COPY}",
+            reason="PDF_TOO_LARGE",
+            field="pdf",
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            "the PDF cannot be read: its objects are nested too deeply or refer to themselves "
+            f"in a loop; {_NOT_A_COPY}",
+            reason="PDF_MALFORMED",
+            field="pdf",
+        ) from exc
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidInput(f"the PDF cannot be read: {exc}", field="pdf") from exc
+
+
+def _check_structure(reader: PdfFileReader) -> int:
+    """Bound the file before anything else reads it: revisions, objects and pages counted,
+    every object parsed and every stream pyHanko can decode decoded (under
+    :data:`DECODE_LIMITS`), so that nesting, reference loops and compression bombs surface
+    here, whichever object holds them. Returns the page count."""
+    revisions = reader.xrefs.total_revisions
+    if revisions > MAX_PDF_REVISIONS:
+        raise _too_many("revisions (incremental updates)", revisions, MAX_PDF_REVISIONS)
+    count = int(reader.root["/Pages"]["/Count"])
+    if count > MAX_PDF_PAGES:
+        raise _too_many("pages", count, MAX_PDF_PAGES)
+    refs: set[Reference] = set()
+    for revision in range(revisions):
+        refs |= reader.xrefs.explicit_refs_in_revision(revision)
+        if len(refs) > MAX_PDF_OBJECTS:
+            raise _too_many("objects", len(refs), MAX_PDF_OBJECTS)
+    for ref in sorted(refs, key=lambda r: (r.idnum, r.generation)):
+        try:
+            obj = reader.get_object(ref)
+            if isinstance(obj, StreamObject):
+                obj.data  # noqa: B018 - decoded under the limits, kept for what follows
+        except PdfDecodeLimitError:
+            raise
+        except (PdfError, NotImplementedError, ValueError, KeyError, TypeError, IndexError):
+            continue  # an unknown filter (an image's DCTDecode), a broken object: judged later
+    _check_page_tree(reader.root.raw_get("/Pages"))
+    return count
+
+
+def _check_page_tree(pages: object) -> None:
+    """Walk the page tree by reference, refusing one that leads back into itself."""
+    seen: set[tuple[int, int]] = set()
+    pending = [pages]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, IndirectObject):
+            key = (node.idnum, node.generation)
+            if key in seen:
+                raise InvalidInput(
+                    "the PDF cannot be read: its page tree refers to itself in a loop; "
+                    + _NOT_A_COPY,
+                    reason="PDF_MALFORMED",
+                    field="pdf",
+                )
+            seen.add(key)
+            node = node.get_object()
+        if not isinstance(node, DictionaryObject) or len(seen) > MAX_PDF_OBJECTS:
+            continue
+        kids = node.raw_get("/Kids") if "/Kids" in node else None
+        if isinstance(kids, IndirectObject):
+            kids = kids.get_object()
+        if isinstance(kids, ArrayObject):
+            pending += [kids.raw_get(i) for i in range(len(kids))]
+
+
+def _too_many(what: str, count: int, limit: int) -> TooLarge:
+    return TooLarge(
+        f"the PDF has {count:,} {what}, at most {limit:,} are accepted; {_NOT_A_COPY}",
+        reason="PDF_TOO_LARGE",
+        field="pdf",
+    )
 
 
 _SUBFILTERS = {

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.errors import InvalidInput, NotFound, TooLarge
 from saoy.core.pki import CERTIFICATE_NAMES, CRL_NAMES
 from saoy.core.verify import Verdict, VerificationReport, Verifier
 from saoy.server.metrics import Metrics
@@ -150,8 +150,10 @@ def create_http_app(
             )
         try:
             report = await run(current().by_pdf, data)
-        except InvalidInput as error:
-            return page(VerificationReport(Verdict.UNKNOWN, error.message), 400)
+        except TooLarge as error:  # beyond what a copy can be: pages, objects, decoded bytes
+            return page(VerificationReport(Verdict.UNKNOWN, error.message), 413)
+        except InvalidInput as error:  # a file that arrived whole but cannot be read as a PDF
+            return page(VerificationReport(Verdict.UNKNOWN, error.message), 422)
         return page(report)
 
     async def revocation_list(request: web.Request) -> web.Response:

@@ -84,7 +84,11 @@ class VerificationServicer(pb_grpc.VerificationServicer):
         self, request: pb.VerifyDocumentRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerificationResult:
         if len(request.pdf) > self.max_pdf_bytes:
-            raise TooLarge(f"the PDF is larger than {self.max_pdf_bytes // MiB} MiB", field="pdf")
+            raise TooLarge(
+                f"the PDF is larger than {self.max_pdf_bytes // MiB} MiB, which no copy issued "
+                "by saoy is: upload the copy as it was issued",
+                field="pdf",
+            )
         report = await self._run(self.verifier.by_pdf, request.pdf)
         return report_to_proto(self._count(report))
 
