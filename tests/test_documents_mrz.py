@@ -247,3 +247,13 @@ def test_a_date_whose_label_is_read_half_garbled_is_found_by_its_english_word() 
     words = _row(["Ngày,", "gày", ".tnana.", "hết", "e", "h", "hạn", "/", "Date", "ate", "°",
                   "f", "expiry:", "16/07/2036"], 277)  # fmt: skip
     assert card_fields(group_lines(words))["expiry_date"].value == "16/07/2036"
+
+
+def test_a_short_label_word_inside_an_address_is_no_label() -> None:
+    label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 489)
+    first = _row(["Số", "55", "Lê", "Lợi,", "Xã", "Bình", "Mỹ,"], 518)
+    second = _row(["Huyện", "Củ", "Chi,", "Thành", "phố", "Hồ", "Chí", "Minh"], 554)  # "hethan"?
+    fields = card_fields(group_lines(label + first + second))
+    assert fields["place_of_residence"].value == (
+        "Số 55 Lê Lợi, Xã Bình Mỹ, Huyện Củ Chi, Thành phố Hồ Chí Minh"
+    )

@@ -45,7 +45,7 @@ LABELS: dict[str, tuple[str, ...]] = {
 _KEYS: tuple[tuple[str, str], ...] = tuple(
     sorted(((f, k) for f, ks in LABELS.items() for k in ks), key=lambda fk: -len(fk[1]))
 )
-_FUZZY_MIN = 6  # keys shorter than this are matched exactly
+_FUZZY_MIN = 8  # keys shorter than this are matched exactly ("hethan" is in "Chi, Thành")
 
 
 def _allowed_errors(key: str) -> int:
