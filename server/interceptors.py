@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,7 +131,31 @@ class KioskRevocations:
         return peer
 
 
-class RevocationInterceptor(grpc.aio.ServerInterceptor):
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps each method's behaviour: :meth:`_wrap_unary` for calls that
+    return one response, :meth:`_wrap_streaming` for those that stream them."""
+
+    @abstractmethod
+    def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """The unary ``behavior`` wrapped."""
+
+    @abstractmethod
+    def _wrap_streaming(
+        self, behavior: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        """The streaming ``behavior`` wrapped."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        return _rewrap(
+            await continuation(handler_call_details), self._wrap_unary, self._wrap_streaming
+        )
+
+
+class RevocationInterceptor(_WrappingInterceptor):
     """Refuses every call, on every service, whose client certificate is revoked, before the
     servicer sees it. Put it after :class:`ErrorInterceptor`, which turns the refusal into its
     status."""
@@ -154,15 +179,6 @@ class RevocationInterceptor(grpc.aio.ServerInterceptor):
                 yield response
 
         return handler
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        return _rewrap(
-            await continuation(handler_call_details), self._wrap_unary, self._wrap_streaming
-        )
 
 
 def _rewrap(
@@ -232,7 +248,7 @@ def to_status(error: SaoyError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(_WrappingInterceptor):
     """Maps every :class:`SaoyError` raised by a servicer to its status with details, and
     counts it by status code."""
 
@@ -266,12 +282,3 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 await self._abort(context, error)
 
         return handler
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        return _rewrap(
-            await continuation(handler_call_details), self._wrap_unary, self._wrap_streaming
-        )
