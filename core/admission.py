@@ -154,7 +154,10 @@ def _admit(index: int, data: bytes, limits: Limits) -> tuple[AdmittedPage, Image
                 "Mỗi tệp chỉ một trang / One page per file: this file holds several pages"
             )
         if fmt == "tiff":
-            _check_tiff_strips(im, data)
+            try:
+                _check_tiff_strips(im, data)
+            except (ValueError, TypeError, OverflowError):  # a tag of the wrong type or value
+                raise _invalid(_DAMAGED) from None
         draft_gray(im, fmt)  # a colour JPEG decodes to its luma: what preparation reads
         try:
             im.load()  # the full decode: truncated or corrupt data fails here

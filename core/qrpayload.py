@@ -43,6 +43,7 @@ from typing import Any, Final
 
 import base45
 import cbor2
+from cbor2 import _decoder as cbor_python
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -210,6 +211,10 @@ def decode_payload(text: str, issuer: Ed25519PublicKey | x509.Certificate) -> Qr
         ) from error
 
     try:
+        # cbor2's C decoder, which pycose uses, leaks the error it raises (and every frame
+        # that error holds) when a text string is not valid UTF-8 (agronholm/cbor2#257):
+        # untrusted bytes reach it only once cbor2's pure-Python decoder has parsed them.
+        cbor_python.loads(signed)
         message = Sign1Message.decode(signed)
         if not isinstance(message, Sign1Message):
             raise CoseException("not a COSE_Sign1 message")
@@ -253,7 +258,7 @@ def _content(payload: bytes, kid: bytes) -> QrPayload:
         return InvalidInput(f"the signed QR payload is malformed: {why}", reason=BAD_CONTENT)
 
     try:
-        content = cbor2.loads(payload)
+        content = cbor_python.loads(payload)  # not the C decoder: see decode_payload
     except Exception as error:  # cbor2 raises several decode error types
         raise bad(str(error)) from error
     if not isinstance(content, dict) or set(content) != {0, 1, 2, 3, 4}:
