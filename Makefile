@@ -6,7 +6,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng poppler-utils 
 	redis-server postgresql chromium softhsm2
 ARGS ?=
 
-.PHONY: setup system venv build face-photos run test lint bench clean
+.PHONY: setup system venv build face-photos run test fuzz lint bench clean
 
 setup: system venv build
 
@@ -55,8 +55,21 @@ run: setup
 test: setup face-photos
 	$(BIN)/python -m pytest $(ARGS)
 
+# Long fuzzing runs, one harness after the other (fuzz/README.md); new inputs go to
+# .cache/fuzz/<target>, findings to .cache/fuzz/<target>/crash-* and the like. ARGS goes to
+# libFuzzer, e.g. make fuzz ARGS="-max_total_time=3600" FUZZ_TARGETS=documents.
+FUZZ_TARGETS := admission qrpayload documents
+FUZZ_ARGS ?= -max_total_time=600 -timeout=2 -rss_limit_mb=1024
+fuzz: setup
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .cache/fuzz/$$t/corpus && \
+	  echo "fuzzing $$t" && \
+	  $(BIN)/python fuzz/fuzz_$$t.py .cache/fuzz/$$t/corpus fuzz/corpus/$$t \
+	    -artifact_prefix=.cache/fuzz/$$t/ $(FUZZ_ARGS) $(ARGS) || status=1; \
+	done; exit $$status
+
 lint: setup
-	$(BIN)/ruff check core server native clients tests benchmarks
+	$(BIN)/ruff check core server native clients tests benchmarks fuzz
 	$(BIN)/mypy core server clients
 
 bench: setup

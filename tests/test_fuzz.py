@@ -1,0 +1,52 @@
+"""A bounded run of each fuzzing harness in fuzz/ (about 25 s each): from the checked-in seed
+corpus, new inputs and any finding written to a temporary folder, never into the repository.
+A crash (an exception other than the documented domain errors, a failed assertion), an input
+taking over 2 s or memory over 1 GiB makes libFuzzer exit non-zero and write the input; the
+failure message names it. ``make fuzz`` runs the same harnesses for longer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris")
+
+ROOT = Path(__file__).resolve().parents[1]
+FUZZ = ROOT / "fuzz"
+TARGETS = ("admission", "qrpayload", "documents")
+SECONDS = 25
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fuzz_harness_finds_nothing(target: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seeds = FUZZ / "corpus" / target
+    assert any(seeds.iterdir()), f"no seeds in {seeds}"
+    command = [
+        sys.executable,
+        str(FUZZ / f"fuzz_{target}.py"),
+        str(corpus),  # the first folder receives new inputs; the seeds are only read
+        str(seeds),
+        f"-max_total_time={SECONDS}",
+        "-timeout=2",
+        "-rss_limit_mb=1024",
+        f"-artifact_prefix={tmp_path}/",
+        "-print_final_stats=1",
+    ]
+    run = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=SECONDS + 60
+    )
+    findings = sorted(
+        p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-"))
+    )
+    log = "\n".join(
+        line for line in run.stderr.splitlines() if not line.startswith("INFO: Instrumenting")
+    )
+    assert run.returncode == 0 and not findings, (
+        f"fuzz_{target} exited {run.returncode}, findings {findings}:\n{log[-6000:]}"
+    )
+    assert "Done" in run.stderr, log[-2000:]
