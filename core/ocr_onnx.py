@@ -240,13 +240,7 @@ class OnnxEngine(OcrEngine):
             for line in self._read(gray, boxes)
             if line.text.strip() and line.confidence >= self.min_confidence
         ]
-        lines = _reading_order(lines)
-        words: list[Word] = []
-        for line in lines:
-            words.extend(_split_words(line, w, h))
-        text = "\n".join(" ".join(line.text.split()) for line in lines)
-        mean = sum(word.confidence for word in words) / len(words) if words else 0.0
-        return OcrResult(words=tuple(words), text=text, mean_confidence=mean)
+        return page_result(lines, w, h)
 
     # -- detection --------------------------------------------------------------------------
 
@@ -465,6 +459,17 @@ def _mean_inside(cv2: Any, prob: np.ndarray, corners: np.ndarray) -> float:
     shifted = (corners - np.array([x0, y0], dtype=np.float32)).round().astype(np.int32)
     cv2.fillPoly(mask, [shifted], 1)
     return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
+
+
+def page_result(lines: list[_Line], width: int, height: int) -> OcrResult:
+    """A page's recognized lines as its OCR result: in reading order, split into words."""
+    lines = _reading_order(lines)
+    words: list[Word] = []
+    for line in lines:
+        words.extend(_split_words(line, width, height))
+    text = "\n".join(" ".join(line.text.split()) for line in lines)
+    mean = sum(word.confidence for word in words) / len(words) if words else 0.0
+    return OcrResult(words=tuple(words), text=text, mean_confidence=mean)
 
 
 def _reading_order(lines: list[_Line]) -> list[_Line]:

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from saoy.core.model import OcrResult, Word
+from saoy.core.model import OcrResult
 from saoy.core.ocr import OcrEngine, OcrUnavailable, _check_gray
-from saoy.core.ocr_onnx import TextBox, _Line, _reading_order, _split_words
+from saoy.core.ocr_onnx import TextBox, _Line, page_result
 
 log = logging.getLogger("saoy.core.ocr")
 
@@ -196,13 +196,7 @@ class TrueOcrEngine(OcrEngine):
             for line in self._read(gray, boxes)
             if line.text.strip() and line.confidence >= self.min_confidence
         ]
-        lines = _reading_order(lines)
-        words: list[Word] = []
-        for line in lines:
-            words.extend(_split_words(line, w, h))
-        text = "\n".join(" ".join(line.text.split()) for line in lines)
-        mean = sum(word.confidence for word in words) / len(words) if words else 0.0
-        return OcrResult(words=tuple(words), text=text, mean_confidence=mean)
+        return page_result(lines, w, h)
 
     # -- detection --------------------------------------------------------------------------
 
