@@ -393,6 +393,41 @@ class DevPki:
         self._record_issued(cert)
         _atomic_write(path, _pem(cert, ca_cert))
 
+    def issue_person_certificate(
+        self, path: Path, *, common_name: str, title: str, unit: str
+    ) -> asn1_x509.Certificate:
+        """Issue a person (a certifying official) an RSA signing key and certificate from the
+        issuing CA, written to ``path`` as PKCS#12 under this PKI's passphrase: CN = the full
+        name, T = the title, OU = the unit (the center), O = this PKI's organization; key
+        usage digitalSignature + nonRepudiation, as the official's signatures on copies need."""
+        ca_key, ca_cert, others = self._issuing_ca()
+        key = _new_key()
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+                x509.NameAttribute(NameOID.TITLE, title),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+        cert = _end_entity_cert(
+            subject=subject,
+            public_key=key.public_key(),
+            ca_cert=ca_cert,
+            ca_key=ca_key,
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            usage=_key_usage("digital_signature", "content_commitment"),
+            extended=None,
+            crl_url=self.crl_url(ISSUING_CA_CRL),
+            ocsp_url=self.ocsp_url,
+        )
+        self._record_issued(cert)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, _p12("official", key, cert, [ca_cert, *others], self.passphrase))
+        os.chmod(path, 0o600)
+        return _to_asn1(cert)
+
     def root_certificate(self) -> asn1_x509.Certificate:
         """The trust anchor, as the ``asn1crypto`` object pyHanko's validation takes."""
         return load_pem_certificate(self.root_path)
