@@ -26,6 +26,7 @@ from saoy.core.ocr import create_engine
 from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.publication import LogPublisher
+from saoy.core.ratelimit import RateLimiter, create_rate_limiter
 from saoy.core.registry import create_registry, sweep_orphans
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
@@ -42,6 +43,7 @@ from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
 from saoy.server.metrics import Metrics
+from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.settings import MiB, Settings
 from saoy.server.verification import VerificationServicer
 from saoy.v1 import (
@@ -92,6 +94,7 @@ class SaoyServer:
     background: list[asyncio.Future[None]]
     translog: SqliteTransparencyLog
     sessions: SessionStore | None = None  # None: identity checks are off
+    limiter: RateLimiter | None = None
     face: FaceEngine | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -120,6 +123,8 @@ class SaoyServer:
         self.translog.close()
         if self.sessions is not None:
             self.sessions.close()
+        if self.limiter is not None:
+            self.limiter.close()
         log.info("stopped")
 
     async def wait(self) -> None:
@@ -171,6 +176,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         }
     )
 
+    limiter = create_rate_limiter(settings.redis_url, buckets_of(settings))
     # HTTP first: the verification URLs printed on copies need its bound port.
     holder: dict[str, Any] = {"publisher": publisher}
     health_servicer = health.aio.HealthServicer()
@@ -185,6 +191,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         certificate=pki.certificate_pem,
         log_key=lambda: holder["publisher"].signer.verifier_key,
         max_upload_bytes=settings.max_pdf_bytes + MiB,
+        middlewares=[rate_limit_middleware(limiter, metrics)],
     )
     runner = web.AppRunner(http_app, access_log=None)
     await runner.setup()
@@ -226,6 +233,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         # when it changes: a revoked kiosk is refused at its next call, not at its expiry.
         revocations = KioskRevocations(pki)
         interceptors.append(RevocationInterceptor(revocations))
+    interceptors.append(RateLimitInterceptor(limiter, metrics))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -313,6 +321,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         translog=translog,
         sessions=sessions,
         face=face,
+        limiter=limiter,
     )
     return saoy
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import html
 from base64 import b64decode
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from string import Template
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -88,6 +88,7 @@ def create_http_app(
     ocsp: Callable[[bytes], bytes],
     log_key: Callable[[], str],
     certificate: Callable[[str], bytes],
+    middlewares: Sequence[Any] = (),
 ) -> web.Application:
     """Routes of the HTTP side. ``verifier`` is looked up per request because the verifier
     needs the bound HTTP port for its URLs; ``ocsp`` turns a DER OCSP request into a DER
@@ -218,7 +219,7 @@ def create_http_app(
             headers={"Content-Disposition": f'attachment; filename="{copy.code}.pdf"'},
         )
 
-    app = web.Application(client_max_size=max_upload_bytes)
+    app = web.Application(client_max_size=max_upload_bytes, middlewares=list(middlewares))
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)

@@ -53,6 +53,13 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "saoy_rate_limited_total",
+            "Requests refused by a rate limit, by surface (authenticate, certify, http_page,"
+            " http_upload).",
+            ["surface"],
+            registry=r,
+        )
         self.in_flight = Gauge("saoy_dossiers_in_flight", "Certify streams open now.", registry=r)
         self.build = Info("saoy_build", "Engines and providers in use.", registry=r)
 

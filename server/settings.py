@@ -45,7 +45,7 @@ class Settings:
     checkpoint_seconds: float = 10.0  # how often a grown log gets a signed checkpoint
     admin_tokens: Path | None = None  # officials' bearer tokens; default <data_dir>/admin.tokens
     identity: str = "required"  # "required": Certify needs a session token; "off": development
-    redis_url: str = ""  # citizen sessions in Redis (shared by replicas); empty: in-process
+    redis_url: str = ""  # sessions and rate limits in Redis (shared by replicas); empty: in-process
     session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
     face_providers: str = "auto"  # ONNX Runtime for the face models: "auto", "cpu" or "cuda"
     face_threads: int = 1  # intra-op threads per face model; the executor runs one job per core
@@ -53,6 +53,17 @@ class Settings:
     tls_cert: Path | None = None  # PEM certificate chain of the gRPC server; default: the dev PKI's
     tls_key: Path | None = None  # its PEM private key (with tls_cert)
     tls_client_ca: Path | None = None  # PEM CAs kiosk certificates must chain to; default: dev CA
+    # Rate limits, token buckets (rate per second, burst); a rate of 0 is no limit. Per kiosk on
+    # Authenticate and Certify, per client address on the HTTP pages and on uploads. In Redis
+    # (shared by replicas) when redis_url is set, else in-process.
+    authenticate_rate: float = 0.2
+    authenticate_burst: int = 10
+    certify_rate: float = 0.2
+    certify_burst: int = 20
+    http_rate: float = 5.0
+    http_burst: int = 60
+    upload_rate: float = 0.2
+    upload_burst: int = 10
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -94,6 +105,11 @@ class Settings:
         for name in ("max_page_bytes", "max_dossier_bytes", "max_pixels", "max_pdf_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        for surface in ("authenticate", "certify", "http", "upload"):
+            if getattr(self, f"{surface}_rate") < 0:
+                raise ValueError(f"{surface}_rate must be >= 0 (0: no limit)")
+            if getattr(self, f"{surface}_burst") < 1:
+                raise ValueError(f"{surface}_burst must be >= 1")
         if self.max_page_bytes > self.max_dossier_bytes:
             raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")
 

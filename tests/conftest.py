@@ -75,6 +75,15 @@ class RunningServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+RATE_LIMITS_OFF = {
+    "authenticate_rate": 0.0,
+    "certify_rate": 0.0,
+    "http_rate": 0.0,
+    "upload_rate": 0.0,
+}
+"""Test servers make calls far faster than kiosks: rate limits are off unless a test sets them."""
+
+
 def start_server(data_dir: Path, **overrides: Any) -> RunningServer:
     settings = Settings(
         host="127.0.0.1",
@@ -83,7 +92,7 @@ def start_server(data_dir: Path, **overrides: Any) -> RunningServer:
         data_dir=data_dir,
         workers=2,
         checkpoint_seconds=0.2,
-        **overrides,
+        **{**RATE_LIMITS_OFF, **overrides},
     )
     loop = asyncio.new_event_loop()
     started: Future[SaoyServer] = Future()
