@@ -1,0 +1,466 @@
+"""A dossier's reception and where it stands: its dossier code, its receipt, and every change
+of its status, as the national public service portal knows them.
+
+- **Dossier code** (Circular 01/2018/TT-VPCP, art. 19): ``<unit code>-YYMMDD-XXXX``, the
+  receiving center's unit code, the local date of reception and a daily sequence per center,
+  drawn in the same transaction that writes the receipt (unique under any concurrency, on SQLite
+  and PostgreSQL alike). It names the dossier; the copy's verification code
+  (:mod:`saoy.core.codes`) is another thing, unguessable, and only an issued copy has one.
+- **Receipt** (phiếu tiếp nhận và hẹn trả kết quả): the code, pages, copies asked for, the fee
+  (:mod:`saoy.core.fees`), the appointment (:mod:`saoy.core.deadlines`), a VietQR payload for
+  the fee, and a **look-up secret**, printed on the receipt and in its QR (the status page's
+  URL). The secret is an HMAC of the dossier code under a server key, so it is never stored and
+  a retried stream gets the same one back. Without it nothing of a dossier is shown; a wrong
+  secret reads exactly like an unknown code.
+- **Statuses** (:class:`PortalStatus`), each change timestamped: 2 when the receipt is written
+  and 4 as processing starts; the decision read from the dossier's registry row (9 when a copy
+  was issued, 8 when it was refused; a dossier an official must review stays at 4); 10 when
+  the result is handed over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, Final
+from urllib.parse import quote
+
+from saoy.core import codes
+from saoy.core.centers import Center, Centers, ReceptionDb, center_of, retrying_busy
+from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
+from saoy.core.errors import InvalidInput, NotFound, SaoyError
+from saoy.core.fees import Fee, certification_fee
+from saoy.core.registry import Registry
+from saoy.core.vietqr import payment_payload
+
+log = logging.getLogger("saoy.reception")
+
+SEQUENCE_DIGITS: Final = 4
+MAX_SEQUENCE: Final = 10**SEQUENCE_DIGITS - 1
+SECRET_SYMBOLS: Final = 10  # 50 bits, Crockford base32
+_SECRET_LABEL: Final = b"saoy/dossier-lookup/v1\0"
+
+
+class PortalStatus(IntEnum):
+    """The national public service portal's status codes of a dossier."""
+
+    REGISTERED = 1
+    RECEIVED = 2
+    PROCESSING = 4
+    SUPPLEMENT_REQUESTED = 5
+    STOPPED = 8
+    PROCESSED = 9
+    RETURNED = 10
+
+    @property
+    def vi(self) -> str:
+        return _TEXT[self][0]
+
+    @property
+    def en(self) -> str:
+        return _TEXT[self][1]
+
+
+_TEXT: Final = {
+    PortalStatus.REGISTERED: ("Mới đăng ký", "Registered"),
+    PortalStatus.RECEIVED: ("Được tiếp nhận", "Received"),
+    PortalStatus.PROCESSING: ("Đang xử lý", "Being processed"),
+    PortalStatus.SUPPLEMENT_REQUESTED: ("Yêu cầu bổ sung", "More documents requested"),
+    PortalStatus.STOPPED: ("Dừng xử lý", "Processing stopped"),
+    PortalStatus.PROCESSED: ("Đã xử lý xong", "Processed"),
+    PortalStatus.RETURNED: ("Đã trả kết quả", "Result returned"),
+}
+
+STATUS_OF_STATE: Final = {
+    "RECEIVING": PortalStatus.RECEIVED,
+    "PROCESSING": PortalStatus.PROCESSING,
+    "NEEDS_REVIEW": PortalStatus.PROCESSING,
+    "RESCAN_REQUESTED": PortalStatus.SUPPLEMENT_REQUESTED,
+    "REJECTED": PortalStatus.STOPPED,
+    "ISSUED": PortalStatus.PROCESSED,
+    "REVOKED": PortalStatus.PROCESSED,
+}
+"""The portal's status of each state of a dossier (see DESIGN.md, the flow of one dossier)."""
+
+FINAL_STATUSES: Final = frozenset({PortalStatus.STOPPED, PortalStatus.RETURNED})
+"""After these nothing more happens to a dossier."""
+
+
+class SequenceExhausted(SaoyError):
+    status = "RESOURCE_EXHAUSTED"
+    reason = "DOSSIER_SEQUENCE_EXHAUSTED"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: PortalStatus
+    at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The receipt of a dossier (phiếu tiếp nhận và hẹn trả kết quả)."""
+
+    dossier_id: str
+    dossier_code: str
+    kiosk_id: str
+    request_id: str
+    center: Center
+    received_at: datetime
+    pages: int
+    copies: int
+    fee: Fee
+    appointment_at: datetime
+    lookup_secret: str = ""
+    status_url: str = ""
+    payment_qr: str = ""
+    """The VietQR payload for the fee; empty when nothing is due or the center takes none."""
+
+
+@dataclass(frozen=True)
+class DossierView:
+    """Where a dossier stands, for whoever holds its code and secret: nothing personal."""
+
+    receipt: Receipt
+    status: PortalStatus
+    history: tuple[StatusChange, ...]
+    state: str  # RECEIVING until decided, then the registry's state
+    decided_at: datetime | None
+    late: bool
+    """Decided after the appointment, or still undecided past it."""
+    copy_code: str | None
+    copy_url: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dossier_code(unit_code: str, received_at: datetime, sequence: int) -> str:
+    """``<unit code>-YYMMDD-XXXX`` for the local (Vietnam) date of reception."""
+    if not 1 <= sequence <= MAX_SEQUENCE:
+        raise ValueError(f"sequence {sequence} is outside 1..{MAX_SEQUENCE}")
+    day = received_at.astimezone(VIETNAM).strftime("%y%m%d")
+    return f"{unit_code}-{day}-{sequence:0{SEQUENCE_DIGITS}d}"
+
+
+def normalize_dossier_code(text: str) -> str:
+    """A dossier code as typed: spaces dropped, letters in capitals."""
+    code = "".join(text.split()).upper()
+    if not 15 <= len(code) <= 64:
+        raise InvalidInput(
+            "dossier_code: give the dossier code printed on the receipt, e.g."
+            " 000.00.01.H26-261207-0001",
+            field="dossier_code",
+        )
+    return code
+
+
+def lookup_secret(key: bytes, code: str) -> str:
+    """The look-up secret of a dossier code: 10 Crockford base32 symbols of an HMAC-SHA256,
+    written in two groups of five."""
+    digest = hmac.new(key, _SECRET_LABEL + code.encode(), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:8], "big") >> (64 - 5 * SECRET_SYMBOLS)
+    symbols = "".join(
+        codes.ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(SECRET_SYMBOLS))
+    )
+    return f"{symbols[:5]}-{symbols[5:]}"
+
+
+def _canonical_secret(text: str) -> str:
+    cleaned = "".join(c for c in text.upper() if c not in " -\t")
+    return cleaned.replace("O", "0").replace("I", "1").replace("L", "1")
+
+
+class Reception:
+    """Receives dossiers (codes, receipts, statuses) and answers where they stand."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        lookup_key: bytes,
+        base_url: str,
+        calendar: WorkCalendar | None = None,
+        default_center: str = "",
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        """``default_center``: the center a kiosk nobody registered joins at its first
+        dossier; empty, such a kiosk is refused."""
+        if len(lookup_key) < 16:
+            raise ValueError("the look-up key must be at least 16 bytes")
+        self.registry = registry
+        self.db = ReceptionDb(registry)
+        self.centers = Centers(self.db)
+        self.lookup_key = lookup_key
+        self.base_url = base_url.rstrip("/")
+        self.calendar = calendar or WorkCalendar()
+        self.default_center = default_center
+        self.clock = clock
+
+    # -- the receipt ----------------------------------------------------------------------------
+
+    def center_of_kiosk(self, kiosk_id: str) -> Center:
+        return self.centers.center_of_kiosk(kiosk_id, default_center=self.default_center)
+
+    def status_url(self, code: str, secret: str) -> str:
+        return f"{self.base_url}/d/{quote(code, safe='')}?s={quote(secret, safe='')}"
+
+    def _complete(self, receipt: Receipt) -> Receipt:
+        """The parts of a receipt that are derived, not stored: secret, URL, payment QR."""
+        secret = lookup_secret(self.lookup_key, receipt.dossier_code)
+        payee = receipt.center.payee
+        qr = ""
+        if payee is not None and receipt.fee.total_vnd > 0:
+            qr = payment_payload(payee, receipt.fee.total_vnd, receipt.dossier_code[-25:])
+        return replace(
+            receipt,
+            lookup_secret=secret,
+            status_url=self.status_url(receipt.dossier_code, secret),
+            payment_qr=qr,
+        )
+
+    @retrying_busy
+    def find(self, kiosk_id: str, request_id: str) -> Receipt | None:
+        """The receipt already given for a kiosk's request, if any."""
+        with self.db.transaction(write=False) as db:
+            row = db.execute(
+                _RECEIPT_SELECT + " WHERE r.kiosk_id = ? AND r.request_id = ?",
+                (kiosk_id, request_id),
+            ).fetchone()
+        return None if row is None else self._complete(self._receipt_of(row))
+
+    @retrying_busy
+    def receive(
+        self,
+        *,
+        dossier_id: str,
+        kiosk_id: str,
+        request_id: str,
+        center: Center,
+        pages: int,
+        copies: int,
+    ) -> Receipt:
+        """Give the dossier its code and receipt (status 2, then 4 as processing starts), in
+        one transaction; a request already received gets its receipt back unchanged."""
+        fee = certification_fee(pages, copies, waived=center.fees_waived)
+        received_at = self.clock()
+        due = appointment(received_at, self.calendar)
+        day = received_at.astimezone(VIETNAM).strftime("%y%m%d")
+        for attempt in range(2):
+            try:
+                with self.db.transaction(write=True) as db:
+                    found = db.execute(
+                        _RECEIPT_SELECT + " WHERE r.kiosk_id = ? AND r.request_id = ?",
+                        (kiosk_id, request_id),
+                    ).fetchone()
+                    if found is not None:
+                        return self._complete(self._receipt_of(found))
+                    sequence = db.execute(
+                        "INSERT INTO dossier_sequences (center_code, day, last) VALUES (?, ?, 1)"
+                        " ON CONFLICT (center_code, day) DO UPDATE"
+                        " SET last = dossier_sequences.last + 1 RETURNING last",
+                        (center.code, day),
+                    ).fetchone()[0]
+                    if sequence > MAX_SEQUENCE:
+                        raise SequenceExhausted(
+                            f"center {center.code} has given {MAX_SEQUENCE} dossier codes today;"
+                            " no more can be given before tomorrow",
+                            retry_after=3600.0,
+                        )
+                    code = dossier_code(center.code, received_at, sequence)
+                    db.execute(
+                        "INSERT INTO receipts (dossier_id, dossier_code, kiosk_id, request_id,"
+                        " center_code, received_at, pages, copies, fee_vnd, fees_waived,"
+                        " appointment_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            dossier_id,
+                            code,
+                            kiosk_id,
+                            request_id,
+                            center.code,
+                            self.db.ts(received_at),
+                            pages,
+                            copies,
+                            fee.total_vnd,
+                            int(fee.waived),
+                            self.db.ts(due),
+                        ),
+                    )
+                    for status in (PortalStatus.RECEIVED, PortalStatus.PROCESSING):
+                        self._status(db, dossier_id, status, received_at, "kiosk")
+            except Exception as error:
+                # Two streams of one request raced (PostgreSQL: the second insert of the same
+                # (kiosk_id, request_id) fails): the receipt of the first is the answer.
+                if attempt == 0 and _is_unique_violation(error):
+                    continue
+                raise
+            receipt = Receipt(
+                dossier_id=dossier_id,
+                dossier_code=code,
+                kiosk_id=kiosk_id,
+                request_id=request_id,
+                center=center,
+                received_at=received_at,
+                pages=pages,
+                copies=copies,
+                fee=fee,
+                appointment_at=due,
+            )
+            return self._complete(receipt)
+        raise AssertionError("unreachable")
+
+    def _status(
+        self, db: Any, dossier_id: str, status: PortalStatus, at: datetime, note: str
+    ) -> None:
+        db.execute(
+            "INSERT INTO dossier_statuses (dossier_id, status, at, note) VALUES (?, ?, ?, ?)",
+            (dossier_id, int(status), self.db.ts(at), note),
+        )
+
+    @retrying_busy
+    def record_status(self, dossier_id: str, status: PortalStatus, note: str = "") -> None:
+        """Record a change of a dossier's status now (e.g. RETURNED once the result is handed
+        over; the decision itself is read from the dossier's row)."""
+        with self.db.transaction(write=True) as db:
+            self._status(db, dossier_id, status, self.clock(), note)
+
+    # -- where a dossier stands ---------------------------------------------------------------
+
+    def check_secret(self, code_text: str, secret_text: str) -> str:
+        """The canonical dossier code when ``secret_text`` is its look-up secret; otherwise the
+        same NotFound as for an unknown code, so that codes cannot be probed."""
+        code = normalize_dossier_code(code_text)
+        expected = _canonical_secret(lookup_secret(self.lookup_key, code))
+        if not hmac.compare_digest(expected.encode(), _canonical_secret(secret_text).encode()):
+            raise _not_found()
+        return code
+
+    @retrying_busy
+    def view(self, code_text: str, secret_text: str) -> DossierView:
+        """Where the dossier stands; NotFound for an unknown code or a wrong secret alike."""
+        code = self.check_secret(code_text, secret_text)
+        with self.db.transaction(write=False) as db:
+            row = db.execute(_RECEIPT_SELECT + " WHERE r.dossier_code = ?", (code,)).fetchone()
+            if row is None:
+                raise _not_found()
+            receipt = self._complete(self._receipt_of(row))
+            changes = [
+                StatusChange(PortalStatus(s), self.db.dt(at), note)
+                for s, at, note in db.execute(
+                    "SELECT status, at, note FROM dossier_statuses WHERE dossier_id = ?"
+                    " ORDER BY at, id",
+                    (receipt.dossier_id,),
+                ).fetchall()
+            ]
+            decided = db.execute(
+                "SELECT d.state, d.decided_at, c.code, c.issued_at FROM dossiers d"
+                " LEFT JOIN copies c ON c.dossier_id = d.id WHERE d.id = ?",
+                (receipt.dossier_id,),
+            ).fetchone()
+        state, decided_at, copy_code = "RECEIVING", None, None
+        if decided is not None:
+            state, decided_raw, copy_code, issued_raw = decided
+            decided_at = self.db.dt(issued_raw if issued_raw is not None else decided_raw)
+            status = STATUS_OF_STATE.get(state)
+            # The decision, unless a recorded change already says as much.
+            if status is not None and all(c.status != status for c in changes):
+                changes.append(StatusChange(status, decided_at, "decision"))
+                changes.sort(key=lambda c: c.at)
+        current = changes[-1].status if changes else PortalStatus.RECEIVED
+        done = current in (PortalStatus.PROCESSED, PortalStatus.RETURNED, PortalStatus.STOPPED)
+        late = (
+            is_late(receipt.appointment_at, decided_at)
+            if decided_at is not None and done
+            else is_late(receipt.appointment_at, self.clock())
+        )
+        return DossierView(
+            receipt=receipt,
+            status=current,
+            history=tuple(changes),
+            state=state,
+            decided_at=decided_at if done else None,
+            late=late,
+            copy_code=copy_code,
+            copy_url=None if copy_code is None else f"{self.base_url}/v/{copy_code}",
+        )
+
+    def _receipt_of(self, row: Any) -> Receipt:
+        (
+            dossier_id,
+            code,
+            kiosk_id,
+            request_id,
+            received_at,
+            pages,
+            copies,
+            fee_vnd,
+            waived,
+            appointment_at,
+            *center_row,
+        ) = row
+        center = center_of(center_row)
+        fee = certification_fee(pages, copies, waived=bool(waived))
+        if fee.total_vnd != fee_vnd:  # the circular changed since: the receipt's fee stands
+            fee = replace(fee, total_vnd=int(fee_vnd))
+        return Receipt(
+            dossier_id=dossier_id,
+            dossier_code=code,
+            kiosk_id=kiosk_id,
+            request_id=request_id,
+            center=center,
+            received_at=self.db.dt(received_at),
+            pages=pages,
+            copies=copies,
+            fee=fee,
+            appointment_at=self.db.dt(appointment_at).astimezone(VIETNAM),
+        )
+
+
+_RECEIPT_SELECT: Final = (
+    "SELECT r.dossier_id, r.dossier_code, r.kiosk_id, r.request_id, r.received_at, r.pages,"
+    " r.copies, r.fee_vnd, r.fees_waived, r.appointment_at, c.code, c.name, c.province,"
+    " c.address, c.fees_waived, c.payee_bin, c.payee_account"
+    " FROM receipts r JOIN service_centers c ON c.code = r.center_code"
+)
+
+
+def _not_found() -> NotFound:
+    return NotFound(
+        "no dossier matches this code and look-up secret: check both on the receipt",
+        reason="DOSSIER_NOT_FOUND",
+        field="secret",
+    )
+
+
+def _is_unique_violation(error: Exception) -> bool:
+    import sqlite3
+
+    if isinstance(error, sqlite3.IntegrityError):
+        return "UNIQUE" in str(error)
+    return type(error).__name__ == "UniqueViolation"
+
+
+__all__ = [
+    "FINAL_STATUSES",
+    "STATUS_OF_STATE",
+    "DossierView",
+    "PortalStatus",
+    "Receipt",
+    "Reception",
+    "SequenceExhausted",
+    "StatusChange",
+    "dossier_code",
+    "lookup_secret",
+    "normalize_dossier_code",
+]
