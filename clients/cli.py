@@ -14,9 +14,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -33,6 +35,7 @@ from saoy.v1 import identity_pb2 as ipb
 from saoy.v1 import verification_pb2 as vpb
 
 EXIT_OK, EXIT_NOT_VALID, EXIT_ERROR = 0, 1, 2
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Progress:
@@ -114,6 +117,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
                 on_event=lambda e: progress.note(_describe(e)),
                 on_sent=progress.advance,
                 hints=hints,
+                copies=args.copies,
             )
         except PageRejectedError as error:
             progress.close()
@@ -224,6 +228,11 @@ def _recognized(result: CertifyResult) -> list[dict[str, Any]]:
     ]
 
 
+def _local_time(stamp: Any) -> str:
+    """A protobuf Timestamp as ISO 8601 in Vietnam's time (+07:00)."""
+    return str(stamp.ToDatetime(tzinfo=UTC).astimezone(VIETNAM).isoformat(timespec="seconds"))
+
+
 def _report_certify(
     result: CertifyResult, pdf_path: Path | None, files: list[Path], as_json: bool
 ) -> int:
@@ -231,6 +240,12 @@ def _report_certify(
     checks = _checks(validated[-1].validated.checks) if validated else []
     issued = result.issued
     terminal = result.terminal
+    received = result.received
+    appointment = _local_time(received.appointment) if received is not None else None
+    if received is not None and not as_json:
+        print(f"RECEIVED  {received.dossier_code}  (look-up secret {received.lookup_secret})")
+        print(f"  fee:    {received.fee_vnd:,} VND   appointment: {appointment}")
+        print(f"  status: {received.status_url}")
     if as_json:
         out: dict[str, Any] = {
             "state": result.state,
@@ -243,6 +258,12 @@ def _report_certify(
             "pages": len(files),
             "recognized": _recognized(result),
             "checks": checks,
+            "dossier_code": received.dossier_code if received else None,
+            "lookup_secret": received.lookup_secret if received else None,
+            "status_url": received.status_url if received else None,
+            "copies": received.copies if received else None,
+            "fee_vnd": received.fee_vnd if received else None,
+            "appointment": appointment,
         }
         if terminal is not None and terminal.HasField("needs_review"):
             out["reasons"] = list(terminal.needs_review.reasons)
@@ -407,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="session token from `saoy authenticate` (else $SAOY_SESSION_TOKEN)",
     )
     certify.add_argument("--request-id", default=None, help="idempotency key (retries)")
+    certify.add_argument(
+        "--copies", type=int, default=1, help="number of copies asked for (the fee is per copy)"
+    )
     certify.add_argument(
         "--type",
         dest="types",

@@ -27,6 +27,8 @@ from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import certification_pb2_grpc as cgrpc
 from saoy.v1 import identity_pb2 as ipb
 from saoy.v1 import identity_pb2_grpc as igrpc
+from saoy.v1 import tracking_pb2 as tpb
+from saoy.v1 import tracking_pb2_grpc as tgrpc
 from saoy.v1 import verification_pb2 as vpb
 from saoy.v1 import verification_pb2_grpc as vgrpc
 
@@ -74,6 +76,12 @@ class CertifyResult:
     def issued(self) -> cpb.Issued | None:
         terminal = self.terminal
         return terminal.issued if terminal and terminal.HasField("issued") else None
+
+    @property
+    def received(self) -> cpb.Received | None:
+        """The receipt: dossier code, look-up secret, fee, appointment."""
+        found = self.of_kind("received")
+        return found[-1].received if found else None
 
     def of_kind(self, kind: str) -> list[cpb.CertifyEvent]:
         return [e for e in self.events if e.WhichOneof("event") == kind]
@@ -203,17 +211,19 @@ class KioskClient:
         on_sent: Callable[[int], None] | None = None,
         rescan: Rescan | None = None,
         hints: Sequence[cpb.DocumentHint] = (),
+        copies: int = 0,
     ) -> CertifyResult:
         """Certify one dossier and return every event; retries dropped streams (with the same
         request_id and session token, which the server accepts again for the same dossier).
-        ``session_token`` (from :meth:`authenticate`) defaults to the client's."""
+        ``session_token`` (from :meth:`authenticate`) defaults to the client's; ``copies`` is
+        the number of copies asked for (0: one)."""
         request_id = request_id or new_request_id()
         token = self.session_token if session_token is None else session_token
         attempt = 0
         while True:
             try:
                 return self._certify_once(
-                    list(pages), request_id, token, on_event, on_sent, rescan, hints
+                    list(pages), request_id, token, on_event, on_sent, rescan, hints, copies
                 )
             except grpc.RpcError as error:
                 attempt += 1
@@ -230,6 +240,7 @@ class KioskClient:
         on_sent: Callable[[int], None] | None,
         rescan: Rescan | None,
         hints: Sequence[cpb.DocumentHint],
+        copies: int = 0,
     ) -> CertifyResult:
         followups: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
 
@@ -240,6 +251,7 @@ class KioskClient:
                     kiosk_id=self.kiosk_id,
                     session_token=session_token,
                     hints=list(hints),
+                    copies=copies,
                 )
             )
             for index, data in enumerate(pages):
@@ -340,3 +352,32 @@ class OfficialClient:
         return self._administration.Revoke(
             apb.RevokeRequest(code=code, reason=reason), metadata=self._metadata, timeout=30
         )
+
+
+class TrackingClient:
+    """Where a dossier stands (``saoy.v1.Tracking``), by the dossier code and look-up secret
+    printed on its receipt."""
+
+    def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.channel = open_channel(target, credentials)
+        self._tracking = tgrpc.TrackingStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> TrackingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, dossier_code: str, secret: str) -> tpb.TrackedDossier:
+        request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
+        return self._tracking.GetDossier(request, timeout=30)
+
+    def watch(
+        self, dossier_code: str, secret: str, *, timeout: float | None = None
+    ) -> Iterator[tpb.TrackedDossier]:
+        """The dossier now, then at each change, until a final status (or ``timeout``)."""
+        request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
+        yield from self._tracking.WatchDossier(request, timeout=timeout)

@@ -36,8 +36,8 @@ UNIT_CODE: Final = re.compile(r"[0-9A-Z]{1,8}(?:\.[0-9A-Z]{1,8}){0,5}")
 KIOSK: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 DEV_CENTER_CODE: Final = "000.00.00.DEV"
-DEV_KIOSKS: Final = ("kiosk-dev",)
-"""Kiosks the embedded default registers at the dev center (the SDK's and CLI's default)."""
+DEV_KIOSKS: Final = ("kiosk-dev", "kiosk-cli")
+"""Kiosks the embedded default registers at the dev center: the SDK's and the CLI's default."""
 
 
 @dataclass(frozen=True)

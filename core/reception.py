@@ -23,10 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -36,6 +38,7 @@ from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
 from saoy.core.errors import InvalidInput, NotFound, SaoyError
 from saoy.core.fees import Fee, certification_fee
 from saoy.core.registry import Registry
+from saoy.core.secretfiles import ensure_secret_file
 from saoy.core.vietqr import payment_payload
 
 log = logging.getLogger("saoy.reception")
@@ -175,6 +178,19 @@ def lookup_secret(key: bytes, code: str) -> str:
         codes.ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(SECRET_SYMBOLS))
     )
     return f"{symbols[:5]}-{symbols[5:]}"
+
+
+LOOKUP_KEY_FILE: Final = "lookup.key"
+
+
+def ensure_lookup_key(directory: Path) -> bytes:
+    """The key of the look-up secrets: 32 random bytes in ``directory``/lookup.key, made on
+    first call. Replacing it changes every receipt's secret (old receipts stop opening)."""
+    path = ensure_secret_file(Path(directory) / LOOKUP_KEY_FILE, lambda: secrets.token_bytes(32))
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise ValueError(f"{path} holds {len(key)} bytes, not a 32-byte key")
+    return key
 
 
 def _canonical_secret(text: str) -> str:
@@ -461,6 +477,7 @@ __all__ = [
     "SequenceExhausted",
     "StatusChange",
     "dossier_code",
+    "ensure_lookup_key",
     "lookup_secret",
     "normalize_dossier_code",
 ]

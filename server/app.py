@@ -45,6 +45,7 @@ from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, Revocat
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.settings import MiB, Settings
+from saoy.server.tracking import TrackingServicer, add_status_routes, create_reception
 from saoy.server.verification import VerificationServicer
 from saoy.v1 import (
     administration_pb2,
@@ -53,6 +54,8 @@ from saoy.v1 import (
     certification_pb2_grpc,
     identity_pb2,
     identity_pb2_grpc,
+    tracking_pb2,
+    tracking_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -65,6 +68,7 @@ SERVICE_NAMES = (
     certification_pb2.DESCRIPTOR.services_by_name["Certification"].full_name,
     verification_pb2.DESCRIPTOR.services_by_name["Verification"].full_name,
     administration_pb2.DESCRIPTOR.services_by_name["Administration"].full_name,
+    tracking_pb2.DESCRIPTOR.services_by_name["Tracking"].full_name,
 )
 ORPHAN_AGE = timedelta(minutes=10)
 
@@ -193,6 +197,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         max_upload_bytes=settings.max_pdf_bytes + MiB,
         middlewares=[rate_limit_middleware(limiter, metrics)],
     )
+    add_status_routes(http_app, lambda: holder.get("reception"), executor)
     runner = web.AppRunner(http_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port)
@@ -209,6 +214,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         publisher=publisher,
     )
     holder["verifier"] = verifier
+    reception = create_reception(settings, registry, base_url)
+    holder["reception"] = reception
     certifier = Certifier(
         config=PipelineConfig(
             limits=Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels),
@@ -249,6 +256,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             sessions,
             match_threshold=face.config.match_threshold if face is not None else None,
             bind_kiosk=settings.tls == "mutual",
+            reception=reception,
         ),
         server,
     )
@@ -270,6 +278,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         VerificationServicer(verifier, executor, metrics, settings.max_pdf_bytes, publisher),
         server,
     )
+    tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(reception, executor), server)
     ensure_admin_token(settings.admin_tokens_path)
     administration_pb2_grpc.add_AdministrationServicer_to_server(
         AdministrationServicer(verifier, executor, load_token_digests(settings.admin_tokens_path)),

@@ -14,11 +14,14 @@ from google.protobuf import timestamp_pb2
 from saoy.core import pipeline as pl
 from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
+from saoy.core.fees import MAX_COPIES
 from saoy.core.pki import KIOSK_ID
+from saoy.core.reception import PortalStatus, Receipt, Reception
 from saoy.core.sessions import Identity, SessionStore
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
+from saoy.server.tracking import receipt_to_proto
 from saoy.v1 import certification_pb2 as pb
 from saoy.v1 import certification_pb2_grpc as pb_grpc
 from saoy.v1 import common_pb2
@@ -140,6 +143,11 @@ def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
                 field=f"{where}.page",
             )
         hints[hint.page] = hint.document_type
+    if header.copies > MAX_COPIES:
+        raise InvalidInput(
+            f"header.copies is {header.copies}: ask for 1-{MAX_COPIES} copies (0 means 1)",
+            field="header.copies",
+        )
     return hints
 
 
@@ -156,8 +164,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         *,
         match_threshold: float | None = None,
         bind_kiosk: bool = False,
+        reception: Reception | None = None,
     ) -> None:
         self.certifier = certifier
+        self.reception = reception
+        """Gives each dossier its code and receipt (the Received event); None: no receipts."""
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
@@ -222,6 +233,17 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         if self.bind_kiosk:
             check_kiosk_certificate(context, header.kiosk_id, "header.kiosk_id")
         identity = await self._authenticate(header)
+        loop = asyncio.get_running_loop()
+        center, earlier = None, None
+        if self.reception is not None:
+            # The kiosk's center (a kiosk no center knows is refused before any page is read),
+            # and the receipt of an earlier stream of this request, whose dossier this is.
+            center = await loop.run_in_executor(
+                None, self.reception.center_of_kiosk, header.kiosk_id
+            )
+            earlier = await loop.run_in_executor(
+                None, self.reception.find, header.kiosk_id, header.request_id
+            )
         remaining = context.time_remaining()
         ctx = pl.DossierContext(
             request_id=header.request_id,
@@ -230,6 +252,8 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             identity_evidence=None if identity is None else identity.evidence(self.match_threshold),
             hints=hints,
         )
+        if earlier is not None:
+            ctx.dossier_id = earlier.dossier_id
 
         def envelope(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
             message = event_to_proto(event)
@@ -238,14 +262,36 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             message.at.GetCurrentTime()
             return message
 
+        def received(receipt: Receipt) -> pb.CertifyEvent:
+            message = pb.CertifyEvent(received=receipt_to_proto(receipt))
+            message.request_id = ctx.request_id
+            message.dossier_id = ctx.dossier_id
+            message.at.GetCurrentTime()
+            return message
+
         replay = await self.certifier.replay(ctx.kiosk_id, ctx.request_id)
         if replay is not None:
+            if earlier is not None:
+                yield received(earlier)
             yield envelope(replay)
             return
 
         try:
             async for event in self._receive(stream, ctx):
                 yield envelope(event)
+            if self.reception is not None and center is not None:
+                receipt = await loop.run_in_executor(
+                    None,
+                    lambda: self.reception.receive(  # type: ignore[union-attr]
+                        dossier_id=ctx.dossier_id,
+                        kiosk_id=ctx.kiosk_id,
+                        request_id=ctx.request_id,
+                        center=center,
+                        pages=len(ctx.pages),
+                        copies=header.copies or 1,
+                    ),
+                )
+                yield received(receipt)
             started = time.perf_counter()
             async for event in self.certifier.process(ctx):
                 if isinstance(event, pl.Issued | pl.NeedsReview | pl.Rejected):
@@ -255,6 +301,16 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                         time.perf_counter() - started
                     )
                 yield envelope(event)
+                if isinstance(event, pl.Issued) and self.reception is not None:
+                    # The copy is released at once (no fee is held back yet): the result is
+                    # handed over with the event that names it.
+                    await loop.run_in_executor(
+                        None,
+                        self.reception.record_status,
+                        ctx.dossier_id,
+                        PortalStatus.RETURNED,
+                        "kiosk",
+                    )
         finally:
             ctx.discard()
 

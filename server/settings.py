@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from saoy.core.deadlines import parse_day_swaps
+
 MiB = 1024 * 1024
 OCR_ENGINES = ("cascade", "tesseract", "onnx", "trueocr", "none")
 
@@ -64,6 +66,13 @@ class Settings:
     http_burst: int = 60
     upload_rate: float = 0.2
     upload_burst: int = 10
+    # The center a kiosk no one registered joins at its first dossier: "dev" (the embedded
+    # default: a dev center, registered at start with the kiosks it knows), a unit code, or ""
+    # to refuse such kiosks (FAILED_PRECONDITION, KIOSK_NOT_REGISTERED).
+    kiosk_center: str = "dev"
+    # Announced day swaps the holidays package does not know yet, DAY_OFF=WORKDAY (ISO dates),
+    # comma-separated, e.g. "2027-04-30=2027-04-24": they move legal deadlines.
+    day_swaps: str = ""
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -110,6 +119,7 @@ class Settings:
                 raise ValueError(f"{surface}_rate must be >= 0 (0: no limit)")
             if getattr(self, f"{surface}_burst") < 1:
                 raise ValueError(f"{surface}_burst must be >= 1")
+        parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
         if self.max_page_bytes > self.max_dossier_bytes:
             raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")
 

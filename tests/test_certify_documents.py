@@ -53,7 +53,7 @@ def card(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> C
 def test_a_valid_card_is_issued_with_the_persons_fields(card: CertifyResult) -> None:
     assert card.state == "ISSUED", not_passed(card)
     kinds = [e.WhichOneof("event") for e in card.events]
-    assert kinds == ["page_accepted"] * 2 + ["recognized", "validated", "issued"]
+    assert kinds == ["page_accepted"] * 2 + ["received", "recognized", "validated", "issued"]
     front, back = card.of_kind("recognized")[0].recognized.pages
     assert (front.document_type, front.variant, front.condition) == ("cccd_front", "2021", "ok")
     assert (back.document_type, back.variant) == ("cccd_back", "2021")

@@ -38,7 +38,7 @@ def copy_pdf(server: RunningServer, issued: CertifyResult, tmp_path_factory) -> 
 
 def test_reference_dossier_is_issued_with_events_in_order(issued: CertifyResult) -> None:
     kinds = [e.WhichOneof("event") for e in issued.events]
-    assert kinds == ["page_accepted"] * 4 + ["recognized", "validated", "issued"]
+    assert kinds == ["page_accepted"] * 4 + ["received", "recognized", "validated", "issued"]
     accepted = [e.page_accepted for e in issued.of_kind("page_accepted")]
     assert [a.page for a in accepted] == [0, 1, 2, 3]
     assert accepted[2].width >= 2480 and accepted[2].height >= 3508  # A4 at 300 DPI, skewed
