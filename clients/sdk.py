@@ -27,6 +27,8 @@ from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import certification_pb2_grpc as cgrpc
 from saoy.v1 import identity_pb2 as ipb
 from saoy.v1 import identity_pb2_grpc as igrpc
+from saoy.v1 import review_pb2 as rpb
+from saoy.v1 import review_pb2_grpc as rgrpc
 from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import tracking_pb2_grpc as tgrpc
 from saoy.v1 import verification_pb2 as vpb
@@ -308,6 +310,16 @@ class KioskClient:
     def verify_pdf(self, pdf: bytes) -> vpb.VerificationResult:
         return self._verification.VerifyDocument(vpb.VerifyDocumentRequest(pdf=pdf), timeout=60)
 
+    def watch_dossier(
+        self, dossier_id: str, request_id: str, *, timeout: float | None = None
+    ) -> Iterator[cpb.DossierUpdate]:
+        """Follow a dossier that ended NEEDS_REVIEW until its review ends (this kiosk's own,
+        named by the request_id of its Header)."""
+        request = cpb.WatchDossierRequest(
+            dossier_id=dossier_id, kiosk_id=self.kiosk_id, request_id=request_id
+        )
+        yield from self._certification.WatchDossier(request, timeout=timeout or self.timeout)
+
     def download(self, code: str) -> bytes:
         return b"".join(
             chunk.data
@@ -381,3 +393,83 @@ class TrackingClient:
         """The dossier now, then at each change, until a final status (or ``timeout``)."""
         request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
         yield from self._tracking.WatchDossier(request, timeout=timeout)
+
+
+class DeskClient:
+    """The official's desk (``saoy.v1.Review``): sign in, then work the center's queue. The
+    session token is sent with every call; :meth:`sign_in` sets it."""
+
+    def __init__(
+        self,
+        target: str,
+        session_token: str = "",
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.channel = open_channel(
+            target, credentials, [("grpc.max_receive_message_length", 64 * CHUNK_BYTES)]
+        )
+        self.session_token = session_token
+        self.timeout = timeout
+        self._review = rgrpc.ReviewStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> DeskClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.session_token}"),)
+
+    def _call(self, method: str, request: Any) -> Any:
+        return getattr(self._review, method)(request, metadata=self._metadata, timeout=self.timeout)
+
+    def sign_in(self, login: str, password: str, totp_code: str) -> rpb.SignInResponse:
+        response: rpb.SignInResponse = self._review.SignIn(
+            rpb.SignInRequest(login=login, password=password, totp_code=totp_code),
+            timeout=self.timeout,
+        )
+        self.session_token = response.session_token
+        return response
+
+    def queue(self, *, thumbnails: bool = True) -> list[rpb.QueueItem]:
+        request = rpb.ListQueueRequest(without_thumbnails=not thumbnails)
+        return list(self._call("ListQueue", request).items)
+
+    def claim(self, dossier_id: str) -> rpb.ClaimResponse:
+        return self._call("Claim", rpb.ClaimRequest(dossier_id=dossier_id))  # type: ignore[no-any-return]
+
+    def release(self, dossier_id: str) -> None:
+        self._call("Release", rpb.ReleaseRequest(dossier_id=dossier_id))
+
+    def dossier(self, dossier_id: str) -> rpb.ReviewDossier:
+        return self._call("GetDossier", rpb.GetDossierRequest(dossier_id=dossier_id))  # type: ignore[no-any-return]
+
+    def approve(
+        self, dossier_id: str, corrections: Sequence[tuple[int, str, str]] = ()
+    ) -> rpb.ApproveResponse:
+        request = rpb.ApproveRequest(
+            dossier_id=dossier_id,
+            corrections=[
+                rpb.FieldCorrection(page=page, field=name, value=value)
+                for page, name, value in corrections
+            ],
+        )
+        return self._call("Approve", request)  # type: ignore[no-any-return]
+
+    def refuse(self, dossier_id: str, ground: str, message: str) -> None:
+        self._call(
+            "Refuse", rpb.RefuseRequest(dossier_id=dossier_id, ground=ground, message=message)
+        )
+
+    def request_rescan(self, dossier_id: str, page: int, reason: str) -> None:
+        self._call(
+            "RequestRescan",
+            rpb.RequestRescanRequest(dossier_id=dossier_id, page=page, reason=reason),
+        )

@@ -21,20 +21,20 @@ log = logging.getLogger("saoy.desk")
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
-        """CREATE TABLE IF NOT EXISTS centers (
+        """CREATE TABLE IF NOT EXISTS desk_centers (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             review TEXT NOT NULL DEFAULT 'uncertain' CHECK (review IN ('uncertain', 'all'))
         )""",
-        """CREATE TABLE IF NOT EXISTS center_kiosks (
+        """CREATE TABLE IF NOT EXISTS desk_center_kiosks (
             kiosk_id TEXT PRIMARY KEY,
-            center TEXT NOT NULL REFERENCES centers (id)
+            center TEXT NOT NULL REFERENCES desk_centers (id)
         )""",
         """CREATE TABLE IF NOT EXISTS officials (
             id TEXT PRIMARY KEY,
             full_name TEXT NOT NULL,
             title TEXT NOT NULL,
-            center TEXT NOT NULL REFERENCES centers (id),
+            center TEXT NOT NULL REFERENCES desk_centers (id),
             role TEXT NOT NULL CHECK (role IN ('official', 'head', 'auditor')),
             disabled INTEGER NOT NULL DEFAULT 0,
             password_hash TEXT NOT NULL,

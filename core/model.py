@@ -70,6 +70,7 @@ class CertificationBlock:
     issuer: str
     issued_at: datetime
     qr: str = ""  # what the QR encodes (the URL and a signed payload); the URL alone when empty
+    statement: tuple[str, ...] = ()  # the certification statement (lời chứng), line by line
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,15 @@ class RenderPage:
     dpi: float
     words: tuple[Word, ...] = field(default=())
     text_rotation: int = 0  # degrees the words run counter-clockwise on the image (0/90/180/270)
+
+
+@dataclass(frozen=True)
+class RenderMaterial:
+    """What the copy of a dossier sent to an official needs besides its page files, kept when
+    it goes to review: the words read on one page (the copy's text layer), the rotation of its
+    text, and the fields recognized on it as (name, value, confidence 0-1, source)."""
+
+    index: int
+    words: tuple[Word, ...]
+    rotation: int
+    fields: tuple[tuple[str, str, float, str], ...] = ()

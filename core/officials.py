@@ -37,7 +37,7 @@ from saoy.core.pki import DevPki
 ROLES: Final = ("official", "head", "auditor")
 REVIEW_POLICIES: Final = ("uncertain", "all")
 LOGIN: Final = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
-CENTER_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+CENTER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_FAILURES: Final = 5
 """Failed sign-ins in a row before an account must wait."""
 FIRST_WAIT: Final = timedelta(seconds=30)
@@ -146,12 +146,12 @@ class Officials:
         """The center, created with the default policy (``uncertain``) if it is new."""
         if not CENTER_ID.fullmatch(center_id):
             raise InvalidInput(
-                f"center {center_id[:70]!r}: use 1-64 of a-z, 0-9, '.', '_' or '-'",
+                f"center {center_id[:70]!r}: use 1-64 of A-Z, a-z, 0-9, '.', '_' or '-'",
                 field="center",
             )
         with self.db.transaction(write=True) as db:
             db.execute(
-                "INSERT INTO centers (id, name) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO desk_centers (id, name) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
                 (center_id, name),
             )
         return self.center(center_id)
@@ -159,7 +159,7 @@ class Officials:
     def center(self, center_id: str) -> Center:
         with self.db.transaction(write=False) as db:
             row = db.execute(
-                "SELECT id, name, review FROM centers WHERE id = ?", (center_id,)
+                "SELECT id, name, review FROM desk_centers WHERE id = ?", (center_id,)
             ).fetchone()
         if row is None:
             raise NotFound(f"no center {center_id!r}: create it first", field="center")
@@ -182,12 +182,12 @@ class Officials:
         self.ensure_center(center_id, name or center_id)
         with self.db.transaction(write=True) as db:
             if name:
-                db.execute("UPDATE centers SET name = ? WHERE id = ?", (name, center_id))
+                db.execute("UPDATE desk_centers SET name = ? WHERE id = ?", (name, center_id))
             if review:
-                db.execute("UPDATE centers SET review = ? WHERE id = ?", (review, center_id))
+                db.execute("UPDATE desk_centers SET review = ? WHERE id = ?", (review, center_id))
             for kiosk in kiosks:
                 db.execute(
-                    "INSERT INTO center_kiosks (kiosk_id, center) VALUES (?, ?)"
+                    "INSERT INTO desk_center_kiosks (kiosk_id, center) VALUES (?, ?)"
                     " ON CONFLICT (kiosk_id) DO UPDATE SET center = excluded.center",
                     (kiosk, center_id),
                 )
@@ -197,7 +197,7 @@ class Officials:
         """The center a kiosk belongs to (the server's own center unless assigned)."""
         with self.db.transaction(write=False) as db:
             row = db.execute(
-                "SELECT center FROM center_kiosks WHERE kiosk_id = ?", (kiosk_id,)
+                "SELECT center FROM desk_center_kiosks WHERE kiosk_id = ?", (kiosk_id,)
             ).fetchone()
         return self.default_center if row is None else str(row[0])
 
@@ -334,7 +334,7 @@ class Officials:
                 retry_after=(locked - current).total_seconds(),
             )
         try:
-            good = _hasher.verify(password_hash, password)
+            good: bool = _hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             good = False
         step = _totp_step(secret, code, when) if good else None

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -53,6 +53,7 @@ from saoy.core.model import (
     CheckResult,
     OcrResult,
     Outcome,
+    RenderMaterial,
     RenderPage,
 )
 from saoy.core.ocr import OcrEngine
@@ -94,6 +95,22 @@ def local_today() -> date:
 
 def rejection_reason(check: CheckResult) -> str:
     return REJECTION_REASONS.get(check.name, check.name.upper())
+
+
+class ReviewHooks(Protocol):
+    """What the pipeline asks of the official's desk (see :mod:`saoy.core.review`)."""
+
+    def reviews_everything(self, kiosk_id: str) -> bool:
+        """Whether the kiosk's center has every dossier reviewed (``review=all``)."""
+        ...
+
+    def keep_material(self, dossier_id: str, material: Sequence[RenderMaterial]) -> None:
+        """Keep what the copy of a dossier sent to review will need."""
+        ...
+
+
+POLICY_CHECK = "review_policy"
+"""The check a clean dossier gets under ``review=all``: WARN, so that an official approves."""
 
 
 class StageObserver(Protocol):
@@ -178,6 +195,7 @@ class Issued:
 @dataclass(frozen=True)
 class NeedsReview:
     reasons: tuple[str, ...]
+    dossier_id: str = ""  # set on a replay: the dossier decided before
 
 
 @dataclass(frozen=True)
@@ -238,7 +256,7 @@ def decision_of(dossier: DossierRecord, copy: CopyRecord | None, base_url: str) 
             issued_at=copy.issued_at,
         )
     if dossier.state == "NEEDS_REVIEW":
-        return NeedsReview(dossier.reasons)
+        return NeedsReview(dossier.reasons, dossier.id)
     failed = next((c for c in dossier.checks if c.outcome is Outcome.FAIL), None)
     return Rejected(
         "REJECTED" if failed is None else rejection_reason(failed),
@@ -262,6 +280,7 @@ class Certifier:
         publisher: LogPublisher | None = None,
         qr_key: QrKey | None = None,
         reader: DocumentReader | None = None,
+        review: ReviewHooks | None = None,
     ) -> None:
         """``qr_key`` signs the offline payload printed in every copy's QR; without it the QR
         carries the verification URL alone (and the copy cannot be checked offline).
@@ -277,6 +296,7 @@ class Certifier:
         self.publisher = publisher
         self.qr_key = qr_key
         self.reader = reader
+        self.review = review
 
     async def _run(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work in the executor. The stage's time is measured inside the worker, so
@@ -359,6 +379,18 @@ class Certifier:
 
         today = ctx.today or self.config.today()
         checks = await self._run("validate", _checks, works, analyses, today, ctx.hints)
+        clean = all(c.outcome is Outcome.PASS for c in checks)
+        if (
+            clean
+            and self.review is not None
+            and await self._run("policy", self.review.reviews_everything, ctx.kiosk_id)
+        ):
+            policy = CheckResult(
+                POLICY_CHECK,
+                Outcome.WARN,
+                "the center's policy is that an official reviews every dossier",
+            )
+            checks = (*checks, policy)
         yield Validated(checks)
 
         failed = [c for c in checks if c.outcome is Outcome.FAIL]
@@ -367,9 +399,22 @@ class Certifier:
             yield await self._decide_without_copy(ctx, works, results, checks, "REJECTED", failed)
             return
         if warned:
-            yield await self._decide_without_copy(
+            decided = await self._decide_without_copy(
                 ctx, works, results, checks, "NEEDS_REVIEW", warned
             )
+            fresh = isinstance(decided, NeedsReview) and not decided.dossier_id
+            if self.review is not None and fresh:
+                material = [
+                    RenderMaterial(
+                        index=w.page.index,
+                        words=r.words,
+                        rotation=a.rotation,
+                        fields=tuple((f.name, f.value, f.confidence, f.source) for f in a.fields),
+                    )
+                    for w, r, a in zip(works, results, analyses, strict=True)
+                ]
+                await self._run("store", self.review.keep_material, ctx.dossier_id, material)
+            yield decided
             return
         yield await self._issue(ctx, works, results, analyses, checks)
 

@@ -59,6 +59,8 @@ white on every side) the quiet zone is still the 4 modules ISO/IEC 18004 asks fo
 module is bigger than with a drawn 4-module border: a version 11 symbol (the usual size of a
 URL with its signed payload at level M) gets 25 mm / 65 = 0.38 mm modules, which phones read
 from paper, and 4.5 pixels each in a 300 dpi scan."""
+STATEMENT_PITCH = 3.6 * MM
+"""Line pitch of the certification statement printed above the band."""
 _VN_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam: UTC+7, no daylight saving
 
 FONT = "SaoyDejaVuSans"
@@ -102,13 +104,14 @@ def render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes
         scan_w, scan_h = page.width * scale, page.height * scale
         page_w = max(scan_w, MIN_PAGE_WIDTH)
         x0 = (page_w - scan_w) / 2
-        canvas.setPageSize((page_w, scan_h + BAND_HEIGHT))
-        _draw_image(canvas, image, x0, BAND_HEIGHT, scan_w, scan_h)
+        band = band_height(block)
+        canvas.setPageSize((page_w, scan_h + band))
+        _draw_image(canvas, image, x0, band, scan_w, scan_h)
         _draw_text_layer(
             canvas,
             page.words,
             x0=x0,
-            top=BAND_HEIGHT + scan_h,
+            top=band + scan_h,
             scale=scale,
             rotation=page.text_rotation,
         )
@@ -151,6 +154,14 @@ def _keyword(keywords: str | None, prefix: str) -> str | None:
         if token.startswith(prefix) and len(token) > len(prefix):
             return token[len(prefix) :]
     return None
+
+
+def band_height(block: CertificationBlock) -> float:
+    """Height in points of the band below each scan: the certification band, and above it the
+    certification statement when the copy carries one."""
+    return (
+        BAND_HEIGHT + len(block.statement) * STATEMENT_PITCH + (_MARGIN if block.statement else 0.0)
+    )
 
 
 def band_lines(block: CertificationBlock, number: int, total: int) -> list[str]:
@@ -554,11 +565,22 @@ def _draw_band(
     number: int,
     total: int,
 ) -> None:
+    band = band_height(block)
     canvas.saveState()
     canvas.setStrokeColorRGB(0.55, 0.55, 0.55)
     canvas.setLineWidth(0.5)
-    canvas.line(_MARGIN, BAND_HEIGHT - 0.5, page_w - _MARGIN, BAND_HEIGHT - 0.5)
+    canvas.line(_MARGIN, band - 0.5, page_w - _MARGIN, band - 0.5)
     canvas.restoreState()
+
+    # The certification statement, above the band, across the page's width.
+    y = band - _MARGIN
+    for i, line in enumerate(block.statement):
+        font, base = (FONT_BOLD, 8.5) if i == 0 else (FONT, 8.0)
+        natural = pdfmetrics.stringWidth(line, font, 1.0)
+        size = min(base, (page_w - 2 * _MARGIN) / natural) if natural > 0 else base
+        y -= STATEMENT_PITCH
+        canvas.setFont(font, size)
+        canvas.drawString(_MARGIN, y + (STATEMENT_PITCH - size) / 2, line)
 
     _draw_qr(canvas, qr, _MARGIN, _MARGIN, _QR_SIZE)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from saoy.core.errors import Unauthenticated
+from saoy.core.officials import Official, Officials
 from saoy.core.verify import Verifier
 from saoy.server.verification import report_to_proto
 from saoy.v1 import administration_pb2 as pb
@@ -41,12 +42,25 @@ def load_token_digests(path: Path) -> frozenset[bytes]:
 
 
 class AdministrationServicer(pb_grpc.AdministrationServicer):
-    def __init__(self, verifier: Verifier, executor: Executor, token_digests: frozenset[bytes]):
+    """Revoke takes a token of the token file (a terminal of the center), or the session of a
+    signed-in official whose role is ``head`` (Review.SignIn); an official of another role is
+    refused with PERMISSION_DENIED."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        executor: Executor,
+        token_digests: frozenset[bytes],
+        *,
+        officials: Officials | None = None,
+    ):
         self.verifier = verifier
         self.executor = executor
         self.token_digests = token_digests
+        self.officials = officials
 
-    def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> Official | None:
+        """The head of center acting, or None for a token of the token file."""
         header = dict(context.invocation_metadata() or ()).get("authorization", "")
         scheme, _, token = str(header).partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -54,15 +68,37 @@ class AdministrationServicer(pb_grpc.AdministrationServicer):
                 "an official's token is required: send 'authorization: Bearer <token>'"
             )
         digest = hashlib.sha256(token.strip().encode()).digest()
-        if not any(hmac.compare_digest(digest, known) for known in self.token_digests):
-            raise Unauthenticated("the official's token is not valid")
+        if any(hmac.compare_digest(digest, known) for known in self.token_digests):
+            return None
+        if self.officials is not None:
+            try:
+                official = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, self.officials.authenticate, token.strip()
+                )
+            except Unauthenticated as error:
+                if error.reason != "SESSION_UNKNOWN":
+                    raise
+            else:
+                official.require("head")
+                return official
+        raise Unauthenticated("the official's token is not valid")
 
     async def Revoke(
         self, request: pb.RevokeRequest, context: grpc.aio.ServicerContext
     ) -> vpb.VerificationResult:
-        self._authorize(context)
+        official = await self._authorize(context)
         report = await asyncio.get_running_loop().run_in_executor(
             self.executor, self.verifier.revoke, request.code, request.reason
         )
+        if official is not None and self.officials is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._audit, official, report.code, request.reason
+            )
         log.info("copy revoked")
         return report_to_proto(report)
+
+    def _audit(self, official: Official, code: str, reason: str) -> None:
+        assert self.officials is not None
+        db = self.officials.db
+        with db.transaction(write=True) as statements:
+            db.audit(statements, official.id, "revoked", code=code, reason=reason)

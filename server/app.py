@@ -18,16 +18,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from saoy.core.admission import Limits
-from saoy.core.blobs import FileBlobStore
+from saoy.core.blobs import BlobStore, FileBlobStore
+from saoy.core.deskdb import DeskDb
 from saoy.core.documents import DocumentReader
 from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
 from saoy.core.ocr import create_engine
+from saoy.core.officials import Officials
 from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.ratelimit import RateLimiter, create_rate_limiter
-from saoy.core.registry import create_registry, sweep_orphans
+from saoy.core.registry import Registry, create_registry, sweep_orphans
+from saoy.core.review import Desk, OfficialSigners
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer
@@ -44,6 +47,7 @@ from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
+from saoy.server.review import DossierWatch, ReviewServicer
 from saoy.server.settings import MiB, Settings
 from saoy.server.tracking import TrackingServicer, add_status_routes, create_reception
 from saoy.server.verification import VerificationServicer
@@ -54,6 +58,8 @@ from saoy.v1 import (
     certification_pb2_grpc,
     identity_pb2,
     identity_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
     tracking_pb2,
     tracking_pb2_grpc,
     verification_pb2,
@@ -69,6 +75,7 @@ SERVICE_NAMES = (
     verification_pb2.DESCRIPTOR.services_by_name["Verification"].full_name,
     administration_pb2.DESCRIPTOR.services_by_name["Administration"].full_name,
     tracking_pb2.DESCRIPTOR.services_by_name["Tracking"].full_name,
+    review_pb2.DESCRIPTOR.services_by_name["Review"].full_name,
 )
 ORPHAN_AGE = timedelta(minutes=10)
 
@@ -100,6 +107,7 @@ class SaoyServer:
     sessions: SessionStore | None = None  # None: identity checks are off
     limiter: RateLimiter | None = None
     face: FaceEngine | None = None
+    desk: Desk | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -122,6 +130,8 @@ class SaoyServer:
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.certifier.registry.close()
         self.certifier.signer.close()
+        if self.desk is not None:
+            self.desk.signers.close()
         if self.certifier.reader is not None:
             self.certifier.reader.close()
         self.translog.close()
@@ -216,6 +226,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     holder["verifier"] = verifier
     reception = create_reception(settings, registry, base_url)
     holder["reception"] = reception
+    limits = Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels)
+    desk = _open_desk(settings, pki, registry, blobs, executor, base_url, limits, publisher)
     certifier = Certifier(
         config=PipelineConfig(
             limits=Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels),
@@ -230,6 +242,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         publisher=publisher,
         qr_key=pki.qr_signer(),
         reader=DocumentReader(settings.tessdata),
+        review=desk,
     )
     gazetteer()  # the official list of administrative units, loaded now rather than per page
 
@@ -257,8 +270,12 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             match_threshold=face.config.match_threshold if face is not None else None,
             bind_kiosk=settings.tls == "mutual",
             reception=reception,
+            watch=DossierWatch(desk, registry, executor, bind_kiosk=settings.tls == "mutual"),
         ),
         server,
+    )
+    review_pb2_grpc.add_ReviewServicer_to_server(
+        ReviewServicer(desk, desk.officials, executor), server
     )
     services = SERVICE_NAMES
     if face is not None and sessions is not None:
@@ -281,7 +298,12 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(reception, executor), server)
     ensure_admin_token(settings.admin_tokens_path)
     administration_pb2_grpc.add_AdministrationServicer_to_server(
-        AdministrationServicer(verifier, executor, load_token_digests(settings.admin_tokens_path)),
+        AdministrationServicer(
+            verifier,
+            executor,
+            load_token_digests(settings.admin_tokens_path),
+            officials=desk.officials,
+        ),
         server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -331,8 +353,44 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         sessions=sessions,
         face=face,
         limiter=limiter,
+        desk=desk,
     )
     return saoy
+
+
+def _open_desk(
+    settings: Settings,
+    pki: DevPki,
+    registry: Registry,
+    blobs: BlobStore,
+    executor: ThreadPoolExecutor,
+    base_url: str,
+    limits: Limits,
+    publisher: LogPublisher,
+) -> Desk:
+    """The official's desk over the registry's database; numbers of the certification
+    register left reserved by an approval that never finished are given back."""
+    db = DeskDb(registry)
+    officials = Officials(
+        db, default_center=settings.center, default_center_name=settings.organization
+    )
+    desk = Desk(
+        db=db,
+        officials=officials,
+        registry=registry,
+        blobs=blobs,
+        signers=OfficialSigners(pki, level=settings.signing_level),
+        executor=executor,
+        base_url=base_url,
+        limits=limits,
+        qr_key=pki.qr_signer(),
+        publisher=publisher,
+        lease=timedelta(seconds=settings.review_lease_seconds),
+    )
+    released = desk.register.release_stale()
+    if released:
+        log.warning("gave back %d register number(s) of unfinished approvals", released)
+    return desk
 
 
 def open_dev_pki(settings: Settings) -> DevPki:

@@ -7,13 +7,21 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from saoy.core import pipeline as pl
 from saoy.core.documents import DOCUMENT_TYPES
-from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarge, Unauthenticated
+from saoy.core.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    OutOfOrder,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
 from saoy.core.fees import MAX_COPIES
 from saoy.core.pki import KIOSK_ID
 from saoy.core.reception import PortalStatus, Receipt, Reception
@@ -104,8 +112,10 @@ def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.Ce
                     issued_at=timestamp(event.issued_at),
                 )
             )
-        case pl.NeedsReview(reasons=reasons):
-            return pb.CertifyEvent(needs_review=pb.NeedsReview(reasons=list(reasons)))
+        case pl.NeedsReview(reasons=reasons, dossier_id=dossier_id):
+            return pb.CertifyEvent(
+                needs_review=pb.NeedsReview(reasons=list(reasons), dossier_id=dossier_id)
+            )
         case pl.Rejected(reason=reason, message=message):
             return pb.CertifyEvent(rejected=pb.Rejected(reason=reason, message=message))
     raise TypeError(f"unknown event {event!r}")
@@ -151,6 +161,14 @@ def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
     return hints
 
 
+class DossierWatcher(Protocol):
+    """Streams the review of a dossier to its kiosk (see ``saoy.server.review``)."""
+
+    def watch(
+        self, request: pb.WatchDossierRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DossierUpdate]: ...
+
+
 class CertificationServicer(pb_grpc.CertificationServicer):
     """Certification.Certify. With a session store, every stream must carry a session token
     from Identity.Authenticate for its kiosk; without one (``identity = off``) none is asked."""
@@ -165,6 +183,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         match_threshold: float | None = None,
         bind_kiosk: bool = False,
         reception: Reception | None = None,
+        watch: DossierWatcher | None = None,
     ) -> None:
         self.certifier = certifier
         self.reception = reception
@@ -175,6 +194,16 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         self.match_threshold = match_threshold
         self.bind_kiosk = bind_kiosk
         """Mutual TLS: header.kiosk_id must be the CN of the client certificate."""
+        self.watch = watch
+        """Follows dossiers under review (the official's desk); None: WatchDossier is off."""
+
+    async def WatchDossier(
+        self, request: pb.WatchDossierRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DossierUpdate]:
+        if self.watch is None:
+            raise Unavailable("this server has no official's desk: WatchDossier is off")
+        async for update in self.watch.watch(request, context):
+            yield update
 
     async def _authenticate(self, header: pb.Header) -> Identity | None:
         """The citizen behind the header's session token, which this dossier (request_id) now
@@ -259,6 +288,10 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             message = event_to_proto(event)
             message.request_id = ctx.request_id
             message.dossier_id = ctx.dossier_id
+            if message.needs_review.dossier_id:  # a replay: the dossier decided before
+                message.dossier_id = message.needs_review.dossier_id
+            elif message.HasField("needs_review"):
+                message.needs_review.dossier_id = ctx.dossier_id
             message.at.GetCurrentTime()
             return message
 

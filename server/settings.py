@@ -46,6 +46,8 @@ class Settings:
     log_origin: str = "localhost/saoy/log"  # names the transparency log in its checkpoints
     checkpoint_seconds: float = 10.0  # how often a grown log gets a signed checkpoint
     admin_tokens: Path | None = None  # officials' bearer tokens; default <data_dir>/admin.tokens
+    center: str = "000.00.00.DEV"  # the center of kiosks not assigned to another (the desk's)
+    review_lease_seconds: float = 600.0  # how long an official's claim on a dossier holds
     identity: str = "required"  # "required": Certify needs a session token; "off": development
     redis_url: str = ""  # sessions and rate limits in Redis (shared by replicas); empty: in-process
     session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
@@ -103,6 +105,8 @@ class Settings:
             raise ValueError("face_providers must be 'auto', 'cpu' or 'cuda'")
         if self.face_threads < 0:
             raise ValueError("face_threads must be >= 0")
+        if self.review_lease_seconds <= 0:
+            raise ValueError("review_lease_seconds must be positive")
         if self.session_ttl_seconds <= 0:
             raise ValueError("session_ttl_seconds must be positive")
         if self.signer_backend not in ("pkcs12", "pkcs11"):

@@ -1,0 +1,348 @@
+"""``saoy.v1.Review`` (the official's desk) and ``Certification.WatchDossier`` (what the kiosk
+learns of a dossier under review)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+
+from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.officials import Official, Officials
+from saoy.core.registry import CopyRecord, Registry
+from saoy.core.review import Correction, Desk, DossierStatus
+from saoy.server.certification import timestamp
+from saoy.server.interceptors import check_kiosk_certificate
+from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import common_pb2
+from saoy.v1 import review_pb2 as pb
+from saoy.v1 import review_pb2_grpc as pb_grpc
+
+log = logging.getLogger("saoy.server")
+
+T = TypeVar("T")
+
+WATCH_POLL_SECONDS = 2.0
+"""How often a watch reads the dossier again without being woken (another process decided)."""
+
+
+def bearer(context: grpc.aio.ServicerContext) -> str:
+    """The token of an ``authorization: Bearer <token>`` metadata entry, or ''."""
+    header = dict(context.invocation_metadata() or ()).get("authorization", "")
+    scheme, _, token = str(header).partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def issued_to_proto(copy: CopyRecord, url: str) -> cpb.Issued:
+    return cpb.Issued(
+        code=copy.code,
+        url=url,
+        sha256=copy.blob_key,
+        pages=copy.pages,
+        size_bytes=copy.size_bytes,
+        issuer=copy.issuer,
+        issued_at=timestamp(copy.issued_at),
+    )
+
+
+def _official_info(official: Official) -> pb.OfficialInfo:
+    return pb.OfficialInfo(
+        login=official.id,
+        full_name=official.full_name,
+        title=official.title,
+        center=official.center,
+        role=official.role,
+    )
+
+
+def _dossier_id(value: str, field: str = "dossier_id") -> str:
+    if not value or len(value) > 64 or not value.isalnum():
+        raise InvalidInput(f"{field}: give the dossier's id (32 hex digits)", field=field)
+    return value
+
+
+class ReviewServicer(pb_grpc.ReviewServicer):
+    """The desk's RPCs over :class:`~saoy.core.review.Desk`; the blocking work runs in the
+    executor."""
+
+    def __init__(self, desk: Desk, officials: Officials, executor: Executor) -> None:
+        self.desk = desk
+        self.officials = officials
+        self.executor = executor
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _official(self, context: grpc.aio.ServicerContext) -> Official:
+        return await self._run(self.officials.authenticate, bearer(context))
+
+    async def SignIn(
+        self, request: pb.SignInRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignInResponse:
+        if not request.login or not request.password or not request.totp_code:
+            raise InvalidInput(
+                "give login, password and totp_code (the 6 digits of the authenticator app)",
+                field="login" if not request.login else "totp_code",
+            )
+        session = await self._run(
+            self.officials.sign_in, request.login, request.password, request.totp_code
+        )
+        log.info("an official signed in")
+        return pb.SignInResponse(
+            session_token=session.token,
+            expires_at=timestamp(session.expires_at),
+            official=_official_info(session.official),
+        )
+
+    async def SignOut(
+        self, request: pb.SignOutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignOutResponse:
+        await self._official(context)
+        await self._run(self.officials.sign_out, bearer(context))
+        return pb.SignOutResponse()
+
+    async def ListQueue(
+        self, request: pb.ListQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListQueueResponse:
+        official = await self._official(context)
+        items = await self._run(
+            lambda: self.desk.queue(official, thumbnails=not request.without_thumbnails)
+        )
+        out = pb.ListQueueResponse()
+        for item in items:
+            entry = out.items.add(
+                dossier_id=item.dossier_id,
+                kiosk_id=item.kiosk_id,
+                created_at=timestamp(item.created_at),
+                reasons=list(item.reasons),
+                page_count=item.page_count,
+                holder=item.holder or "",
+                holder_name=item.holder_name or "",
+                thumbnails=list(item.thumbnails),
+            )
+            if item.lease_until is not None:
+                entry.lease_until.CopyFrom(timestamp(item.lease_until))
+        return out
+
+    async def Claim(
+        self, request: pb.ClaimRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClaimResponse:
+        official = await self._official(context)
+        until = await self._run(self.desk.claim, official, _dossier_id(request.dossier_id))
+        return pb.ClaimResponse(lease_until=timestamp(until))
+
+    async def Release(
+        self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseResponse:
+        official = await self._official(context)
+        await self._run(self.desk.release, official, _dossier_id(request.dossier_id))
+        return pb.ReleaseResponse()
+
+    async def GetDossier(
+        self, request: pb.GetDossierRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReviewDossier:
+        official = await self._official(context)
+        view = await self._run(self.desk.get, official, _dossier_id(request.dossier_id))
+        d = view.dossier
+        out = pb.ReviewDossier(
+            dossier_id=d.id,
+            kiosk_id=d.kiosk_id,
+            center=view.center,
+            state=d.state,
+            created_at=timestamp(d.created_at),
+            reasons=list(d.reasons),
+            checks=[
+                common_pb2.Check(
+                    name=c.name,
+                    outcome=common_pb2.Check.Outcome.Value(c.outcome.name),
+                    reason=c.reason,
+                )
+                for c in view.checks
+            ],
+            holder=view.holder or "",
+            holder_name=view.holder_name or "",
+            outcome=view.outcome or "",
+        )
+        for page in view.pages:
+            out.pages.add(
+                page=page.index,
+                document_type=page.document_type,
+                image=page.image,
+                format=page.format,
+                width=page.width,
+                height=page.height,
+                mean_confidence=page.mean_confidence,
+                fields=[
+                    cpb.Field(
+                        name=f.name,
+                        value=f.value,
+                        confidence=round(100 * f.confidence, 1),
+                        source=f.source,
+                    )
+                    for f in page.fields
+                ],
+            )
+        evidence = view.identity
+        if evidence:
+            out.identity.method = str(evidence.get("method", ""))
+            out.identity.match_score = float(evidence.get("match_score", 0.0))
+            out.identity.match_threshold = float(evidence.get("match_threshold", 0.0))
+            out.identity.liveness = str(evidence.get("liveness", ""))
+            if evidence.get("authenticated_at"):
+                at = datetime.fromisoformat(str(evidence["authenticated_at"]))
+                out.identity.authenticated_at.CopyFrom(timestamp(at))
+        return out
+
+    async def Approve(
+        self, request: pb.ApproveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApproveResponse:
+        official = await self._official(context)
+        corrections = [
+            Correction(page=c.page, field=c.field, value=c.value) for c in request.corrections
+        ]
+        approval = await self.desk.approve(official, _dossier_id(request.dossier_id), corrections)
+        copy = approval.copy
+        log.info("a dossier was approved%s", " (again)" if approval.replayed else "")
+        return pb.ApproveResponse(
+            issued=issued_to_proto(copy, f"{self.desk.base_url}/v/{copy.code}"),
+            register_entry=str(approval.number),
+            register_number=approval.number.number,
+            register_book=approval.number.book,
+            replayed=approval.replayed,
+        )
+
+    async def Refuse(
+        self, request: pb.RefuseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RefuseResponse:
+        official = await self._official(context)
+        await self._run(
+            self.desk.refuse,
+            official,
+            _dossier_id(request.dossier_id),
+            request.ground,
+            request.message,
+        )
+        return pb.RefuseResponse()
+
+    async def RequestRescan(
+        self, request: pb.RequestRescanRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestRescanResponse:
+        official = await self._official(context)
+        await self._run(
+            self.desk.request_rescan,
+            official,
+            _dossier_id(request.dossier_id),
+            request.page,
+            request.reason,
+        )
+        return pb.RequestRescanResponse()
+
+
+_STATES = {
+    "waiting": cpb.DossierUpdate.WAITING,
+    "claimed": cpb.DossierUpdate.CLAIMED,
+    "issued": cpb.DossierUpdate.ISSUED,
+    "refused": cpb.DossierUpdate.REFUSED,
+    "rescan": cpb.DossierUpdate.RESCAN_REQUESTED,
+    "rejected": cpb.DossierUpdate.REFUSED,
+    "revoked": cpb.DossierUpdate.ISSUED,
+}
+_ENDS = {"issued", "refused", "rescan", "rejected", "revoked"}
+
+
+class DossierWatch:
+    """Streams a dossier's review to its kiosk: woken at once by changes made in this process,
+    and reading the dossier every :data:`WATCH_POLL_SECONDS` for those made elsewhere."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        registry: Registry,
+        executor: Executor,
+        *,
+        bind_kiosk: bool = False,
+        poll_seconds: float = WATCH_POLL_SECONDS,
+    ) -> None:
+        self.desk = desk
+        self.registry = registry
+        self.executor = executor
+        self.bind_kiosk = bind_kiosk
+        self.poll_seconds = poll_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+        desk.on_change(self._changed)
+
+    def _changed(self, dossier_id: str) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(self._wake, dossier_id)
+
+    def _wake(self, dossier_id: str) -> None:
+        for event in self._waiting.get(dossier_id, ()):
+            event.set()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def watch(
+        self, request: cpb.WatchDossierRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[cpb.DossierUpdate]:
+        self._loop = asyncio.get_running_loop()
+        dossier_id = _dossier_id(request.dossier_id)
+        if self.bind_kiosk:
+            check_kiosk_certificate(context, request.kiosk_id, "kiosk_id")
+        dossier = await self._run(self.registry.get_dossier, dossier_id)
+        if (
+            dossier is None
+            or dossier.kiosk_id != request.kiosk_id
+            or dossier.request_id != request.request_id
+        ):
+            raise NotFound(
+                "no such dossier from this kiosk: give the dossier_id of the Certify events,"
+                " the kiosk_id and the request_id of its Header",
+                field="dossier_id",
+            )
+        event = asyncio.Event()
+        self._waiting.setdefault(dossier_id, set()).add(event)
+        last: DossierStatus | None = None
+        try:
+            while True:
+                event.clear()
+                status = await self._run(self.desk.status, dossier_id)
+                if status != last:
+                    last = status
+                    yield self._update(dossier_id, status)
+                if status.state in _ENDS:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self.poll_seconds)
+        finally:
+            waiting = self._waiting.get(dossier_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._waiting[dossier_id]
+
+    def _update(self, dossier_id: str, status: DossierStatus) -> cpb.DossierUpdate:
+        update = cpb.DossierUpdate(
+            dossier_id=dossier_id,
+            state=_STATES.get(status.state, cpb.DossierUpdate.STATE_UNSPECIFIED),
+            official=status.holder_name,
+            reason=status.ground or ("REJECTED" if status.state == "rejected" else ""),
+            message=status.message,
+            page=max(status.page, 0),
+        )
+        update.at.GetCurrentTime()
+        if status.copy is not None:
+            update.issued.CopyFrom(issued_to_proto(status.copy, status.url))
+        return update
+
+
+__all__ = ["DossierWatch", "ReviewServicer", "bearer", "issued_to_proto"]

@@ -1,0 +1,340 @@
+"""The official's desk through a real server: the queue, leases, approval under the official's
+own signature with the register number and certification statement, refusal, rescan, and what
+the kiosk's WatchDossier hears."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import grpc
+import pyotp
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from saoy.clients.sdk import DeskClient, OfficialClient
+from saoy.core.review import Desk
+from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import verification_pb2 as vpb
+
+from .conftest import RunningServer, start_server
+
+CENTER = "000.00.01.THU"  # review=all
+KIOSK = "kiosk-desk"
+OTHER_KIOSK = "kiosk-desk-2"
+
+
+@dataclass
+class Desks:
+    server: RunningServer
+    lan: DeskClient  # official of CENTER
+    binh: DeskClient  # official of CENTER
+    head: DeskClient  # head of CENTER
+    auditor: DeskClient
+    stranger: DeskClient  # official of the server's own center
+
+    @property
+    def desk(self) -> Desk:
+        desk = self.server.server.desk
+        assert desk is not None
+        return desk
+
+
+def _enrol(server: RunningServer, login: str, name: str, center: str, role: str) -> DeskClient:
+    desk = server.server.desk
+    assert desk is not None
+    enrolment = desk.officials.add(
+        desk.signers.pki,
+        login=login,
+        full_name=name,
+        title="Công chức Tư pháp - Hộ tịch" if role != "head" else "Phó Chủ tịch UBND",
+        center=center,
+        role=role,
+    )
+    client = DeskClient(server.target)
+    code = pyotp.parse_uri(enrolment.totp_uri).now()
+    client.sign_in(login, enrolment.password, code)
+    return client
+
+
+@pytest.fixture(scope="module")
+def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
+    server = start_server(tmp_path_factory.mktemp("saoy-desk"))
+    desk = server.server.desk
+    assert desk is not None
+    desk.officials.set_center(CENTER, name="UBND Phường Thử", review="all", kiosks=(KIOSK,))
+    own = server.server.settings.center
+    clients = Desks(
+        server,
+        lan=_enrol(server, "lan", "Nguyễn Thị Lan", CENTER, "official"),
+        binh=_enrol(server, "binh", "Trần Văn Bình", CENTER, "official"),
+        head=_enrol(server, "hoa", "Lê Thị Hoa", CENTER, "head"),
+        auditor=_enrol(server, "kiem", "Phạm Văn Kiểm", CENTER, "auditor"),
+        stranger=_enrol(server, "xa", "Đỗ Văn Xa", own, "official"),
+    )
+    yield clients
+    for client in (clients.lan, clients.binh, clients.head, clients.auditor, clients.stranger):
+        client.close()
+    server.stop()
+
+
+def _certify(
+    server: RunningServer, pages: list[bytes], kiosk: str = KIOSK, **kwargs: object
+) -> tuple[str, str]:
+    """Certify; the (dossier id, request id) of a dossier that went to review."""
+    with server.client(kiosk_id=kiosk) as client:
+        result = client.certify(pages, session_token=server.token(kiosk), **kwargs)  # type: ignore[arg-type]
+    assert result.state == "NEEDS_REVIEW", result.terminal
+    terminal = result.terminal
+    assert terminal is not None and terminal.needs_review.dossier_id == terminal.dossier_id
+    return terminal.dossier_id, result.request_id
+
+
+class Watcher:
+    """The kiosk's WatchDossier stream, read in a thread."""
+
+    def __init__(self, server: RunningServer, dossier_id: str, request_id: str) -> None:
+        self.updates: list[cpb.DossierUpdate] = []
+        self.error: grpc.RpcError | None = None
+        self._client = server.client(kiosk_id=KIOSK)
+
+        def read() -> None:
+            try:
+                for update in self._client.watch_dossier(dossier_id, request_id, timeout=60):
+                    self.updates.append(update)
+            except grpc.RpcError as error:
+                self.error = error
+
+        self._thread = threading.Thread(target=read, daemon=True)
+        self._thread.start()
+
+    def wait_for(self, state: int, seconds: float = 20) -> cpb.DossierUpdate:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for update in self.updates:
+                if update.state == state:
+                    return update
+            if self.error is not None:
+                raise self.error
+            time.sleep(0.05)
+        raise AssertionError(f"no update {state} in {[u.state for u in self.updates]}")
+
+    def close(self) -> None:
+        self._thread.join(30)
+        self._client.close()
+
+
+def _code(error: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    return error.value.code()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def card(reference_dossier: list[tuple[str, bytes]]) -> list[bytes]:
+    return [reference_dossier[0][1]]  # the front of an ID card: a clean dossier
+
+
+def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
+    desks: Desks, card: list[bytes], tmp_path: Path
+) -> None:
+    dossier_id, request_id = _certify(desks.server, card)
+    watcher = Watcher(desks.server, dossier_id, request_id)
+    assert watcher.wait_for(cpb.DossierUpdate.WAITING)
+
+    queue = desks.lan.queue()
+    item = next(i for i in queue if i.dossier_id == dossier_id)
+    assert item.page_count == 1 and len(item.thumbnails) == 1
+    assert item.thumbnails[0][:3] == b"\xff\xd8\xff"  # a JPEG
+    assert any("policy" in reason for reason in item.reasons)
+
+    shown = desks.lan.dossier(dossier_id)
+    assert shown.state == "NEEDS_REVIEW" and shown.center == CENTER
+    assert shown.pages[0].image == card[0]
+    assert {f.name for f in shown.pages[0].fields} >= {"id_number", "full_name"}
+    assert all(f.source and 0 < f.confidence <= 100 for f in shown.pages[0].fields)
+    assert any(c.name == "review_policy" for c in shown.checks)
+    assert shown.identity.match_score == pytest.approx(0.75)
+    assert shown.identity.liveness == "head_turn:left+screen"
+
+    desks.lan.claim(dossier_id)
+    claimed = watcher.wait_for(cpb.DossierUpdate.CLAIMED)
+    assert claimed.official == "Nguyễn Thị Lan"
+
+    approved = desks.lan.approve(dossier_id)
+    issued = watcher.wait_for(cpb.DossierUpdate.ISSUED)
+    watcher.close()
+    assert issued.issued.code == approved.issued.code
+    assert issued.issued.url.endswith("/v/" + approved.issued.code)
+    assert approved.register_book.endswith("-SCT/BS")
+    assert approved.register_entry.startswith(f"Số chứng thực {approved.register_number},")
+    assert dossier_id not in [i.dossier_id for i in desks.lan.queue(thumbnails=False)]
+
+    with desks.server.client() as client:
+        pdf = client.download(approved.issued.code)
+        verdict = client.verify_code(approved.issued.code)
+        by_pdf = client.verify_pdf(pdf)
+    assert verdict.verdict == vpb.VerificationResult.VALID
+    assert by_pdf.verdict == vpb.VerificationResult.VALID, by_pdf.reason
+    signatures = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    names = [s.signer_cert.subject.native["common_name"] for s in signatures]
+    assert names[0] == "Nguyễn Thị Lan"  # the official's own key, then the center's seal
+    assert signatures[0].signer_cert.subject.native["title"] == "Công chức Tư pháp - Hộ tịch"
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(pdf)
+    assert "Signature is Valid" in subprocess.run(
+        ["pdfsig", str(path)], capture_output=True, text=True
+    ).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True
+    ).stdout
+    assert "Chứng thực bản sao đúng với bản chính" in text
+    assert f"Số chứng thực: {approved.register_number}" in text
+    assert approved.register_book in text
+    assert "Nguyễn Thị Lan" in text and "UBND Phường Thử" in text
+
+    events = [e["kind"] for e in desks.desk.db.audit_events(dossier_id)]
+    assert events == ["claimed", "approved"]
+
+
+def test_approving_twice_gives_the_same_copy(desks: Desks, card: list[bytes]) -> None:
+    dossier_id, _ = _certify(desks.server, card)
+    first = desks.binh.approve(dossier_id)  # without a claim: approval takes the lease
+    second = desks.binh.approve(dossier_id)
+    assert second.replayed and not first.replayed
+    assert second.issued.code == first.issued.code
+    assert second.register_number == first.register_number
+
+
+def test_a_dossier_another_official_holds_cannot_be_approved(
+    desks: Desks, card: list[bytes]
+) -> None:
+    dossier_id, _ = _certify(desks.server, card)
+    desks.lan.claim(dossier_id)
+    with pytest.raises(grpc.RpcError) as raised:
+        desks.binh.approve(dossier_id)
+    assert _code(raised) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "Nguyễn Thị Lan" in raised.value.details()
+    with pytest.raises(grpc.RpcError) as raised:
+        desks.binh.claim(dossier_id)
+    assert _code(raised) == grpc.StatusCode.FAILED_PRECONDITION
+    desks.lan.release(dossier_id)
+    desks.binh.claim(dossier_id)  # released: free to take
+
+
+def test_an_official_of_another_center_is_refused(desks: Desks, card: list[bytes]) -> None:
+    dossier_id, _ = _certify(desks.server, card)
+    for act in (
+        lambda: desks.stranger.dossier(dossier_id),
+        lambda: desks.stranger.claim(dossier_id),
+        lambda: desks.stranger.approve(dossier_id),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            act()
+        assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
+    assert dossier_id not in [i.dossier_id for i in desks.stranger.queue(thumbnails=False)]
+    with pytest.raises(grpc.RpcError) as raised:  # auditors read, never decide
+        desks.auditor.approve(dossier_id)
+    assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
+    assert desks.auditor.dossier(dossier_id).dossier_id == dossier_id
+
+
+def test_a_correction_must_fit_its_fields_grammar(desks: Desks, card: list[bytes]) -> None:
+    dossier_id, _ = _certify(desks.server, card)
+    with pytest.raises(grpc.RpcError) as raised:
+        desks.lan.approve(dossier_id, [(0, "date_of_birth", "31/02/19x5")])
+    assert _code(raised) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "date_of_birth" in raised.value.details()
+    approved = desks.lan.approve(dossier_id, [(0, "date_of_birth", "01/02/1985")])
+    fields = dict(
+        (f.name, f.value) for f in desks.lan.dossier(dossier_id).pages[0].fields
+    )
+    assert approved.issued.code
+    corrected = [
+        e for e in desks.desk.db.audit_events(dossier_id) if e["kind"] == "corrected"
+    ]
+    assert corrected and corrected[0]["detail"]["field"] == "date_of_birth"
+    assert corrected[0]["detail"]["value"] == "01/02/1985" and corrected[0]["official"] == "lan"
+    stored = desks.server.server.certifier.registry.pages(dossier_id)[0].fields
+    assert ("date_of_birth", "01/02/1985", 1.0) in stored
+    assert fields  # the view still shows what was read
+
+
+def test_refusal_and_rescan_reach_the_kiosk(desks: Desks, card: list[bytes]) -> None:
+    refused_id, refused_request = _certify(desks.server, card)
+    watcher = Watcher(desks.server, refused_id, refused_request)
+    with pytest.raises(grpc.RpcError) as raised:
+        desks.lan.refuse(refused_id, "because", "không rõ")
+    assert _code(raised) == grpc.StatusCode.INVALID_ARGUMENT
+    desks.lan.refuse(refused_id, "damaged", "Bản chính bị rách, không đọc được ngày cấp")
+    refused = watcher.wait_for(cpb.DossierUpdate.REFUSED)
+    watcher.close()
+    assert refused.reason == "damaged" and "rách" in refused.message
+
+    rescan_id, rescan_request = _certify(desks.server, card)
+    desks.binh.request_rescan(rescan_id, 0, "ảnh bị lóa ở góc trên")
+    watcher = Watcher(desks.server, rescan_id, rescan_request)
+    rescan = watcher.wait_for(cpb.DossierUpdate.RESCAN_REQUESTED)
+    watcher.close()
+    assert rescan.page == 0 and "lóa" in rescan.message
+    with pytest.raises(grpc.RpcError) as raised:  # the review has ended
+        desks.binh.approve(rescan_id)
+    assert _code(raised) == grpc.StatusCode.FAILED_PRECONDITION
+    kinds = [e["kind"] for e in desks.desk.db.audit_events()]
+    assert "refused" in kinds and "rescan_requested" in kinds
+
+
+def test_watching_another_kiosks_dossier_is_not_found(desks: Desks, card: list[bytes]) -> None:
+    dossier_id, request_id = _certify(desks.server, card)
+    with desks.server.client(kiosk_id=OTHER_KIOSK) as client:
+        with pytest.raises(grpc.RpcError) as raised:
+            next(client.watch_dossier(dossier_id, request_id, timeout=10))
+        assert _code(raised) == grpc.StatusCode.NOT_FOUND
+    with desks.server.client(kiosk_id=KIOSK) as client:
+        with pytest.raises(grpc.RpcError) as raised:
+            next(client.watch_dossier(dossier_id, "not-the-request", timeout=10))
+        assert _code(raised) == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_uncertain_dossier_of_the_servers_own_center_waits_for_its_officials(
+    desks: Desks, card: list[bytes]
+) -> None:
+    dossier_id, _ = _certify(
+        desks.server,
+        card,
+        kiosk="kiosk-uncertain",
+        hints=[cpb.DocumentHint(page=0, document_type="cccd_back")],
+    )
+    waiting = [i.dossier_id for i in desks.stranger.queue(thumbnails=False)]
+    assert dossier_id in waiting
+    assert dossier_id not in [i.dossier_id for i in desks.lan.queue(thumbnails=False)]
+
+
+def test_revocation_is_a_heads_act(desks: Desks, card: list[bytes]) -> None:
+    dossier_id, _ = _certify(desks.server, card)
+    code = desks.lan.approve(dossier_id).issued.code
+    with OfficialClient(desks.server.target, desks.lan.session_token) as client:
+        with pytest.raises(grpc.RpcError) as raised:
+            client.revoke(code, "thử thu hồi")
+        assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
+    with OfficialClient(desks.server.target, desks.head.session_token) as client:
+        result = client.revoke(code, "bản chính bị thu hồi")
+    assert result.verdict == vpb.VerificationResult.REVOKED
+    revoked = [e for e in desks.desk.db.audit_events() if e["kind"] == "revoked"]
+    assert revoked and revoked[-1]["official"] == "hoa" and revoked[-1]["detail"]["code"] == code
+
+
+def test_a_disabled_officials_session_is_refused_at_once(desks: Desks) -> None:
+    desk = desks.desk
+    client = _enrol(desks.server, "tam", "Vũ Văn Tâm", CENTER, "official")
+    try:
+        assert client.queue(thumbnails=False) is not None
+        desk.officials.disable("tam")
+        with pytest.raises(grpc.RpcError) as raised:
+            client.queue(thumbnails=False)
+        assert _code(raised) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        client.close()
