@@ -470,8 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugin("serve", argv[1:])
     if argv and argv[0] == "verify" and "--offline" in argv[1:]:
         return _plugin("verify-offline", [a for a in argv[1:] if a != "--offline"])
-    if argv and argv[0] == "kiosk-cert":
-        return _plugin("kiosk-cert", argv[1:])
+    if argv and argv[0] in ("kiosk-cert", "purge"):
+        return _plugin(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

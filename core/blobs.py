@@ -76,6 +76,19 @@ class BlobStore(ABC):
         many. Stores without such leftovers keep this default."""
         return 0
 
+    def for_dossier(self, dossier_id: str, copy_key: str | None) -> BlobStore:
+        """Where one dossier's blobs are written (``copy_key``: its signed copy's key). A store
+        that seals each dossier apart (:mod:`saoy.core.retention`) returns its own view; by
+        default every dossier shares this store."""
+        return self
+
+    def discard_dossier(self, dossier_id: str) -> None:  # noqa: B027 - nothing kept apart
+        """Remove what :meth:`for_dossier` wrote for a dossier that was never recorded."""
+
+    def get_for(self, dossier_id: str, key: str, *, copy: bool = False) -> bytes:
+        """A blob of a dossier (``copy``: its signed copy), wherever that dossier's blobs lie."""
+        return self.get(key)
+
 
 class FileBlobStore(BlobStore):
     """Blobs as files under ``root/ab/cd/<sha256>``, written crash-safely."""

@@ -169,6 +169,26 @@ class Registry(ABC):
         """Revoke an issued copy (its dossier becomes REVOKED) and log it; NotFound for an
         unknown code. Revoking a revoked copy changes nothing and returns it as it is."""
 
+    def decided_before(self, cutoff: datetime, *, without_event: str, limit: int) -> list[str]:
+        """Ids of up to ``limit`` dossiers in a final state (ISSUED, REJECTED, REVOKED) decided
+        before ``cutoff`` and without an event of kind ``without_event``, oldest first."""
+        raise NotImplementedError
+
+    def erase_personal_data(
+        self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]
+    ) -> list[str]:
+        """Erase the recognized fields and OCR text of a dossier's pages and record the event,
+        in one transaction; the page blob keys that no other dossier not yet erased shows."""
+        raise NotImplementedError
+
+    def mark(self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]) -> None:
+        """Record an audit event of a dossier."""
+        raise NotImplementedError
+
+    def copy_of(self, dossier_id: str) -> CopyRecord | None:
+        """The copy issued for a dossier, if any."""
+        raise NotImplementedError
+
     @abstractmethod
     def referenced_blob_keys(self) -> set[str]:
         """Every blob key some row points at."""
@@ -646,6 +666,46 @@ class SqlRegistry(Registry):
         ]
 
     @_transient_to_unavailable
+    def decided_before(self, cutoff: datetime, *, without_event: str, limit: int) -> list[str]:
+        rows = self._rows(
+            "SELECT id FROM dossiers d WHERE decided_at < ?"
+            " AND state IN ('ISSUED', 'REJECTED', 'REVOKED')"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.dossier_id = d.id AND e.kind = ?)"
+            " ORDER BY decided_at, id LIMIT ?",
+            (self.codec.to_ts(as_utc(cutoff)), without_event, limit),
+        )
+        return [dossier_id for (dossier_id,) in rows]
+
+    @_transient_to_unavailable
+    def erase_personal_data(
+        self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]
+    ) -> list[str]:
+        with self._transaction(write=True) as db:
+            rows = db.execute(
+                "SELECT DISTINCT blob_key FROM pages p WHERE p.dossier_id = ? AND NOT EXISTS ("
+                " SELECT 1 FROM pages q WHERE q.blob_key = p.blob_key"
+                " AND q.dossier_id <> p.dossier_id AND NOT EXISTS ("
+                "  SELECT 1 FROM events e WHERE e.dossier_id = q.dossier_id AND e.kind = ?))",
+                (dossier_id, event_kind),
+            ).fetchall()
+            db.execute(
+                "UPDATE pages SET text = '', fields = ? WHERE dossier_id = ?",
+                (self.codec.to_json([]), dossier_id),
+            )
+            self._event(db, dossier_id, event_kind, self.codec.to_json(dict(detail)))
+        return [key for (key,) in rows]
+
+    @_transient_to_unavailable
+    def mark(self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]) -> None:
+        with self._transaction(write=True) as db:
+            self._event(db, dossier_id, event_kind, self.codec.to_json(dict(detail)))
+
+    @_transient_to_unavailable
+    def copy_of(self, dossier_id: str) -> CopyRecord | None:
+        rows = self._rows(_COPY_SELECT + " WHERE dossier_id = ?", (dossier_id,))
+        return _copy_of(rows[0], self.codec) if rows else None
+
+    @_transient_to_unavailable
     def referenced_blob_keys(self) -> set[str]:
         rows = self._rows("SELECT blob_key FROM pages UNION SELECT blob_key FROM copies")
         return {key for (key,) in rows}
@@ -783,12 +843,14 @@ def store_dossier(
     ):
         raise ValueError("the copy record does not describe the PDF being stored")
 
+    # A store that seals each dossier's blobs apart (saoy.core.retention) gives its own view.
+    own = blobs.for_dossier(dossier.id, keys[-1] if pdf is not None else None)
     _pin(keys)
     created: list[str] = []
     stored = False
     try:
         for data in files:
-            key, new = blobs.put(data)
+            key, new = own.put(data)
             if new:
                 created.append(key)
         registry.record(dossier, pages, copy, event_kind, event_detail)
@@ -796,8 +858,20 @@ def store_dossier(
     finally:
         with _pins_lock:
             _unpin_locked(keys)
-            if not stored and created:
+            if not stored and own is not blobs:
+                _discard_dossier(registry, blobs, dossier.id)
+            elif not stored and created:
                 _discard_unreferenced(registry, blobs, created)
+
+
+def _discard_dossier(registry: Registry, blobs: BlobStore, dossier_id: str) -> None:
+    """Remove the sealed blobs of a dossier whose store failed, unless it was recorded after
+    all (a commit whose answer was lost). Logged, not raised, as for the plain store."""
+    try:
+        if registry.get_dossier(dossier_id) is None:
+            blobs.discard_dossier(dossier_id)
+    except Exception:
+        log.exception("could not remove the sealed blobs of a failed store")
 
 
 def _discard_unreferenced(registry: Registry, blobs: BlobStore, keys: Sequence[str]) -> None:

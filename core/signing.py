@@ -355,8 +355,11 @@ class Pkcs11CopySigner(PadesCopySigner):
         self.session.close()
 
 
-def open_pkcs11_session(module_path: str | Path, token_label: str, pin: str) -> Session:
-    """Open a logged-in session on the token labelled ``token_label``."""
+def open_pkcs11_session(
+    module_path: str | Path, token_label: str, pin: str, *, rw: bool = False
+) -> Session:
+    """Open a logged-in session on the token labelled ``token_label`` (``rw``: one that may
+    create and destroy objects, such as wrapping keys)."""
     try:
         import pkcs11
         from pkcs11.exceptions import NoSuchToken, PinIncorrect, PKCS11Error
@@ -369,7 +372,7 @@ def open_pkcs11_session(module_path: str | Path, token_label: str, pin: str) -> 
     except NoSuchToken as exc:
         raise ValueError(f"no PKCS#11 token labelled {token_label!r} in {module_path}") from exc
     try:
-        return token.open(user_pin=pin)
+        return token.open(user_pin=pin, rw=rw)
     except PinIncorrect as exc:
         raise ValueError(f"wrong PIN for PKCS#11 token {token_label!r}") from exc
     except PKCS11Error as exc:

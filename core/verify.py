@@ -177,7 +177,7 @@ class Verifier:
         copy = self.registry.get_copy(code)
         if copy is None:
             raise NotFound(f"No copy is registered under code {code}", field="code")
-        return copy, self.blobs.get(copy.blob_key)
+        return copy, self.blobs.get_for(copy.dossier_id, copy.blob_key, copy=True)
 
 
 def _signature_checks(report: PdfReport) -> list[CheckResult]:

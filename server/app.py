@@ -23,6 +23,7 @@ from saoy.core.deskdb import DeskDb
 from saoy.core.documents import DocumentReader
 from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
+from saoy.core.keywrap import FileKeyWrapper, KeyWrapper, Pkcs11KeyWrapper
 from saoy.core.ocr import create_engine
 from saoy.core.officials import Officials
 from saoy.core.pipeline import Certifier, PipelineConfig
@@ -30,10 +31,11 @@ from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.ratelimit import RateLimiter, create_rate_limiter
 from saoy.core.registry import Registry, create_registry, sweep_orphans
+from saoy.core.retention import RetentionPolicy, Vault, VaultBlobStore, purge
 from saoy.core.review import Desk, OfficialSigners
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
-from saoy.core.signing import create_copy_signer
+from saoy.core.signing import create_copy_signer, open_pkcs11_session
 from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
 from saoy.core.verify import Verifier
 from saoy.server.administration import (
@@ -106,6 +108,7 @@ class SaoyServer:
     translog: SqliteTransparencyLog
     sessions: SessionStore | None = None  # None: identity checks are off
     limiter: RateLimiter | None = None
+    blobs: VaultBlobStore | None = None
     face: FaceEngine | None = None
     desk: Desk | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -139,6 +142,8 @@ class SaoyServer:
             self.sessions.close()
         if self.limiter is not None:
             self.limiter.close()
+        if self.blobs is not None:
+            self.blobs.vault.wrapper.close()
         log.info("stopped")
 
     async def wait(self) -> None:
@@ -162,7 +167,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         pkcs11_pin=settings.pkcs11_pin or None,
     )
     registry = create_registry(settings.registry_url or data_dir / "registry.sqlite3")
-    blobs = FileBlobStore(data_dir / "blobs")
+    blobs = open_blobs(settings)
     swept = sweep_orphans(registry, blobs, older_than=ORPHAN_AGE)
     if swept:
         log.warning("removed %d orphan blob(s) left by an interrupted store", swept)
@@ -325,6 +330,13 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     background: list[asyncio.Future[None]] = [checkpoints]
     if revocations is not None:
         background.append(asyncio.ensure_future(revocations.watch()))
+    policy = retention_policy(settings)
+    if policy.active:
+        background.append(
+            asyncio.ensure_future(
+                _purge_loop(registry, blobs, policy, executor, settings.purge_interval_seconds)
+            )
+        )
     log.info(
         "serving gRPC on %s:%d (tls=%s), HTTP on %s (ocr=%s, identity=%s, workers=%d, data=%s)",
         settings.host,
@@ -354,6 +366,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         face=face,
         limiter=limiter,
         desk=desk,
+        blobs=blobs,
     )
     return saoy
 
@@ -401,6 +414,47 @@ def open_dev_pki(settings: Settings) -> DevPki:
         passphrase=settings.pki_passphrase.encode(),
         crl_base_url=settings.base_url() + "/pki/",
     )
+
+
+def open_blobs(settings: Settings) -> VaultBlobStore:
+    """The blob store: new dossiers sealed in the vault under ``<data_dir>/sealed``, their data
+    keys wrapped by the signer backend's keys (key files under ``<data_dir>/keys/wrapping``, or
+    the HSM with ``signer_backend = pkcs11``); blobs stored before under ``<data_dir>/blobs``."""
+    wrapper: KeyWrapper
+    if settings.signer_backend == "pkcs11":
+        wrapper = Pkcs11KeyWrapper(
+            open_pkcs11_session(
+                settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin, rw=True
+            )
+        )
+    else:
+        wrapper = FileKeyWrapper(settings.data_dir / "keys" / "wrapping")
+    return VaultBlobStore(
+        FileBlobStore(settings.data_dir / "blobs"), Vault(settings.data_dir / "sealed", wrapper)
+    )
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        scans_days=settings.retention_days, copies_days=settings.copy_retention_days
+    )
+
+
+async def _purge_loop(
+    registry: Registry,
+    blobs: VaultBlobStore,
+    policy: RetentionPolicy,
+    executor: ThreadPoolExecutor,
+    every: float,
+) -> None:
+    """Run the retention purge now and every ``every`` seconds."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(executor, lambda: purge(registry, blobs, policy))
+        except Exception:  # retried on the next tick
+            log.exception("retention purge failed")
+        await asyncio.sleep(every)
 
 
 def _grpc_credentials(settings: Settings, pki: DevPki) -> grpc.ServerCredentials | None:

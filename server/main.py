@@ -1,5 +1,6 @@
-"""``saoy serve``: logging, settings, and the server until SIGTERM; and ``saoy kiosk-cert``,
-which issues a kiosk its mutual-TLS certificate from the same dev PKI, or revokes one."""
+"""``saoy serve``: logging, settings, and the server until SIGTERM; ``saoy kiosk-cert``,
+which issues a kiosk its mutual-TLS certificate from the same dev PKI, or revokes one; and
+``saoy purge``, the retention policy applied by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from saoy.core.errors import SaoyError
 from saoy.core.pki import REVOCATION_REASONS
-from saoy.server.app import open_dev_pki, serve
+from saoy.core.registry import create_registry
+from saoy.core.retention import purge
+from saoy.server.app import open_blobs, open_dev_pki, retention_policy, serve
 from saoy.server.interceptors import REVOCATION_POLL_SECONDS
 from saoy.server.settings import Settings, parse_serve_args
 
@@ -99,5 +102,57 @@ def kiosk_cert_command(argv: Sequence[str]) -> int:
         f"\n  {files.certificate}\n  {files.key}\n  {files.ca}"
         f"\nuse: saoy certify --kiosk {args.kiosk_id} --tls-ca {files.ca}"
         f" --tls-cert {files.certificate} --tls-key {files.key} ..."
+    )
+    return 0
+
+
+def purge_command(argv: Sequence[str]) -> int:
+    """``saoy purge``: apply the retention policy now, as the server does every
+    ``purge_interval_seconds``, to the registry and blobs of a data dir."""
+    parser = argparse.ArgumentParser(
+        prog="saoy purge",
+        description="Destroy the page scans, recognized fields and OCR text of dossiers decided"
+        " more than --retention-days ago (and their copies' files after --copy-retention-days):"
+        " their data keys are destroyed, so the sealed files, and any backup of them, no longer"
+        " decrypt. Copies stay verifiable by code.",
+    )
+    names = (
+        "data_dir",
+        "registry_url",
+        "retention_days",
+        "copy_retention_days",
+        "signer_backend",
+        "pkcs11_module",
+        "pkcs11_token",
+        "pkcs11_pin",
+    )
+    for name in names:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            help=f"as for saoy serve (env SAOY_{name.upper()})",
+        )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(vars(args))
+        policy = retention_policy(settings)
+        if not policy.active:
+            print("error: no retention period is set: give --retention-days", file=sys.stderr)
+            return 2
+        blobs = open_blobs(settings)
+        registry = create_registry(settings.registry_url or settings.data_dir / "registry.sqlite3")
+        try:
+            report = purge(registry, blobs, policy)
+        finally:
+            registry.close()
+            blobs.vault.wrapper.close()
+    except (ValueError, SaoyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"purged the scans and recognized fields of {report.scans} dossier(s) and the files of"
+        f" {report.copies} copies; {report.plain_blobs} unsealed file(s) removed; wrapping keys"
+        f" destroyed: {', '.join(report.epochs_destroyed) or 'none'}"
     )
     return 0

@@ -68,6 +68,12 @@ class Settings:
     http_burst: int = 60
     upload_rate: float = 0.2
     upload_burst: int = 10
+    # Retention (crypto-shredding): page scans, recognized fields and OCR text are destroyed
+    # this many days after a dossier is decided; the copy's file after copy_retention_days (its
+    # registration stays verifiable by code). 0 keeps them. saoy purge runs it by hand.
+    retention_days: float = 0.0
+    copy_retention_days: float = 0.0
+    purge_interval_seconds: float = 3600.0  # how often the server runs the purge
     # The center a kiosk no one registered joins at its first dossier: "dev" (the embedded
     # default: a dev center, registered at start with the kiosks it knows), a unit code, or ""
     # to refuse such kiosks (FAILED_PRECONDITION, KIOSK_NOT_REGISTERED).
@@ -123,6 +129,12 @@ class Settings:
                 raise ValueError(f"{surface}_rate must be >= 0 (0: no limit)")
             if getattr(self, f"{surface}_burst") < 1:
                 raise ValueError(f"{surface}_burst must be >= 1")
+        if self.retention_days < 0 or self.copy_retention_days < 0:
+            raise ValueError("retention_days and copy_retention_days must be >= 0 (0: kept)")
+        if 0 < self.copy_retention_days < self.retention_days:
+            raise ValueError("copy_retention_days cannot be shorter than retention_days")
+        if self.purge_interval_seconds <= 0:
+            raise ValueError("purge_interval_seconds must be positive")
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
         if self.max_page_bytes > self.max_dossier_bytes:
             raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")

@@ -59,7 +59,13 @@ class RunningServer:
             return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def blob_count(self) -> int:
-        return sum(1 for p in (self.data_dir / "blobs").rglob("*") if p.is_file())
+        """Files of the blob store: plain (stored before sealing) and sealed, with their keys."""
+        return sum(
+            1
+            for folder in ("blobs", "sealed")
+            for p in (self.data_dir / folder).rglob("*")
+            if p.is_file()
+        )
 
     def snapshot(self) -> tuple[int, int, int, int]:
         """Rows and blobs: compared before and after a failure to prove nothing was left."""
