@@ -394,6 +394,11 @@ class TrackingClient:
         request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
         yield from self._tracking.WatchDossier(request, timeout=timeout)
 
+    def receipt_pdf(self, dossier_code: str, secret: str) -> bytes:
+        """The receipt as a PDF, to print."""
+        request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
+        return bytes(self._tracking.GetReceipt(request, timeout=30).pdf)
+
 
 class DeskClient:
     """The official's desk (``saoy.v1.Review``): sign in, then work the center's queue. The

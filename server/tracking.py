@@ -23,6 +23,7 @@ from google.protobuf import timestamp_pb2
 from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
 from saoy.core.errors import InvalidInput, NotFound
 from saoy.core.fees import format_vnd
+from saoy.core.receipt_pdf import render_receipt
 from saoy.core.reception import DossierView, PortalStatus, Receipt, Reception, ensure_lookup_key
 from saoy.core.registry import Registry
 from saoy.server.settings import Settings
@@ -142,6 +143,14 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         self, request: pb.TrackDossierRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrackedDossier:
         return view_to_proto(await self._view(request))
+
+    async def GetReceipt(
+        self, request: pb.TrackDossierRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiptDocument:
+        view = await self._view(request)
+        loop = asyncio.get_running_loop()
+        pdf = await loop.run_in_executor(self.executor, render_receipt, view.receipt)
+        return pb.ReceiptDocument(pdf=pdf)
 
     async def WatchDossier(
         self, request: pb.TrackDossierRequest, context: grpc.aio.ServicerContext
@@ -265,8 +274,9 @@ def render_status_page(view: DossierView | None, message: str = "") -> str:
 def add_status_routes(
     app: web.Application, reception: Callable[[], Reception | None], executor: Executor
 ) -> None:
-    """``GET /d`` (the look-up form, or a redirect to a dossier's page) and
-    ``GET /d/{code}?s=SECRET`` (its page; 404 alike for an unknown code or a wrong secret)."""
+    """``GET /d`` (the look-up form, or a redirect to a dossier's page),
+    ``GET /d/{code}?s=SECRET`` (its page; 404 alike for an unknown code or a wrong secret) and
+    ``GET /d/{code}/receipt.pdf?s=SECRET`` (its receipt)."""
 
     async def run(fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
@@ -296,8 +306,27 @@ def add_status_routes(
             return page(render_status_page(None, error.message), 404)
         return page(render_status_page(view))
 
+    async def receipt_pdf(request: web.Request) -> web.Response:
+        found = reception()
+        if found is None:
+            raise web.HTTPServiceUnavailable(text="starting")
+        try:
+            view = await run(found.view, request.match_info["code"], request.query.get("s", ""))
+        except (NotFound, InvalidInput) as error:
+            return page(render_status_page(None, error.message), 404)
+        pdf = await run(render_receipt, view.receipt)
+        return web.Response(
+            body=pdf,
+            content_type="application/pdf",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'inline; filename="{view.receipt.dossier_code}.pdf"',
+            },
+        )
+
     app.router.add_get("/d", lookup_form)
     app.router.add_get("/d/{code}", status_page)
+    app.router.add_get("/d/{code}/receipt.pdf", receipt_pdf)
 
 
 __all__ = [

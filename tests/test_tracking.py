@@ -198,3 +198,38 @@ def test_saoy_certify_json_prints_the_receipt(
     assert out["fee_vnd"] == 6_000 and out["copies"] == 3
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT17:00:00\+07:00", out["appointment"])
     assert out["status_url"].endswith(out["lookup_secret"])
+
+
+def test_the_receipt_pdf_carries_the_code_fee_appointment_and_both_qr_codes(
+    server: RunningServer, certified: CertifyResult, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import zxingcpp
+    from PIL import Image
+
+    receipt = certified.received
+    with TrackingClient(server.target) as tracking:
+        pdf = tracking.receipt_pdf(receipt.dossier_code, receipt.lookup_secret)
+        with pytest.raises(grpc.RpcError) as wrong:
+            tracking.receipt_pdf(receipt.dossier_code, "ZZZZZ-ZZZZZ")
+    assert wrong.value.code() == grpc.StatusCode.NOT_FOUND
+    url = f"{server.http}/d/{receipt.dossier_code}/receipt.pdf?s={receipt.lookup_secret}"
+    with urllib.request.urlopen(url) as response:
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.read() == pdf
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    for expected in (
+        "PHIẾU TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ",
+        receipt.dossier_code,
+        receipt.lookup_secret,
+        "4.000 ₫",
+        "17:00 ngày",
+    ):
+        assert expected in text, expected
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(path), str(tmp_path / "p")], check=True)
+    image = Image.open(next(tmp_path.glob("p*.png")))
+    decoded = {b.text for b in zxingcpp.read_barcodes(image)}
+    assert decoded == {receipt.status_url, receipt.payment_qr}
