@@ -501,6 +501,7 @@ class Desk:
         if work.existing is not None:
             assert work.number is not None
             return Approval(work.existing, work.number, official.id, replayed=True)
+        await self._run(self.claim, official, dossier_id)  # held (or renewed) while signing
         issued_at = now().replace(microsecond=0)
         number = await self._run(
             self.register.reserve, work.center, dossier_id, official.id, issued_at
