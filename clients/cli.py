@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from saoy.clients.desk_cli import add_desk_parser, cmd_desk
 from saoy.clients.sdk import (
     CertifyResult,
     KioskClient,
@@ -461,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server(revoke)
     revoke.set_defaults(func=cmd_revoke)
+
+    add_desk_parser(sub, _add_server)
+    sub.choices["desk"].set_defaults(func=lambda a: cmd_desk(a, _credentials(a)))
     return parser
 
 
@@ -472,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugin("verify-offline", [a for a in argv[1:] if a != "--offline"])
     if argv and argv[0] in ("kiosk-cert", "purge"):
         return _plugin(argv[0], argv[1:])
+    if argv and argv[0] in ("official", "center", "register"):
+        return _plugin(argv[0], argv[1:])  # the head of center's commands, on the server
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

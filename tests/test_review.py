@@ -4,6 +4,7 @@ the kiosk's WatchDossier hears."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 import time
@@ -185,9 +186,10 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
     assert signatures[0].signer_cert.subject.native["title"] == "Công chức Tư pháp - Hộ tịch"
     path = tmp_path / "copy.pdf"
     path.write_bytes(pdf)
-    assert "Signature is Valid" in subprocess.run(
-        ["pdfsig", str(path)], capture_output=True, text=True
-    ).stdout
+    assert (
+        "Signature is Valid"
+        in subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+    )
     text = subprocess.run(
         ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True
     ).stdout
@@ -249,13 +251,9 @@ def test_a_correction_must_fit_its_fields_grammar(desks: Desks, card: list[bytes
     assert _code(raised) == grpc.StatusCode.INVALID_ARGUMENT
     assert "date_of_birth" in raised.value.details()
     approved = desks.lan.approve(dossier_id, [(0, "date_of_birth", "01/02/1985")])
-    fields = dict(
-        (f.name, f.value) for f in desks.lan.dossier(dossier_id).pages[0].fields
-    )
+    fields = dict((f.name, f.value) for f in desks.lan.dossier(dossier_id).pages[0].fields)
     assert approved.issued.code
-    corrected = [
-        e for e in desks.desk.db.audit_events(dossier_id) if e["kind"] == "corrected"
-    ]
+    corrected = [e for e in desks.desk.db.audit_events(dossier_id) if e["kind"] == "corrected"]
     assert corrected and corrected[0]["detail"]["field"] == "date_of_birth"
     assert corrected[0]["detail"]["value"] == "01/02/1985" and corrected[0]["official"] == "lan"
     stored = desks.server.server.certifier.registry.pages(dossier_id)[0].fields
@@ -338,3 +336,68 @@ def test_a_disabled_officials_session_is_refused_at_once(desks: Desks) -> None:
         assert _code(raised) == grpc.StatusCode.UNAUTHENTICATED
     finally:
         client.close()
+
+
+def test_the_head_of_center_and_an_official_at_a_terminal(
+    desks: Desks,
+    card: list[bytes],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from saoy.clients.cli import main
+    from saoy.server.desk_admin import official_command, register_command
+
+    data = ["--data-dir", str(desks.server.data_dir), "--center", CENTER]
+    assert (
+        official_command(["add", "ngoc", "--name", "Hà Thị Ngọc", "--title", "Công chức", *data])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    password = printed.split("password (give it once, in person): ")[1].split()[0]
+    uri = printed.split("then forget it): ")[1].split()[0]
+    assert uri.startswith("otpauth://totp/saoy:ngoc?")
+
+    server = ["--server", desks.server.target]
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    code = pyotp.parse_uri(uri).now()
+    assert main(["desk", "signin", "ngoc", "--password-stdin", "--totp", code, *server]) == 0
+    token = capsys.readouterr().out.strip()
+    monkeypatch.setenv("SAOY_DESK_TOKEN", token)
+
+    dossier_id, _ = _certify(desks.server, card)
+    assert main(["desk", "queue", *server]) == 0
+    assert dossier_id in capsys.readouterr().out
+    assert main(["desk", "show", dossier_id, *server]) == 0
+    assert '"review_policy"' in capsys.readouterr().out
+    assert main(["desk", "approve", dossier_id, *server]) == 0
+    approved = capsys.readouterr().out
+    assert approved.startswith("ISSUED  ") and "Quyển số 01/" in approved
+
+    refused_id, _ = _certify(desks.server, card)
+    assert (
+        main(
+            [
+                "desk",
+                "refuse",
+                refused_id,
+                "--reason",
+                "altered",
+                "--message",
+                "Bản chính bị sửa ngày cấp",
+                *server,
+            ]
+        )
+        == 0
+    )
+    assert "refused (altered)" in capsys.readouterr().out
+    assert desks.desk.status(refused_id).state == "refused"
+
+    assert register_command([CENTER, *data[:2]]) == 0
+    book = capsys.readouterr().out.splitlines()
+    assert book[0].startswith("number,book,state,issued_at,code")
+    assert any(approved.split()[1] in row and "ngoc" in row for row in book[1:])
+
+    assert official_command(["disable", "ngoc", *data]) == 0
+    capsys.readouterr()
+    assert main(["desk", "queue", *server]) == 2
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
