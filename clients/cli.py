@@ -478,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugin(argv[0], argv[1:])
     if argv and argv[0] in ("official", "center", "register"):
         return _plugin(argv[0], argv[1:])  # the head of center's commands, on the server
+    if argv and argv[0] == "reception":
+        return _plugin("reception", argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
