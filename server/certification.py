@@ -312,10 +312,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         try:
             async for event in self._receive(stream, ctx):
                 yield envelope(event)
-            if self.reception is not None and center is not None:
+            reception = self.reception
+            if reception is not None and center is not None:
                 receipt = await loop.run_in_executor(
                     None,
-                    lambda: self.reception.receive(  # type: ignore[union-attr]
+                    lambda: reception.receive(
                         dossier_id=ctx.dossier_id,
                         kiosk_id=ctx.kiosk_id,
                         request_id=ctx.request_id,
