@@ -143,7 +143,8 @@ def test_the_embedded_default_registers_a_dev_center_and_its_kiosks(
     )
     dev = reception.centers.ensure_dev()
     assert dev.code == DEV_CENTER_CODE and dev.payee is not None
-    assert {k.id for k in reception.centers.kiosks(DEV_CENTER_CODE)} == {"kiosk-dev", "old-kiosk"}
+    dev_kiosks = {k.id for k in reception.centers.kiosks(DEV_CENTER_CODE)}
+    assert dev_kiosks == {"kiosk-dev", "kiosk-cli", "old-kiosk"}
     assert reception.centers.ensure_dev() == dev  # idempotent
     # a kiosk nobody registered joins the default center at its first dossier
     assert reception.center_of_kiosk("kiosk-new").code == DEV_CENTER_CODE
