@@ -63,6 +63,7 @@ EDGE_LINE_ROWS = 3  # outermost rows (or columns) averaged into the line along e
 EDGE_INK_CONTRAST = 40  # grey levels below the paper at least, for a line to count as ink there
 EDGE_MIN_RUN = 2  # analysis pixels: a shorter dark run along a side is noise
 EDGE_CUT_RUNS = 2  # ink runs crossing one side clear of its ends: content cut by the frame
+EDGE_WEDGE_GAP = 4  # analysis pixels: a run this close to a wedge at the side's end is its tip
 PAPER_LINE_PERCENTILE = 90.0  # the paper's grey level, for the ink along the frame's edge
 HASH_SIDE = 256  # longer side, about, of the copy the perceptual hashes are computed from
 SAUVOLA_WINDOW = 25
@@ -74,6 +75,7 @@ DOCUMENT_SIZES = (
     ("id_card", 85.6, 53.98, 0.05),  # ISO/IEC 7810 ID-1, the citizen identity card
     ("a4", 297.0, 210.0, 0.03),  # also A5 and A3, which share the ratio: read as A4 (safe side)
 )
+PERSPECTIVE_ASPECT = 0.10  # an outline in a photograph: its aspect ratio known to within this
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
@@ -573,11 +575,36 @@ def content_at_edge(small: np.ndarray, level: int) -> bool:
     for line in lines:
         dark = np.concatenate(([0], (line <= ink).view(np.int8), [0]))
         edges = np.flatnonzero(np.diff(dark))
-        starts, stops = edges[::2], edges[1::2]
+        starts, stops = _wedge_tips_joined(edges[::2], edges[1::2], line.size)
         inner = (starts > 0) & (stops < line.size) & (stops - starts >= EDGE_MIN_RUN)
         if int(np.count_nonzero(inner)) >= EDGE_CUT_RUNS:
             return True
     return False
+
+
+def _wedge_tips_joined(
+    starts: np.ndarray, stops: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dark runs along a side, those within :data:`EDGE_WEDGE_GAP` of a run that reaches an
+    end of the side merged into it, repeatedly: a wedge of background thins to a tip that
+    flickers about the ink level, and breaks into short runs that are still the wedge."""
+    if starts.size == 0:
+        return starts, stops
+    starts, stops = starts.copy(), stops.copy()
+    keep = np.ones(starts.size, dtype=bool)
+    if starts[0] == 0:
+        j = 0
+        while j + 1 < starts.size and starts[j + 1] - stops[j] <= EDGE_WEDGE_GAP:
+            j += 1
+        stops[0] = stops[j]
+        keep[1 : j + 1] = False
+    if stops[-1] == size:
+        i = starts.size - 1
+        while i > 0 and keep[i - 1] and starts[i] - stops[i - 1] <= EDGE_WEDGE_GAP:
+            i -= 1
+        starts[starts.size - 1] = starts[i]
+        keep[i : starts.size - 1] = False
+    return starts[keep], stops[keep]
 
 
 def frame_is_document(small: np.ndarray, level: int) -> bool:
@@ -660,13 +687,25 @@ def _analysis_factor(shape: tuple[int, ...]) -> int:
     return max(1, math.ceil(max(shape[0], shape[1]) / ANALYSIS_SIDE))
 
 
-def _document_type(width: float, height: float) -> tuple[str, float | None]:
+def _document_type(
+    width: float, height: float, perspective: bool = False
+) -> tuple[str, float | None]:
+    """The known document (:data:`DOCUMENT_SIZES`) a ``width`` x ``height`` outline has the
+    shape of, and its resolution from that document's size; ("", None) for none.
+
+    An outline found in a photograph (``perspective``) keeps its true shape only to within
+    :data:`PERSPECTIVE_ASPECT` (a camera a little off square foreshortens one side): where
+    that admits more than one document, the shape tells none (a card shot at an angle can
+    measure as an A4 page, and would be judged at a third of its resolution)."""
     long, short = max(width, height), min(width, height)
     ratio = long / short
-    for name, long_mm, short_mm, tolerance in DOCUMENT_SIZES:
-        if abs(ratio / (long_mm / short_mm) - 1.0) <= tolerance:
-            return name, round(long / long_mm * 25.4, 1)
-    return "", None
+    found = [
+        (name, round(long / long_mm * 25.4, 1))
+        for name, long_mm, short_mm, tolerance in DOCUMENT_SIZES
+        if abs(ratio / (long_mm / short_mm) - 1.0)
+        <= (max(tolerance, PERSPECTIVE_ASPECT) if perspective else tolerance)
+    ]
+    return found[0] if len(found) == 1 else ("", None)
 
 
 def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> tuple[float | None, float | None]:
@@ -723,7 +762,9 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
         return 0.0, False
     fill = saturation_tiles(small, GLARE_TILE, GLARE_LEVEL)
     ink_level = otsu_level(histogram(small))
-    ink = (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
+    ink = _off_the_frame_edge(
+        (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
+    )
     saturated = fill >= GLARE_TILE_FILL
     blank = ~ink
     if not blank.any():
@@ -779,6 +820,18 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
             continue
         over_text = max(over_text, size)
     return float(over_text / labels.size), False
+
+
+def _off_the_frame_edge(ink: np.ndarray) -> np.ndarray:
+    """Ink tiles less those of regions that reach the frame's edge: the background left beside
+    a document cropped from a photo (a desk along a side), which is not text and would put
+    "text" on both sides of every row. Text inside the document's margins keeps clear of it."""
+    labels, best, _ = largest_component(np.ascontiguousarray(ink.view(np.uint8)))
+    if best == 0:
+        return ink
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = edge[edge != 0]
+    return ink & ~np.isin(labels, edge) if edge.size else ink
 
 
 def _long_runs(mask: np.ndarray) -> np.ndarray:
@@ -863,7 +916,7 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
         norm_small = rotate(level_small, small_turn, small_out, paper)
     # The hashes average down to 32 x 32 and 9 x 8: a copy of about HASH_SIDE pixels is plenty.
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
-    document, dpi = _document_type(doc_w, doc_h)
+    document, dpi = _document_type(doc_w, doc_h, perspective=corners is not None)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
     if touches and all(sides) and document and not crossed:
         # The frame was cropped to the document (a camera shot cut to the card): it touches

@@ -25,6 +25,7 @@ from saoy.core.documents.rules import (
     fields_agree,
     id_number_structure,
     mrz_check_digits,
+    page_resolution,
     page_usable,
     qr_code,
     seal_present,
@@ -288,3 +289,17 @@ def test_a_turned_reading_is_taken_only_when_it_reads_better() -> None:
     assert read_turned(unsure, card, 2) == replace(card, rotation=180)
     assert read_turned(unsure, letter, 2) is None  # a guess must read as a known type
     assert page_usable(taken).reason == "page 1 is a document page, read after turning it 90°"
+
+
+def test_a_card_is_judged_by_its_resolution_once_its_type_is_read() -> None:
+    # 1000 x 631 px over the card's 85.6 mm: about 297 dpi.
+    fine = page_resolution(front(size=(1000, 631)))
+    assert fine is not None and fine.outcome is PASS and "297 dpi" in fine.reason
+    # The gate let a 400 px card through as a page of unknown shape: read as a card, it is low.
+    low = page_resolution(back(size=(400, 252)))
+    assert low is not None and low.outcome is WARN
+    assert "page 2" in low.reason and "rescan at 300 dpi" in low.reason
+    assert page_resolution(front(size=(0, 0))) is None  # size unknown
+    assert page_resolution(replace(front(size=(400, 252)), document_type=GENERIC)) is None
+    names = {c.name: c.outcome for c in dossier_checks([front(size=(400, 252)), back()], TODAY)}
+    assert names["page_resolution"] is WARN

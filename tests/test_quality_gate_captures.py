@@ -500,3 +500,60 @@ def test_white_paper_at_saturation_is_not_glare(white300: Image.Image) -> None:
 def test_a_reflection_on_white_paper_is_still_glare(white300: Image.Image) -> None:
     shot = glare(white300, 105 * MM300, 148 * MM300, 30 * MM300, 17 * MM300)
     assert gate(shot, dpi=300) == ["GLARE"]
+
+
+# 8. What a photograph's geometry leaves: foreshortening, wedge tips, desk strips -------------
+
+
+def test_a_card_foreshortened_to_an_a4_pages_shape_is_not_refused_as_low_resolution() -> None:
+    # Shot at an angle, the card's outline measures 1.44 (an A4 page's 1.414 within 3 %):
+    # taken for A4 it would be about 100 dpi. Its shape tells neither document for sure.
+    whole = rounded(card(300, seed=8), 300)
+    squashed = whole.resize((round(whole.width * 0.91), whole.height), Image.Resampling.LANCZOS)
+    page = admit(0, encode(on_desk(squashed, margin=0.15)), LIMITS)
+    prepared = prepare(page)
+    assert prepared.quad is not None and prepared.document == ""
+    assert quality_issues(page, prepared) == []
+    # The same page 3.5 times smaller is low even as a card.
+    tiny = squashed.resize((squashed.width * 2 // 7, squashed.height * 2 // 7))
+    assert gate(on_desk(tiny, margin=0.15)) == ["LOW_RESOLUTION"]
+
+
+def test_a_wedge_of_desk_breaking_up_at_its_tip_is_not_content_cut_off() -> None:
+    from saoy.core.imaging import content_at_edge
+
+    paper = np.full((400, 640), 235, np.uint8)
+    paper[:3, 306:] = 60  # a wedge of desk along the top, deepening to the right
+    for start, stop in ((276, 281), (282, 283), (284, 287), (289, 290), (294, 296), (299, 302)):
+        paper[:3, start:stop] = 60  # its tip, flickering about the ink level
+    assert not content_at_edge(paper, 140)
+    paper[:3, 100:104] = 60  # two strokes of text cut by the frame, clear of the wedge
+    paper[:3, 120:125] = 60
+    assert content_at_edge(paper, 140)
+
+
+def _between_desk_strips(img: Image.Image, strip: float = 0.015) -> Image.Image:
+    """A photo cropped tight to the page, a strip of desk left along its left and right."""
+    w, h = img.size
+    s = round(w * strip)
+    out = img.copy()
+    ImageDraw.Draw(out).rectangle((0, 0, s, h), fill=DESK)
+    ImageDraw.Draw(out).rectangle((w - s, 0, w, h), fill=DESK)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "rx", "ry"),
+    [(12, 148, 9, 20), (140, 256, 12, 3), (105, 10, 60, 8)],
+)
+def test_glare_on_blank_paper_between_desk_strips_passes(
+    page300: Image.Image, cx: float, cy: float, rx: float, ry: float
+) -> None:
+    # The desk at both edges is not text on both sides of the reflection.
+    shot = glare(page300, cx * MM300, cy * MM300, rx * MM300, ry * MM300)
+    assert gate(_between_desk_strips(shot)) == []
+
+
+def test_glare_over_text_between_desk_strips_is_still_refused(page300: Image.Image) -> None:
+    shot = glare(page300, 105 * MM300, 148 * MM300, 30 * MM300, 17 * MM300)
+    assert gate(_between_desk_strips(shot)) == ["GLARE"]

@@ -81,6 +81,7 @@ class PageAnalysis:
     seals: tuple[Seal, ...] | None = None  # None: not looked for (no colour, or not needed)
     confidential: str = ""  # the marking found ("MẬT", "không được sao chụp"), else ""
     aspect: float = 0.0  # width / height
+    size: tuple[int, int] = (0, 0)  # width, height in pixels of the page as analysed
     missing: tuple[str, ...] = field(default=())  # required fields not found
 
     def field(self, name: str) -> Field | None:
@@ -101,6 +102,7 @@ class _Base:
     word_count: int
     mean_confidence: float
     aspect: float
+    size: tuple[int, int]
 
     def kw(self) -> dict[str, Any]:
         return {
@@ -108,6 +110,7 @@ class _Base:
             "word_count": self.word_count,
             "mean_confidence": self.mean_confidence,
             "aspect": self.aspect,
+            "size": self.size,
         }
 
 
@@ -276,7 +279,11 @@ def analyze_page(
     ``qr_codes`` (found on ``gray``), when given, are not looked for again."""
     h, w = gray.shape
     base = _Base(
-        index, result.word_count, round(result.mean_confidence, 1), round(w / max(1, h), 3)
+        index,
+        result.word_count,
+        round(result.mean_confidence, 1),
+        round(w / max(1, h), 3),
+        (w, h),
     )
     good = [
         x for x in result.words if x.confidence >= GOOD_WORD_CONFIDENCE and len(fold(x.text)) >= 2

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
+from saoy.core.admission import resolution_for, resolution_issue
 from saoy.core.documents.analysis import (
     BLANK,
     ILLEGIBLE_CONFIDENCE,
@@ -114,6 +115,20 @@ def document_complete(p: PageAnalysis) -> CheckResult | None:
         shape = "" if is_card_shaped(p) else "the card looks cut off; "
         hint = f"{shape}place the whole card in the frame and rescan"
     return CheckResult(name, WARN, f"{_page(p)}: {label} without {', '.join(missing)}: {hint}")
+
+
+def page_resolution(p: PageAnalysis) -> CheckResult | None:
+    """A document of a known size has enough pixels for its size: judged once its type is
+    read, where the quality gate before OCR could only guess the type from the outline's shape
+    (a card photographed at an angle can measure as an A4 page, and an A4 page as a card)."""
+    if p.document_type not in (CCCD_FRONT, CCCD_BACK, BIRTH_CERTIFICATE) or 0 in p.size:
+        return None
+    name = "page_resolution"
+    issue = resolution_issue(p.document_type, *p.size)
+    if issue is not None:
+        return CheckResult(name, WARN, f"{_page(p)}: {issue.message}")
+    dpi = resolution_for(p.document_type, *p.size)
+    return CheckResult(name, PASS, f"{_page(p)} was scanned at about {dpi:.0f} dpi")
 
 
 def mrz_check_digits(p: PageAnalysis) -> CheckResult | None:
@@ -455,7 +470,7 @@ def dossier_checks(
         if p.condition in (BLANK, NO_TEXT):
             continue
         checks.append(certifiable(p))
-        for rule in (document_complete, mrz_check_digits, seal_present):
+        for rule in (page_resolution, document_complete, mrz_check_digits, seal_present):
             c = rule(p)
             if c is not None:
                 checks.append(c)
