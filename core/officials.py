@@ -118,9 +118,10 @@ def _digest(token: str) -> str:
 
 
 def _check_text(value: str, field: str, what: str) -> str:
+    """2-64 characters: a certificate's name and title hold at most 64 (X.520)."""
     value = " ".join(value.split())
-    if not 2 <= len(value) <= 120:
-        raise InvalidInput(f"{field}: give the {what} (2-120 characters)", field=field)
+    if not 2 <= len(value) <= 64:
+        raise InvalidInput(f"{field}: give the {what} (2-64 characters)", field=field)
     return value
 
 

@@ -108,6 +108,27 @@ class ReviewHooks(Protocol):
         """Keep what the copy of a dossier sent to review will need."""
         ...
 
+    def automatic(self, dossier_id: str, kiosk_id: str, at: datetime) -> AutomaticIssue:
+        """The register number (taken now), the statement and the signer (the on-duty
+        official's key of the kiosk's center) of a copy issued without review."""
+        ...
+
+    def issued_automatically(self, dossier_id: str, code: str, at: datetime) -> None:
+        """The copy was stored: its register entry names it."""
+        ...
+
+    def not_issued(self, dossier_id: str) -> None:
+        """The copy was not stored: give its register number back."""
+        ...
+
+
+@dataclass(frozen=True)
+class AutomaticIssue:
+    """How a copy issued without review is signed and what its statement says."""
+
+    statement: tuple[str, ...]
+    signer: CopySigner | None = None  # None: the Certifier's own signer
+
 
 POLICY_CHECK = "review_policy"
 """The check a clean dossier gets under ``review=all``: WARN, so that an official approves."""
@@ -489,11 +510,51 @@ class Certifier:
     ) -> Terminal:
         code = codes.new_code()
         issued_at = datetime.now(UTC).replace(microsecond=0)
+        signer: CopySigner = self.signer
+        statement: tuple[str, ...] = ()
+        if self.review is not None:
+            duty = await self._run(
+                "register", self.review.automatic, ctx.dossier_id, ctx.kiosk_id, issued_at
+            )
+            signer, statement = duty.signer or self.signer, duty.statement
+        stored = False
+        try:
+            terminal = await self._issue_signed(
+                ctx, works, results, analyses, checks, code, issued_at, signer, statement
+            )
+            stored = isinstance(terminal, Issued) and terminal.code == code
+        finally:
+            if self.review is not None:
+                if stored:
+                    await self._run(
+                        "register",
+                        self.review.issued_automatically,
+                        ctx.dossier_id,
+                        code,
+                        issued_at,
+                    )
+                else:
+                    await self._run("register", self.review.not_issued, ctx.dossier_id)
+        return terminal
+
+    async def _issue_signed(
+        self,
+        ctx: DossierContext,
+        works: list[_PageWork],
+        results: list[OcrResult],
+        analyses: list[PageAnalysis],
+        checks: tuple[CheckResult, ...],
+        code: str,
+        issued_at: datetime,
+        signer: CopySigner,
+        statement: tuple[str, ...],
+    ) -> Terminal:
         block = CertificationBlock(
             code=code,
             url=self.config.url_for(code),
-            issuer=self.signer.issuer,
+            issuer=signer.issuer,
             issued_at=issued_at,
+            statement=statement,
         )
         render_pages = await self._run(
             "render", _render_pages, [w.page for w in works], results, analyses
@@ -501,7 +562,7 @@ class Certifier:
         pdf = await self._run("render", render_with_qr, render_pages, block, self.qr_key)
         ctx.check_deadline("signing")
         start = time.perf_counter()
-        signed = await self.signer.sign(pdf)
+        signed = await signer.sign(pdf)
         self._observe("sign", time.perf_counter() - start)
         ctx.check_deadline("storage")
 
@@ -511,7 +572,7 @@ class Certifier:
             dossier_id=ctx.dossier_id,
             blob_key=hashlib.sha256(signed).hexdigest(),
             size_bytes=len(signed),
-            issuer=self.signer.issuer,
+            issuer=signer.issuer,
             issued_at=issued_at,
             pages=len(works),
             revoked_at=None,

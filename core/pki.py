@@ -398,7 +398,8 @@ class DevPki:
     ) -> asn1_x509.Certificate:
         """Issue a person (a certifying official) an RSA signing key and certificate from the
         issuing CA, written to ``path`` as PKCS#12 under this PKI's passphrase: CN = the full
-        name, T = the title, OU = the unit (the center), O = this PKI's organization; key
+        name, T = the title, OU = the unit (the center), O = this PKI's organization (cut to
+        what X.520 allows: 64 characters, and for the CN 64 bytes of UTF-8); key
         usage digitalSignature + nonRepudiation, as the official's signatures on copies need."""
         ca_key, ca_cert, others = self._issuing_ca()
         key = _new_key()
@@ -406,9 +407,9 @@ class DevPki:
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
-                x509.NameAttribute(NameOID.TITLE, title),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit[:64]),
+                x509.NameAttribute(NameOID.TITLE, title[:64]),
+                x509.NameAttribute(NameOID.COMMON_NAME, _fit_utf8(common_name, 64)),
             ]
         )
         cert = _end_entity_cert(
@@ -1406,6 +1407,11 @@ def _read_revoked(directory: Path) -> dict[str, dict[str, str]]:
         return {}
     data = json.loads(path.read_text())
     return data if isinstance(data, dict) else {}
+
+
+def _fit_utf8(text: str, limit: int) -> str:
+    """``text`` cut at a character boundary to at most ``limit`` bytes of UTF-8."""
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

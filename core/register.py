@@ -27,6 +27,9 @@ BOOK: Final = "01"
 KIND: Final = "SCT/BS"
 """The register of certified copies from originals (sổ chứng thực bản sao từ bản chính)."""
 STALE_RESERVATION: Final = timedelta(minutes=10)
+DUTY_NAME: Final = "Chứng thực viên trực"
+"""Who signs the copies a center issues without review (the on-duty official's key)."""
+DUTY_TITLE: Final = "cấp tự động tại kiosk"
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,15 @@ class Register:
             (code, official_id, self.db.ts(at), number.center, number.year, number.number),
         )
 
+    def issued_without_review(self, dossier_id: str, code: str, at: datetime) -> None:
+        """The copy of a dossier issued automatically was stored: its entry names it."""
+        with self.db.transaction(write=True) as db:
+            db.execute(
+                "UPDATE register_entries SET state = 'issued', code = ?, issued_at = ?"
+                " WHERE dossier_id = ? AND state = 'reserved'",
+                (code, self.db.ts(at), dossier_id),
+            )
+
     def release(self, dossier_id: str) -> None:
         """Give back a reserved number whose copy was not stored."""
         with self.db.transaction(write=True) as db:
@@ -149,6 +161,16 @@ class Register:
         while signing); how many."""
         cutoff = self.db.ts(now() - older_than)
         with self.db.transaction(write=True) as db:
+            # stored, but killed before its entry named it: the copy is the entry's
+            db.execute(
+                "UPDATE register_entries SET state = 'issued',"
+                " code = (SELECT c.code FROM copies c"
+                " WHERE c.dossier_id = register_entries.dossier_id),"
+                " issued_at = (SELECT c.issued_at FROM copies c"
+                " WHERE c.dossier_id = register_entries.dossier_id)"
+                " WHERE state = 'reserved' AND EXISTS (SELECT 1 FROM copies c"
+                " WHERE c.dossier_id = register_entries.dossier_id)"
+            )
             cursor = db.execute(
                 "UPDATE register_entries SET state = 'free', dossier_id = NULL,"
                 " official_id = NULL, reserved_at = NULL"
@@ -179,8 +201,8 @@ class Register:
                 "dossier_id": dossier or "",
                 "issued_at": "" if issued is None else self.db.dt(issued),
                 "official": official or "",
-                "official_name": name or "",
-                "official_title": title or "",
+                "official_name": name or ("" if official else DUTY_NAME),
+                "official_title": title or ("" if official else DUTY_TITLE),
                 "pages": pages or 0,
             }
             for number, state, code, dossier, issued, official, name, title, pages in rows
@@ -213,4 +235,13 @@ class Register:
         return out.getvalue()
 
 
-__all__ = ["BOOK", "KIND", "Register", "RegisterNumber", "Statement", "year_of"]
+__all__ = [
+    "BOOK",
+    "DUTY_NAME",
+    "DUTY_TITLE",
+    "KIND",
+    "Register",
+    "RegisterNumber",
+    "Statement",
+    "year_of",
+]

@@ -15,11 +15,13 @@ import asyncio
 import hashlib
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from PIL import Image
@@ -32,11 +34,19 @@ from saoy.core.documents.grammar import plausible
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, SaoyError
 from saoy.core.imaging import render_image
 from saoy.core.model import CertificationBlock, CheckResult, RenderMaterial, RenderPage, Word
-from saoy.core.officials import Official, Officials, PermissionDenied
+from saoy.core.officials import Center, Official, Officials, PermissionDenied
 from saoy.core.offline import QrKey, render_with_qr
+from saoy.core.pipeline import AutomaticIssue
 from saoy.core.pki import DevPki
 from saoy.core.publication import LogPublisher
-from saoy.core.register import VIETNAM, Register, RegisterNumber, Statement
+from saoy.core.register import (
+    DUTY_NAME,
+    DUTY_TITLE,
+    VIETNAM,
+    Register,
+    RegisterNumber,
+    Statement,
+)
 from saoy.core.registry import (
     _COPY_COLUMNS,
     _COPY_SELECT,
@@ -170,29 +180,58 @@ class DossierStatus:
 
 
 class OfficialSigners:
-    """One signer per official (their own key and the center's seal), opened on first use."""
+    """One signer per official (their own key and the center's seal), opened on first use;
+    and, with ``duty_keys``, one per center for the official on duty, who signs what the center
+    issues without review (a certificate issued on first use, ``duty/<center>.p12`` in the PKI
+    directory). Without ``duty_keys`` (an HSM holds the key), the server's own signer does."""
 
-    def __init__(self, pki: DevPki, *, level: SigningLevel | str = SigningLevel.B_LTA) -> None:
+    def __init__(
+        self,
+        pki: DevPki,
+        *,
+        level: SigningLevel | str = SigningLevel.B_LTA,
+        duty_keys: bool = True,
+    ) -> None:
         self.pki = pki
         self.level = SigningLevel(level)
+        self.duty_keys = duty_keys
         self._signers: dict[str, CopySigner] = {}
         self._lock = threading.Lock()
         self._timestamper = dev_timestamper(pki.load(pki.tsa_path))
         self._validation = ValidationMaterial.from_dev_pki(pki)
 
     def for_official(self, official: Official) -> CopySigner:
+        return self._signer(official.id, self.pki.directory / official.certificate)
+
+    def on_duty(self, center: Center) -> CopySigner | None:
+        """The on-duty official's signer of a center (None without ``duty_keys``)."""
+        if not self.duty_keys:
+            return None
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", center.id)
+        path = self.pki.directory / "duty" / f"{name}.p12"
         with self._lock:
-            signer = self._signers.get(official.id)
+            if not path.is_file():
+                self.pki.issue_person_certificate(
+                    path,
+                    common_name=f"{DUTY_NAME} — {center.name}",
+                    title=DUTY_TITLE,
+                    unit=center.name,
+                )
+        return self._signer("duty:" + center.id, path)
+
+    def _signer(self, key: str, path: Path) -> CopySigner:
+        with self._lock:
+            signer = self._signers.get(key)
             if signer is None:
                 signer = Pkcs12CopySigner(
-                    self.pki.directory / official.certificate,
+                    path,
                     self.pki.passphrase,
                     seal_path=self.pki.seal_path,
                     timestamper=self._timestamper,
                     validation=self._validation,
                     level=self.level,
                 )
-                self._signers[official.id] = signer
+                self._signers[key] = signer
             return signer
 
     def close(self) -> None:
@@ -817,6 +856,27 @@ class Desk:
 
     def reviews_everything(self, kiosk_id: str) -> bool:
         return self.officials.reviews_everything(kiosk_id)
+
+    # -- copies issued without review ---------------------------------------------------------
+
+    def automatic(self, dossier_id: str, kiosk_id: str, at: datetime) -> AutomaticIssue:
+        """The register number, statement and on-duty signer of a copy issued at once."""
+        center = self.officials.center(self.officials.center_of_kiosk(kiosk_id))
+        number = self.register.reserve(center.id, dossier_id, "", at)
+        statement = Statement(
+            number=number,
+            day=at.astimezone(VIETNAM).date(),
+            place=center.name,
+            official_name=DUTY_NAME,
+            official_title=DUTY_TITLE,
+        )
+        return AutomaticIssue(statement.lines(), self.signers.on_duty(center))
+
+    def issued_automatically(self, dossier_id: str, code: str, at: datetime) -> None:
+        self.register.issued_without_review(dossier_id, code, at)
+
+    def not_issued(self, dossier_id: str) -> None:
+        self.register.release(dossier_id)
 
     # -- what the kiosk is told --------------------------------------------------------------
 

@@ -392,7 +392,11 @@ def _open_desk(
         officials=officials,
         registry=registry,
         blobs=blobs,
-        signers=OfficialSigners(pki, level=settings.signing_level),
+        signers=OfficialSigners(
+            pki,
+            level=settings.signing_level,
+            duty_keys=settings.signer_backend == "pkcs12",
+        ),
         executor=executor,
         base_url=base_url,
         limits=limits,

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from saoy.clients.sdk import DeskClient, OfficialClient
+from saoy.core.register import VIETNAM
 from saoy.core.review import Desk
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import verification_pb2 as vpb
@@ -401,3 +403,26 @@ def test_the_head_of_center_and_an_official_at_a_terminal(
     capsys.readouterr()
     assert main(["desk", "queue", *server]) == 2
     assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+def test_a_copy_issued_without_review_is_entered_in_the_register_under_the_duty_key(
+    desks: Desks, card: list[bytes], tmp_path: Path
+) -> None:
+    with desks.server.client(kiosk_id="kiosk-auto") as client:
+        result = client.certify(card, session_token=desks.server.token("kiosk-auto"))
+        assert result.issued is not None, result.terminal
+        pdf = client.download(result.issued.code)
+    signer = PdfFileReader(BytesIO(pdf)).embedded_signatures[0].signer_cert
+    assert signer.subject.native["common_name"].startswith("Chứng thực viên trực")
+    path = tmp_path / "auto.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True
+    ).stdout
+    center = desks.server.server.settings.center
+    year = datetime.now(UTC).astimezone(VIETNAM).year
+    entry = next(
+        e for e in desks.desk.register.entries(center, year) if e["code"] == result.issued.code
+    )
+    assert entry["state"] == "issued" and entry["official_name"] == "Chứng thực viên trực"
+    assert f"Số chứng thực: {entry['number']}" in text
