@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from saoy.core.registry import CopyRecord, Registry
 from saoy.core.translog import (
@@ -57,6 +58,20 @@ class LogPublisher:
 
     def revoked(self, copy: CopyRecord) -> int:
         return self._append_once(copy, revoked_entry(copy))
+
+    def approved(self, copy: CopyRecord) -> int:
+        """An official approved this copy (issued after review)."""
+        entry = LogEntry("approved", copy.code, copy.blob_key, copy.issued_at, copy.issuer)
+        return self._append_once(copy, encode_entry(entry))
+
+    def refused(self, reference: str, record_sha256: str, at: datetime, issuer: str) -> int:
+        """An official refused a dossier: its refusal's reference code and record hash."""
+        entry = encode_entry(LogEntry("refused", reference, record_sha256, at, issuer))
+        with self._lock:
+            for index in self.log.indexes_of(reference):
+                if self.log.entry(index) == entry:
+                    return index
+            return self.log.append(entry)
 
     def reconcile(self) -> int:
         """Append what the registry holds and the log lacks; the number appended."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import logging
 import re
 import threading
@@ -554,6 +555,7 @@ class Desk:
                 await self._run(self.register.release, dossier_id)
         if self.publisher is not None and not approval.replayed:
             await self._run(self.publisher.issued, approval.copy)
+            await self._run(self.publisher.approved, approval.copy)
         self._changed(dossier_id)
         return approval
 
@@ -790,13 +792,34 @@ class Desk:
             raise InvalidInput(
                 "message: tell the citizen why, in 3-500 characters", field="message"
             )
+        # The refusal's leaf in the transparency log: a reference code and the hash of the
+        # refusal's record (no personal data, and nothing of the dossier but its id).
+        at = now().replace(microsecond=0)
+        reference = codes.new_code()
+        record = {
+            "at": at.isoformat(),
+            "dossier_id": dossier_id,
+            "ground": ground,
+            "official": official.id,
+            "reference": reference,
+        }
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
         self._close(
             official,
             dossier_id,
             "refused",
-            {"ground": ground, "message": message, "official": official.id},
+            {
+                "ground": ground,
+                "message": message,
+                "official": official.id,
+                "reference": reference,
+                "record_sha256": digest,
+                "at": record["at"],
+            },
             reason=f"{REFUSAL_GROUNDS[ground]}: {message}",
         )
+        if self.publisher is not None:
+            self.publisher.refused(reference, digest, at, self.signers.pki.organization)
 
     def request_rescan(self, official: Official, dossier_id: str, page: int, why: str) -> None:
         """Ask the kiosk to scan one page again; this dossier ends (REJECTED) and the kiosk

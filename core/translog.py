@@ -224,7 +224,10 @@ def verify_consistency(
 
 # -- log entries -------------------------------------------------------------------------------
 
-ENTRY_KINDS: Final = ("issued", "revoked")
+ENTRY_KINDS: Final = ("issued", "revoked", "approved", "refused")
+"""issued and revoked: a copy (code, PDF hash); approved: an official approved a copy issued
+after review (the same code and hash as its issued entry); refused: an official refused a
+dossier (the refusal's reference code, and the SHA-256 of the refusal's record)."""
 ENTRY_VERSION: Final = 1
 _ENTRY_KEYS: Final = frozenset({"v", "kind", "code", "sha256", "at", "issuer"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

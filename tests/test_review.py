@@ -22,6 +22,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from saoy.clients.sdk import DeskClient, OfficialClient
 from saoy.core.register import VIETNAM
 from saoy.core.review import Desk
+from saoy.core.translog import decode_entry
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import verification_pb2 as vpb
 
@@ -181,6 +182,11 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
         verdict = client.verify_code(approved.issued.code)
         by_pdf = client.verify_pdf(pdf)
     assert verdict.verdict == vpb.VerificationResult.VALID
+    translog = desks.server.server.translog
+    kinds = [
+        decode_entry(translog.entry(i)).kind for i in translog.indexes_of(approved.issued.code)
+    ]
+    assert kinds == ["issued", "approved"]
     assert by_pdf.verdict == vpb.VerificationResult.VALID, by_pdf.reason
     signatures = PdfFileReader(BytesIO(pdf)).embedded_signatures
     names = [s.signer_cert.subject.native["common_name"] for s in signatures]
@@ -273,6 +279,12 @@ def test_refusal_and_rescan_reach_the_kiosk(desks: Desks, card: list[bytes]) -> 
     refused = watcher.wait_for(cpb.DossierUpdate.REFUSED)
     watcher.close()
     assert refused.reason == "damaged" and "rách" in refused.message
+    refusal = next(e for e in desks.desk.db.audit_events(refused_id) if e["kind"] == "refused")[
+        "detail"
+    ]
+    translog = desks.server.server.translog
+    leaves = [decode_entry(translog.entry(i)) for i in translog.indexes_of(refusal["reference"])]
+    assert [(leaf.kind, leaf.sha256) for leaf in leaves] == [("refused", refusal["record_sha256"])]
 
     rescan_id, rescan_request = _certify(desks.server, card)
     desks.binh.request_rescan(rescan_id, 0, "ảnh bị lóa ở góc trên")
