@@ -29,10 +29,12 @@ from saoy.clients.sdk import (
     KioskClient,
     OfficialClient,
     PageRejectedError,
+    TrackingClient,
     tls_credentials,
 )
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import identity_pb2 as ipb
+from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import verification_pb2 as vpb
 
 EXIT_OK, EXIT_NOT_VALID, EXIT_ERROR = 0, 1, 2
@@ -339,6 +341,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return _print_verification(result, args.json)
 
 
+def _print_tracked(dossier: tpb.TrackedDossier, as_json: bool) -> None:
+    if as_json:
+        out = MessageToDict(dossier, preserving_proto_field_name=True)
+        out["status"] = int(dossier.status)
+        for change in out.get("history", []):
+            change["status"] = tpb.PortalStatus.Value(change["status"])
+        out["appointment"] = _local_time(dossier.appointment)
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+        return
+    late = "  LATE / QUÁ HẠN" if dossier.late else ""
+    status = f"{int(dossier.status)} {dossier.status_vi} / {dossier.status_en}"
+    print(f"{dossier.dossier_code}  {status}{late}")
+    print(f"  appointment: {_local_time(dossier.appointment)}   fee: {dossier.fee_vnd:,} VND")
+    for change in dossier.history:
+        print(f"  {_local_time(change.at)}  {int(change.status):>2} {change.text_vi}")
+    if dossier.copy_url:
+        print(f"  copy: {dossier.copy_url}")
+    sys.stdout.flush()
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Where a dossier stands, by the code and secret on its receipt (--watch: until it ends)."""
+    with TrackingClient(args.server, credentials=_credentials(args)) as tracking:
+        try:
+            if args.receipt:
+                Path(args.receipt).write_bytes(tracking.receipt_pdf(args.dossier_code, args.secret))
+            if args.watch:
+                for dossier in tracking.watch(args.dossier_code, args.secret):
+                    _print_tracked(dossier, args.json)
+            else:
+                _print_tracked(tracking.get(args.dossier_code, args.secret), args.json)
+        except grpc.RpcError as error:
+            print(_error_line(error), file=sys.stderr)
+            return EXIT_NOT_VALID if error.code() == grpc.StatusCode.NOT_FOUND else EXIT_ERROR
+    return EXIT_OK
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     token = os.environ.get("SAOY_ADMIN_TOKEN", "")
     if args.token_file:
@@ -453,6 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(flags: saoy verify --offline --help)",
     )
     verify.set_defaults(func=cmd_verify)
+
+    track = sub.add_parser("track", help="where a dossier stands, by its receipt")
+    track.add_argument("dossier_code", help="the dossier code on the receipt")
+    track.add_argument("secret", help="the look-up secret on the receipt")
+    track.add_argument("--watch", action="store_true", help="follow each change until it ends")
+    track.add_argument("--receipt", metavar="FILE", help="also save the receipt as a PDF")
+    _add_server(track)
+    track.set_defaults(func=cmd_track)
 
     revoke = sub.add_parser("revoke", help="revoke a copy (officials only)")
     revoke.add_argument("code", help="the copy's verification code")

@@ -233,3 +233,25 @@ def test_the_receipt_pdf_carries_the_code_fee_appointment_and_both_qr_codes(
     image = Image.open(next(tmp_path.glob("p*.png")))
     decoded = {b.text for b in zxingcpp.read_barcodes(image)}
     assert decoded == {receipt.status_url, receipt.payment_qr}
+
+
+def test_saoy_track_prints_the_status_and_saves_the_receipt(
+    server: RunningServer,
+    certified: CertifyResult,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    receipt = certified.received
+    pdf = tmp_path / "receipt.pdf"
+    argv = ["track", receipt.dossier_code, receipt.lookup_secret, "--server", server.target]
+    assert cli.main([*argv, "--json", "--receipt", str(pdf)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == 10 and [c["status"] for c in out["history"]] == [2, 4, 9, 10]
+    assert out["appointment"].endswith("T17:00:00+07:00")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{receipt.dossier_code}  10 Đã trả kết quả / Result returned")
+    wrong = ["track", receipt.dossier_code, "ZZZZZ-ZZZZZ", "--server", server.target]
+    assert cli.main(wrong) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
