@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import logging
 import threading
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from io import BytesIO
@@ -404,6 +405,13 @@ def _check_structure(reader: PdfFileReader) -> int:
                 obj.data  # noqa: B018 - decoded under the limits, kept for what follows
         except PdfDecodeLimitError:
             raise
+        except zlib.error as exc:  # a Flate stream that does not inflate: no copy has one
+            raise InvalidInput(
+                f"the PDF cannot be read: object {ref.idnum} holds damaged compressed data"
+                f" ({exc}); {_NOT_A_COPY}",
+                reason="PDF_MALFORMED",
+                field="pdf",
+            ) from exc
         except (PdfError, NotImplementedError, ValueError, KeyError, TypeError, IndexError):
             continue  # an unknown filter (an image's DCTDecode), a broken object: judged later
     _check_page_tree(reader.root.raw_get("/Pages"))

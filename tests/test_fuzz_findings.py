@@ -6,6 +6,7 @@ import gc
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import base45
 import pytest
@@ -68,3 +69,51 @@ def test_a_payload_with_broken_utf8_is_refused_without_leaking(cose: bytes) -> N
         refuse()
     gc.collect()
     assert len(gc.get_objects()) - before < 500
+
+
+def _pdf_with_stream(stream: bytes) -> bytes:
+    """A one-page PDF whose page content is ``stream``, declared FlateDecode, with a correct
+    cross-reference table."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream)
+        + stream
+        + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def test_a_pdf_stream_that_does_not_inflate_is_a_damaged_file(tmp_path: Path) -> None:
+    # Found by fuzz_pdfverify: zlib.error (a Flate stream whose checksum is wrong) escaped
+    # inspect_pdf, so the upload page answered 500 instead of 422.
+    from saoy.core.blobs import FileBlobStore
+    from saoy.core.registry import create_registry
+    from saoy.core.verify import Verifier
+
+    content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (copy) Tj ET")
+    damaged = content[:-1] + bytes([content[-1] ^ 0xFF])  # the Adler-32 checksum broken
+    verifier = Verifier(
+        registry=create_registry(tmp_path / "registry.sqlite3"),
+        blobs=FileBlobStore(tmp_path / "blobs"),
+        trust_roots=[],
+        base_url="http://localhost:8080",
+    )
+    assert verifier.by_pdf(_pdf_with_stream(content)).verdict.value == "UNKNOWN"  # the control
+    with pytest.raises(InvalidInput) as refused:
+        verifier.by_pdf(_pdf_with_stream(damaged))
+    assert refused.value.reason == "PDF_MALFORMED"
+    assert "damaged compressed data" in refused.value.message
