@@ -58,7 +58,7 @@ test: setup face-photos
 # Long fuzzing runs, one harness after the other (fuzz/README.md); new inputs go to
 # .cache/fuzz/<target>, findings to .cache/fuzz/<target>/crash-* and the like. ARGS goes to
 # libFuzzer, e.g. make fuzz ARGS="-max_total_time=3600" FUZZ_TARGETS=documents.
-FUZZ_TARGETS := admission qrpayload documents
+FUZZ_TARGETS := admission qrpayload documents pdfverify certify authenticate
 FUZZ_ARGS ?= -max_total_time=600 -timeout=2 -rss_limit_mb=1024
 fuzz: setup
 	@status=0; for t in $(FUZZ_TARGETS); do \

@@ -1,8 +1,9 @@
 """Write the seed corpora under fuzz/corpus/: small valid inputs of each kind, so the fuzzers
-start from the shapes real inputs have. Deterministic; run again after changing it and commit
-what changes.
+start from the shapes real inputs have. Deterministic but for the signed PDFs of
+``pdfverify`` (a new dev PKI each run); run again after changing it and commit what changes.
 
-    .venv/bin/python fuzz/make_seeds.py
+    .venv/bin/python fuzz/make_seeds.py                      # every corpus
+    .venv/bin/python fuzz/make_seeds.py certify authenticate # those only
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CORPUS = HERE / "corpus"
 sys.path.insert(0, str(HERE))
 
 import fuzz_qrpayload  # noqa: E402  (the fuzzing issuer key lives with its harness)
+from streams import encode as records  # noqa: E402
 
 from saoy.core import codes  # noqa: E402
 from saoy.core.qrpayload import QrFields, encode_payload, pages_digest, qr_text  # noqa: E402
@@ -139,12 +141,133 @@ def documents_seeds() -> dict[str, bytes]:
     }
 
 
+def pdfverify_seeds() -> dict[str, bytes]:
+    """A signed copy of one small page (B-T, from a dev PKI made for the purpose: the harness
+    trusts another, so its signatures read as untrusted but are checked all the same), the
+    same copy unsigned, with bytes appended after signing, and a minimal PDF."""
+    import tempfile
+
+    from saoy.core.model import CertificationBlock, RenderPage
+    from saoy.core.pki import ensure_dev_pki
+    from saoy.core.render import render_copy
+    from saoy.core.signing import signer_from_dev_pki
+
+    at = dt.datetime(2026, 5, 1, 3, 4, 5, tzinfo=dt.UTC)
+    code = "7K3M9Q2PXW4RT8NZ5AB"
+    code += codes.check_symbol(code)
+    grouped = "-".join(code[i : i + 4] for i in range(0, 20, 4))
+    block = CertificationBlock(
+        code=grouped, url=f"http://localhost:8080/v/{grouped}", issuer="saoy fuzzing", issued_at=at
+    )
+    page = RenderPage(_save(_page("L"), "JPEG", quality=30), "jpeg", 320, 300, 100.0)
+    unsigned = render_copy([page], block)
+    with tempfile.TemporaryDirectory() as work:
+        pki = ensure_dev_pki(Path(work) / "pki", organization="saoy fuzzing", passphrase=b"seed")
+        signer = signer_from_dev_pki(pki, signing_time=at, level="B-T", seal=False)
+        import asyncio
+
+        signed = asyncio.run(signer.sign(unsigned))
+    minimal = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    return {
+        "copy_signed.pdf": signed,
+        "copy_unsigned.pdf": unsigned,
+        "copy_appended.pdf": signed + b"\n% appended after signing\n",
+        "minimal.pdf": minimal,
+    }
+
+
+def _card() -> bytes:
+    """The front of an ID card as a kiosk scans it (about 1000 x 640, 300 dpi): the smallest
+    page the quality gate admits."""
+    from saoy.clients.simulator import docgen
+
+    card = docgen.id_card_front(docgen.random_person(3), seed=3)
+    return docgen.encode(docgen._image(card).convert("L"), "jpeg", 35)
+
+
+def certify_seeds() -> dict[str, bytes]:
+    """Message sequences of the Certify stream (``fuzz_certify.py`` says how records map to
+    messages): whole dossiers, a page in two chunks, hints, a replay, and the usual mistakes."""
+    page = _card()
+    small = _save(_page("L"), "PNG")
+
+    def header(request_id: str = "NEW", hints: str = "", token: str = "") -> tuple[int, bytes]:
+        return 0, b"\x00".join(s.encode() for s in (request_id, "kiosk-fuzz", token, hints))
+
+    def chunk(index: int, data: bytes, last: bool = True) -> tuple[int, bytes]:
+        return 1, bytes([index, int(last)]) + data
+
+    def end(pages: int) -> tuple[int, bytes]:
+        return 2, bytes([pages])
+
+    return {
+        "dossier.rec": records([header(), chunk(0, page), end(1)]),
+        "two_chunks.rec": records(
+            [header(), chunk(0, page[:9000], False), chunk(0, page[9000:]), end(1)]
+        ),
+        "two_pages_hints.rec": records(
+            [header(hints="generic@0;cccd_front@1"), chunk(0, small), chunk(1, page), end(2)]
+        ),
+        "replay.rec": records([header("fuzz-replay-0001"), chunk(0, page), end(1)]),
+        "token.rec": records([header(token="sst_" + "A" * 43), end(0)]),
+        "chunk_first.rec": records([chunk(0, small), header(), end(1)]),
+        "two_headers.rec": records([header(), header(), end(0)]),
+        "wrong_count.rec": records([header(), chunk(0, small), end(3)]),
+        "empty_message.rec": records([header(), (3, b""), end(0)]),
+    }
+
+
+def authenticate_seeds() -> dict[str, bytes]:
+    """Message sequences of the Authenticate stream (``fuzz_authenticate.py`` says how records
+    map to messages): a card and frames in order, and the usual mistakes."""
+    from saoy.clients.simulator import docgen
+
+    card_image = docgen._image(docgen.id_card_front(docgen.random_person(5), seed=5))
+    card = docgen.encode(card_image.resize((500, 320)), "jpeg", 40)
+    frame = _save(_page("RGB", (320, 240)), "JPEG", quality=40)
+    header = (0, b"kiosk-fuzz")
+
+    def frame_at(ms: int, image: bytes = frame, unset: bool = False) -> tuple[int, bytes]:
+        return 2, ms.to_bytes(2, "big", signed=True) + bytes([int(unset)]) + image
+
+    return {
+        "card_frames.rec": records(
+            [header, (1, b"\x01" + card), frame_at(10), frame_at(20), frame_at(30), (3, b"\x03")]
+        ),
+        "card_in_chunks.rec": records(
+            [header, (1, b"\x00" + card[:4000]), (1, b"\x01" + card[4000:]), (3, b"\x00")]
+        ),
+        "frame_unset_time.rec": records(
+            [header, (1, b"\x01" + card), frame_at(0, unset=True), (3, b"\x01")]
+        ),
+        "frame_from_the_past.rec": records(
+            [header, (1, b"\x01" + card), frame_at(-30000), (3, b"\x01")]
+        ),
+        "frame_before_card.rec": records([header, frame_at(10), (3, b"\x01")]),
+        "no_header.rec": records([(1, b"\x01" + card), (3, b"\x00")]),
+        "empty_message.rec": records([header, (4, b"")]),
+    }
+
+
+SEEDS = {
+    "admission": admission_seeds,
+    "qrpayload": qrpayload_seeds,
+    "documents": documents_seeds,
+    "pdfverify": pdfverify_seeds,
+    "certify": certify_seeds,
+    "authenticate": authenticate_seeds,
+}
+
+
 def main() -> None:
-    for target, seeds in (
-        ("admission", admission_seeds()),
-        ("qrpayload", qrpayload_seeds()),
-        ("documents", documents_seeds()),
-    ):
+    """Write every corpus, or those named on the command line."""
+    targets = sys.argv[1:] or list(SEEDS)
+    for target, seeds in ((t, SEEDS[t]()) for t in targets):
         folder = CORPUS / target
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
