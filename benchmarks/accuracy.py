@@ -668,7 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cards", type=int, default=40, help="card front+back pairs")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--engines", default="tesseract,onnx", help="comma-separated")
+    parser.add_argument(
+        "--engines", default="cascade", help="comma-separated (default: the server's engine)"
+    )
     parser.add_argument(
         "--corpus", choices=("docgen", "templates", "both"), default="both", help="which corpus"
     )

@@ -257,3 +257,15 @@ def test_a_short_label_word_inside_an_address_is_no_label() -> None:
     assert fields["place_of_residence"].value == (
         "Số 55 Lê Lợi, Xã Bình Mỹ, Huyện Củ Chi, Thành phố Hồ Chí Minh"
     )
+
+
+def test_a_filler_read_as_k_after_a_vietnamese_name_is_a_filler() -> None:
+    l1, l2, _ = docgen.mrz_lines(docgen.random_person(4))
+    name = "PHAM<<DIEU<VAN".ljust(30, "<")
+    for misread in ("PHAM<<DIEU<VANK", "PHAM<<DIEU<VAN<K", "PHAMK<<DIEU<VAN"):
+        m = parse_td1((l1, l2, misread.ljust(30, "<")), date(2025, 1, 1))
+        assert m is not None and m.lines[2] == name, misread
+        assert (m.surname, m.given_names) == ("PHAM", "DIEU VAN")
+    # Elsewhere a name may end in K.
+    m = parse_td1((SPECIMEN[0], SPECIMEN[1], "NOVAK<<ERIK".ljust(30, "<")), date(2010, 1, 1))
+    assert m is not None and m.surname == "NOVAK"

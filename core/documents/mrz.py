@@ -263,6 +263,15 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     return best
 
 
+def _vietnamese_name_line(line: str) -> str:
+    """A Vietnamese name line without the ``K`` a filler after a name was read as: no
+    Vietnamese syllable ends in K (they end in a vowel or in c, ch, m, n, ng, nh, p, t), and a
+    chevron's two strokes are read as one often enough."""
+    parts = re.split(r"(<+)", line)
+    fixed = "".join(p if p.startswith("<") else p.rstrip("K") for p in parts)
+    return fixed if fixed == line else _fit(fixed.rstrip("<"))
+
+
 def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
     """Parse three TD1 lines; None when they cannot be a TD1 zone at all."""
     if len(lines) != 3:
@@ -284,6 +293,8 @@ def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
         # number, which the optional data holds: digits both, whatever ICAO allows elsewhere.
         l1 = l1[:5] + _digits(l1[5:14]) + l1[14] + _digits(l1[15:27]) + l1[27:]
     l3 = _alpha(l3)
+    if l1[2:5] == "VNM":
+        l3 = _vietnamese_name_line(l3)
     document_number = l1[5:14]
     optional = l1[15:30]
     sex = l2[7] if l2[7] in ("M", "F") else "<"
