@@ -4,6 +4,7 @@ erased, and the copy stays verifiable by code."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from saoy.clients.sdk import CertifyResult
 from saoy.core.blobs import FileBlobStore, key_of
 from saoy.core.keywrap import FileKeyWrapper, KeyDestroyed, KeyWrapper, Pkcs11KeyWrapper
-from saoy.core.registry import create_registry
+from saoy.core.registry import create_registry, store_dossier
 from saoy.core.retention import (
     COPY,
     MAGIC,
@@ -26,6 +27,7 @@ from saoy.core.retention import (
     Purged,
     RetentionPolicy,
     Vault,
+    VaultBlobStore,
     purge,
     unseal,
 )
@@ -34,6 +36,9 @@ from saoy.server.settings import Settings
 from saoy.v1 import verification_pb2 as vpb
 
 from .conftest import RunningServer, start_server
+from .test_registry import Backend, backend, postgres_server, postgresql_url, sample
+
+__all__ = ["backend", "postgres_server", "postgresql_url"]
 
 DOSSIER = "0123456789abcdef0123456789abcdef"
 SCAN = b"\xff\xd8 a page scan, Nguyen Van An, 001094012345 " * 50
@@ -116,6 +121,71 @@ def test_the_policy_is_checked() -> None:
     with pytest.raises(ValueError, match="copy_retention_days"):
         Settings(retention_days=30, copy_retention_days=10)
     assert not RetentionPolicy().active
+
+
+# -- the registry's side, on both backends ---------------------------------------------------
+
+
+def test_purge_on_each_registry_backend_erases_shreds_and_keeps_what_others_show(
+    backend: Backend, tmp_path: Path
+) -> None:
+    plain = FileBlobStore(tmp_path / "blobs")
+    vault = Vault(tmp_path / "sealed", FileKeyWrapper(tmp_path / "wrapping"))
+    blobs = VaultBlobStore(plain, vault)
+    with backend.open() as registry:
+        old = sample(request="shared-0001")  # stored before sealing: plain files
+        store_dossier(registry, plain, **old)
+        later = sample(kiosk="HN-0002", request="shared-0001")  # the same page files
+        later["dossier"] = dataclasses.replace(
+            later["dossier"], decided_at=later["dossier"].decided_at + timedelta(days=20)
+        )
+        store_dossier(registry, plain, **later)
+        sealed = sample(salt="sealed")
+        store_dossier(registry, blobs, **sealed)
+        waiting = sample(state="NEEDS_REVIEW", salt="waiting")
+        store_dossier(registry, blobs, **waiting)
+        ids = {
+            k: kw["dossier"].id
+            for k, kw in (("old", old), ("later", later), ("sealed", sealed), ("waiting", waiting))
+        }
+        keys = [p.blob_key for p in old["pages"]]
+        assert not plain.exists(sealed["pages"][0].blob_key)  # sealed, not plain
+
+        decided = old["dossier"].decided_at
+        report = purge(
+            registry, blobs, RetentionPolicy(scans_days=5), now=decided + timedelta(days=10)
+        )
+        assert report.scans == 2  # the old one and the sealed one; never one awaiting review
+        for name in ("old", "sealed"):
+            assert all((p.text, p.fields) == ("", ()) for p in registry.pages(ids[name]))
+            assert registry.events(ids[name])[-1].kind == "purged"
+        assert registry.pages(ids["later"])[0].fields != ()
+        assert registry.pages(ids["waiting"])[0].fields != ()
+        # the old dossier's files are still shown by the later one: kept, and readable
+        assert report.plain_blobs == 0 and all(plain.exists(k) for k in keys)
+        with pytest.raises(Purged):
+            blobs.get_for(ids["sealed"], sealed["pages"][0].blob_key)
+        copy = sealed["copy"]
+        assert blobs.get_for(ids["sealed"], copy.blob_key, copy=True) == sealed["pdf"]
+        assert (
+            blobs.get_for(ids["waiting"], waiting["pages"][0].blob_key) == waiting["page_files"][0]
+        )
+
+        report = purge(
+            registry, blobs, RetentionPolicy(scans_days=5), now=decided + timedelta(days=30)
+        )
+        assert report.scans == 1 and report.plain_blobs == len(keys)  # now no one shows them
+        assert not any(plain.exists(k) for k in keys)
+        assert plain.exists(old["copy"].blob_key)  # copies are kept: copies_days is 0
+        report = purge(registry, blobs, RetentionPolicy(5, 5), now=decided + timedelta(days=30))
+        assert report.copies == 3 and not plain.exists(old["copy"].blob_key)
+        with pytest.raises(Purged):
+            blobs.get_for(ids["sealed"], copy.blob_key, copy=True)
+        assert registry.get_copy(copy.code) == copy  # the registration stays
+        assert (
+            registry.decided_before(decided + timedelta(days=99), without_event="purged", limit=9)
+            == []
+        )
 
 
 # -- the wrapping keys in an HSM ---------------------------------------------------------------
