@@ -149,6 +149,16 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX IF NOT EXISTS dossier_statuses_dossier ON dossier_statuses (dossier_id, id)",
         "CREATE INDEX IF NOT EXISTS receipts_center ON receipts (center_code, received_at)",
     ),
+    (
+        # A dossier's fee, paid: as the bank's signed notice said (Tracking.ConfirmPayment).
+        """CREATE TABLE IF NOT EXISTS payments (
+            dossier_id TEXT PRIMARY KEY REFERENCES receipts (dossier_id),
+            bank_reference TEXT NOT NULL UNIQUE,
+            amount_vnd {bigint} NOT NULL CHECK (amount_vnd > 0),
+            paid_at {timestamp} NOT NULL,
+            recorded_at {timestamp} NOT NULL
+        )""",
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

@@ -12,6 +12,9 @@ of its status, as the national public service portal knows them.
   URL). The secret is an HMAC of the dossier code under a server key, so it is never stored and
   a retried stream gets the same one back. Without it nothing of a dossier is shown; a wrong
   secret reads exactly like an unknown code.
+- **Payment**: the bank's (or its gateway's) notice that the fee was paid, a JSON body signed
+  with HMAC-SHA256 under a key shared with the bank (:func:`verify_payment_notice`); recorded
+  once per dossier (:meth:`Reception.confirm_payment`), for the amount on the receipt.
 - **Statuses** (:class:`PortalStatus`), each change timestamped: 2 when the receipt is written
   and 4 as processing starts; the decision read from the dossier's registry row (9 when a copy
   was issued, 8 when it was refused; a dossier an official must review stays at 4); 10 when
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,7 +40,7 @@ from urllib.parse import quote
 from saoy.core import codes
 from saoy.core.centers import Center, Centers, ReceptionDb, center_of, retrying_busy
 from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
-from saoy.core.errors import InvalidInput, NotFound, SaoyError
+from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, SaoyError, Unauthenticated
 from saoy.core.fees import Fee, certification_fee
 from saoy.core.registry import Registry
 from saoy.core.secretfiles import ensure_secret_file
@@ -99,6 +104,21 @@ class SequenceExhausted(SaoyError):
     reason = "DOSSIER_SEQUENCE_EXHAUSTED"
 
 
+class AlreadyPaid(SaoyError):
+    status = "ALREADY_EXISTS"
+    reason = "ALREADY_PAID"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A fee paid, as the bank's notice says."""
+
+    dossier_code: str
+    amount_vnd: int
+    bank_reference: str
+    paid_at: datetime
+
+
 @dataclass(frozen=True)
 class StatusChange:
     status: PortalStatus
@@ -139,6 +159,7 @@ class DossierView:
     """Decided after the appointment, or still undecided past it."""
     copy_code: str | None
     copy_url: str | None
+    payment: Payment | None = None
 
     @property
     def final(self) -> bool:
@@ -193,6 +214,57 @@ def ensure_lookup_key(directory: Path) -> bytes:
     return key
 
 
+PAYMENT_KEY_FILE: Final = "payment-callback.key"
+_BANK_REFERENCE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def ensure_payment_key(directory: Path) -> bytes:
+    """The key the bank signs its payment notices with: 32 random bytes in
+    ``directory``/payment-callback.key, made on first call, to be shared with the bank."""
+    path = ensure_secret_file(Path(directory) / PAYMENT_KEY_FILE, lambda: secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def sign_payment_notice(key: bytes, body: bytes) -> str:
+    """The signature a notice carries: HMAC-SHA256 of the body, lowercase hex."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_payment_notice(key: bytes, body: bytes, signature: str) -> Payment:
+    """The payment a notice reports, once its signature is checked (Unauthenticated when it
+    does not verify: nothing in the body is looked at before). The body is JSON:
+    ``{"dossier_code", "amount_vnd", "bank_reference", "paid_at"}`` (ISO 8601 with offset)."""
+    given = signature.strip().removeprefix("sha256=").lower()
+    if not hmac.compare_digest(sign_payment_notice(key, body).encode(), given.encode()):
+        raise Unauthenticated(
+            "the payment notice's signature does not verify: it was not signed with the"
+            " bank's key, or the body was changed; nothing was recorded",
+            reason="BAD_SIGNATURE",
+            field="signature",
+        )
+    try:
+        data = json.loads(body)
+        code = normalize_dossier_code(str(data["dossier_code"]))
+        amount = data["amount_vnd"]
+        reference = str(data["bank_reference"])
+        paid_at = datetime.fromisoformat(str(data["paid_at"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(
+            "body: a JSON object with dossier_code, amount_vnd (integer VND), bank_reference"
+            f" and paid_at (ISO 8601 with offset) is expected ({type(error).__name__})",
+            field="body",
+        ) from None
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidInput("body.amount_vnd must be a positive integer of VND", field="body")
+    if not _BANK_REFERENCE.fullmatch(reference):
+        raise InvalidInput(
+            "body.bank_reference must be 1-64 of A-Z, a-z, 0-9, _, . or -", field="body"
+        )
+    if paid_at.tzinfo is None:
+        raise InvalidInput("body.paid_at must carry its UTC offset", field="body")
+    return Payment(code, amount, reference, paid_at)
+
+
 def _canonical_secret(text: str) -> str:
     cleaned = "".join(c for c in text.upper() if c not in " -\t")
     return cleaned.replace("O", "0").replace("I", "1").replace("L", "1")
@@ -210,9 +282,11 @@ class Reception:
         calendar: WorkCalendar | None = None,
         default_center: str = "",
         clock: Callable[[], datetime] = _now,
+        payment_key: bytes | None = None,
     ) -> None:
         """``default_center``: the center a kiosk nobody registered joins at its first
-        dossier; empty, such a kiosk is refused."""
+        dossier; empty, such a kiosk is refused. ``payment_key``: the key the bank signs its
+        payment notices with (None: no notice is accepted)."""
         if len(lookup_key) < 16:
             raise ValueError("the look-up key must be at least 16 bytes")
         self.registry = registry
@@ -223,6 +297,7 @@ class Reception:
         self.calendar = calendar or WorkCalendar()
         self.default_center = default_center
         self.clock = clock
+        self.payment_key = payment_key
 
     # -- the receipt ----------------------------------------------------------------------------
 
@@ -351,6 +426,62 @@ class Reception:
         with self.db.transaction(write=True) as db:
             self._status(db, dossier_id, status, self.clock(), note)
 
+    @retrying_busy
+    def confirm_payment(self, payment: Payment) -> tuple[Payment, bool]:
+        """Record a verified payment of a dossier's fee; the payment as recorded, and whether
+        it was recorded before (the same bank reference again: nothing changes)."""
+        with self.db.transaction(write=True) as db:
+            row = db.execute(
+                _RECEIPT_SELECT + " WHERE r.dossier_code = ?" + self.registry.for_update,
+                (payment.dossier_code,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"no dossier has the code {payment.dossier_code}", field="body.dossier_code"
+                )
+            receipt = self._receipt_of(row)
+            earlier = db.execute(
+                "SELECT p.bank_reference, p.amount_vnd, p.paid_at, r.dossier_code"
+                " FROM payments p JOIN receipts r ON r.dossier_id = p.dossier_id"
+                " WHERE p.dossier_id = ? OR p.bank_reference = ?",
+                (receipt.dossier_id, payment.bank_reference),
+            ).fetchall()
+            for reference, amount, paid_at, code in earlier:
+                if reference == payment.bank_reference and code == payment.dossier_code:
+                    return Payment(code, int(amount), reference, self.db.dt(paid_at)), True
+                raise AlreadyPaid(
+                    f"dossier {code} was already paid by bank reference {reference}:"
+                    " a second payment is not recorded; refund it",
+                    field="body.bank_reference",
+                )
+            due = receipt.fee.total_vnd
+            if due == 0:
+                raise OutOfOrder(
+                    f"dossier {receipt.dossier_code} owes no fee: refund the payment",
+                    reason="NOTHING_DUE",
+                    field="body.amount_vnd",
+                )
+            if payment.amount_vnd != due:
+                raise OutOfOrder(
+                    f"body.amount_vnd is {payment.amount_vnd} but the fee of dossier"
+                    f" {receipt.dossier_code} is {due} VND: the payment is not recorded",
+                    reason="AMOUNT_MISMATCH",
+                    field="body.amount_vnd",
+                )
+            db.execute(
+                "INSERT INTO payments (dossier_id, bank_reference, amount_vnd, paid_at,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    receipt.dossier_id,
+                    payment.bank_reference,
+                    payment.amount_vnd,
+                    self.db.ts(payment.paid_at),
+                    self.db.ts(self.clock()),
+                ),
+            )
+        log.info("fee paid for a dossier of center %s", receipt.center.code)
+        return payment, False
+
     # -- where a dossier stands ---------------------------------------------------------------
 
     def check_secret(self, code_text: str, secret_text: str) -> str:
@@ -379,6 +510,10 @@ class Reception:
                     (receipt.dossier_id,),
                 ).fetchall()
             ]
+            paid = db.execute(
+                "SELECT bank_reference, amount_vnd, paid_at FROM payments WHERE dossier_id = ?",
+                (receipt.dossier_id,),
+            ).fetchone()
             decided = db.execute(
                 "SELECT d.state, d.decided_at, c.code, c.issued_at FROM dossiers d"
                 " LEFT JOIN copies c ON c.dossier_id = d.id WHERE d.id = ?",
@@ -409,6 +544,9 @@ class Reception:
             late=late,
             copy_code=copy_code,
             copy_url=None if copy_code is None else f"{self.base_url}/v/{copy_code}",
+            payment=None
+            if paid is None
+            else Payment(receipt.dossier_code, int(paid[1]), paid[0], self.db.dt(paid[2])),
         )
 
     def _receipt_of(self, row: Any) -> Receipt:
@@ -470,7 +608,9 @@ def _is_unique_violation(error: Exception) -> bool:
 __all__ = [
     "FINAL_STATUSES",
     "STATUS_OF_STATE",
+    "AlreadyPaid",
     "DossierView",
+    "Payment",
     "PortalStatus",
     "Receipt",
     "Reception",
@@ -478,6 +618,9 @@ __all__ = [
     "StatusChange",
     "dossier_code",
     "ensure_lookup_key",
+    "ensure_payment_key",
     "lookup_secret",
     "normalize_dossier_code",
+    "sign_payment_notice",
+    "verify_payment_notice",
 ]

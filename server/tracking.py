@@ -21,10 +21,18 @@ from aiohttp import web
 from google.protobuf import timestamp_pb2
 
 from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
-from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.errors import InvalidInput, NotFound, Unavailable
 from saoy.core.fees import format_vnd
 from saoy.core.receipt_pdf import render_receipt
-from saoy.core.reception import DossierView, PortalStatus, Receipt, Reception, ensure_lookup_key
+from saoy.core.reception import (
+    DossierView,
+    PortalStatus,
+    Receipt,
+    Reception,
+    ensure_lookup_key,
+    ensure_payment_key,
+    verify_payment_notice,
+)
 from saoy.core.registry import Registry
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
@@ -46,6 +54,7 @@ def create_reception(settings: Settings, registry: Registry, base_url: str) -> R
         lookup_key=ensure_lookup_key(settings.data_dir / "keys"),
         base_url=base_url,
         calendar=WorkCalendar(parse_day_swaps(settings.day_swaps)),
+        payment_key=ensure_payment_key(settings.data_dir / "keys"),
     )
     if default_center == "dev":
         default_center = reception.centers.ensure_dev().code
@@ -110,6 +119,8 @@ def view_to_proto(view: DossierView) -> pb.TrackedDossier:
         copy_code=view.copy_code or "",
         copy_url=view.copy_url or "",
         final=view.final,
+        paid=view.payment is not None,
+        paid_at=_timestamp(view.payment.paid_at) if view.payment is not None else None,
     )
 
 
@@ -151,6 +162,25 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         loop = asyncio.get_running_loop()
         pdf = await loop.run_in_executor(self.executor, render_receipt, view.receipt)
         return pb.ReceiptDocument(pdf=pdf)
+
+    async def ConfirmPayment(
+        self, request: pb.PaymentNotice, context: grpc.aio.ServicerContext
+    ) -> pb.PaymentConfirmed:
+        key = self.reception.payment_key
+        if key is None:
+            raise Unavailable("this server takes no payment notices (no bank key configured)")
+        payment = verify_payment_notice(key, request.body, request.signature)
+        loop = asyncio.get_running_loop()
+        recorded, again = await loop.run_in_executor(
+            self.executor, self.reception.confirm_payment, payment
+        )
+        return pb.PaymentConfirmed(
+            dossier_code=recorded.dossier_code,
+            amount_vnd=recorded.amount_vnd,
+            bank_reference=recorded.bank_reference,
+            paid_at=_timestamp(recorded.paid_at),
+            already_recorded=again,
+        )
 
     async def WatchDossier(
         self, request: pb.TrackDossierRequest, context: grpc.aio.ServicerContext
@@ -237,8 +267,10 @@ def render_status_page(view: DossierView | None, message: str = "") -> str:
     fee = format_vnd(receipt.fee.total_vnd)
     if receipt.fee.waived:
         fee += " (miễn / waived)"
+    if view.payment is not None:
+        fee += f" — đã thanh toán / paid {_local(view.payment.paid_at)}"
     payment = ""
-    if receipt.payment_qr and status not in (PortalStatus.STOPPED,):
+    if receipt.payment_qr and view.payment is None and status is not PortalStatus.STOPPED:
         payment = (
             "<h2>Thanh toán lệ phí / Pay the fee (VietQR)</h2>"
             f"<div class='qr' id='payment-qr'>{_qr_svg(receipt.payment_qr)}</div>"
