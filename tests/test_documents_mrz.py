@@ -17,7 +17,7 @@ from saoy.core.documents.mrz import (
 from saoy.core.documents.places import normalize_place
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
-from saoy.core.documents.text import find_date, group_lines
+from saoy.core.documents.text import find_date, group_lines, short_date
 from saoy.core.model import Word
 
 # The specimen of ICAO Doc 9303 part 5 (TD1).
@@ -269,3 +269,14 @@ def test_a_filler_read_as_k_after_a_vietnamese_name_is_a_filler() -> None:
     # Elsewhere a name may end in K.
     m = parse_td1((SPECIMEN[0], SPECIMEN[1], "NOVAK<<ERIK".ljust(30, "<")), date(2010, 1, 1))
     assert m is not None and m.surname == "NOVAK"
+
+
+def test_a_card_date_read_a_digit_short_is_uncertain() -> None:
+    assert short_date("birth: 9/05/1956") and short_date("19/5/1956")
+    assert not short_date("birth: 19/05/1956") and not short_date("no date here")
+    label = ["Ngày,", "tháng,", "năm", "sinh", "/", "Date", "of", "birth:"]
+    lost = card_fields(group_lines(_row([*label, "9/05/1956"], 300)))
+    assert lost["date_of_birth"].value == "09/05/1956"
+    assert lost["date_of_birth"].confidence <= 0.3  # the MRZ or the QR code puts it right
+    whole = card_fields(group_lines(_row([*label, "19/05/1956"], 300)))
+    assert whole["date_of_birth"].confidence == 0.95

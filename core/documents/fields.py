@@ -15,6 +15,7 @@ from saoy.core.documents.text import (
     digits_of,
     find_date,
     fold,
+    short_date,
     words_confidence,
     words_text,
 )
@@ -71,9 +72,13 @@ def _date_in(page: Page, name: str) -> tuple[str, float] | None:
             return "Không thời hạn", words_confidence(words)
         found = find_date(text)
         if found is not None:
-            # The confidence of the words the date was read from, not of the whole row.
+            # The confidence of the words the date was read from, not of the whole row; a
+            # card prints dd/mm/yyyy, and a date read with one digit short is a misreading.
             used = [w for w in words if any(ch.isdigit() for ch in w.text)] or list(words)
-            return found[1], words_confidence(used)
+            confidence = words_confidence(used)
+            if short_date(text):
+                confidence = min(confidence, IMPLAUSIBLE)
+            return found[1], confidence
     return None
 
 

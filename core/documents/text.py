@@ -115,13 +115,26 @@ _DATE = re.compile(r"(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{4})")
 def find_date(text: str) -> tuple[date, str] | None:
     """The first dd/mm/yyyy date in ``text`` (look-alike letters read as digits), with the
     exact string it was read from."""
+    found = _first_date(text)
+    return None if found is None else (found[0], found[1])
+
+
+def short_date(text: str) -> bool:
+    """Whether the first date in ``text`` was read with a one-digit day or month: on a
+    document that prints both with two digits (an ID card), a digit was lost."""
+    found = _first_date(text)
+    return found is not None and found[2]
+
+
+def _first_date(text: str) -> tuple[date, str, bool] | None:
     fixed = " ".join(_fix_date_token(t) if digits_of(t) else t for t in text.split())
     for m in _DATE.finditer(fixed):
         day, month, year = (int(g) for g in m.groups())
         try:
-            return date(year, month, day), f"{day:02d}/{month:02d}/{year:04d}"
+            found = date(year, month, day)
         except ValueError:
             continue
+        return found, f"{day:02d}/{month:02d}/{year:04d}", min(len(m[1]), len(m[2])) < 2
     return None
 
 
