@@ -178,3 +178,13 @@ def test_a_field_the_print_did_not_give_is_taken_from_the_mrz() -> None:
     front, back = reconcile((front, back))
     expiry = front.field("expiry_date")
     assert expiry is not None and expiry.source == "mrz" and not front.missing
+
+
+def test_a_nationality_misread_is_put_right_by_the_mrz() -> None:
+    assert plausible("nationality", "Việt Nam") and plausible("nationality", "VIỆT NAM")
+    for misread in ("Vlệt Nam", "Việt lam"):
+        assert not plausible("nationality", misread)
+        front, back = card(nationality=misread)
+        assert decided((front, back))[0] is Outcome.PASS, misread
+        fixed = reconcile((front, back))[0].field("nationality")
+        assert fixed is not None and fixed.value == "Việt Nam" and "mrz" in fixed.source

@@ -67,7 +67,9 @@ def plausible(field: str, value: str) -> bool:
     if field == "sex":
         return value in ("Nam", "Nữ")
     if field == "nationality":
-        return bool(value) and all(w.isalpha() for w in value.split())
+        # Both editions of the card are issued to Vietnamese citizens only (the Law on
+        # Citizen Identification 2014, the Law on Identity 2023): one nationality is printed.
+        return fold(value) == fold("Việt Nam")
     if field in ("place_of_origin", "place_of_residence", "place_of_birth"):
         return plausible_place(value)
     return True
