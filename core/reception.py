@@ -17,8 +17,9 @@ of its status, as the national public service portal knows them.
   once per dossier (:meth:`Reception.confirm_payment`), for the amount on the receipt.
 - **Statuses** (:class:`PortalStatus`), each change timestamped: 2 when the receipt is written
   and 4 as processing starts; the decision read from the dossier's registry row (9 when a copy
-  was issued, 8 when it was refused; a dossier an official must review stays at 4); 10 when
-  the result is handed over.
+  was issued, 8 when it was refused; a dossier an official must review stays at 4, or is at 5
+  once the official asks for a rescan, read from the desk's reviews); 10 when the result is
+  handed over.
 """
 
 from __future__ import annotations
@@ -298,6 +299,7 @@ class Reception:
         self.default_center = default_center
         self.clock = clock
         self.payment_key = payment_key
+        self._desk_reviews = False  # whether the official's desk keeps its reviews here
 
     # -- the receipt ----------------------------------------------------------------------------
 
@@ -497,6 +499,7 @@ class Reception:
     def view(self, code_text: str, secret_text: str) -> DossierView:
         """Where the dossier stands; NotFound for an unknown code or a wrong secret alike."""
         code = self.check_secret(code_text, secret_text)
+        desk = self._has_desk_reviews()
         with self.db.transaction(write=False) as db:
             row = db.execute(_RECEIPT_SELECT + " WHERE r.dossier_code = ?", (code,)).fetchone()
             if row is None:
@@ -519,6 +522,19 @@ class Reception:
                 " LEFT JOIN copies c ON c.dossier_id = d.id WHERE d.id = ?",
                 (receipt.dossier_id,),
             ).fetchone()
+            rescan = None
+            if desk:
+                rescan = db.execute(
+                    "SELECT updated_at FROM reviews WHERE dossier_id = ? AND outcome = 'rescan'",
+                    (receipt.dossier_id,),
+                ).fetchone()
+        if rescan is not None and all(
+            c.status != PortalStatus.SUPPLEMENT_REQUESTED for c in changes
+        ):
+            changes.append(
+                StatusChange(PortalStatus.SUPPLEMENT_REQUESTED, self.db.dt(rescan[0]), "review")
+            )
+            changes.sort(key=lambda c: c.at)
         state, decided_at, copy_code = "RECEIVING", None, None
         if decided is not None:
             state, decided_raw, copy_code, issued_raw = decided
@@ -548,6 +564,19 @@ class Reception:
             if paid is None
             else Payment(receipt.dossier_code, int(paid[1]), paid[0], self.db.dt(paid[2])),
         )
+
+    def _has_desk_reviews(self) -> bool:
+        """Whether the official's desk keeps its reviews in this database (its tables are made
+        when the desk starts; once found, they stay)."""
+        if not self._desk_reviews:
+            try:
+                with self.db.transaction(write=False) as db:
+                    db.execute("SELECT dossier_id, outcome, updated_at FROM reviews WHERE 1 = 0")
+                self._desk_reviews = True
+            except Exception as error:
+                if self.db.transient(error):
+                    raise
+        return self._desk_reviews
 
     def _receipt_of(self, row: Any) -> Receipt:
         (

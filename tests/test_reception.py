@@ -342,3 +342,26 @@ def _copy(dossier_id: str, at: datetime) -> CopyRecord:
         revoked_at=None,
         revoke_reason=None,
     )
+
+
+def test_a_rescan_asked_at_the_officials_desk_is_a_request_for_more(
+    registry: SqlRegistry, reception: Reception, clock: Clock
+) -> None:
+    from saoy.core.deskdb import DeskDb
+
+    receipt = receive(reception, request="req-rescan-1")
+    registry.record(
+        _dossier("hn-01", "NEEDS_REVIEW", receipt.dossier_id, "req-rescan-1"),
+        [], None, "needs_review", {},
+    )  # fmt: skip
+    assert reception.view(receipt.dossier_code, receipt.lookup_secret).status.value == 4
+    desk = DeskDb(registry)  # the desk's tables, as the server makes them
+    asked = MONDAY + timedelta(minutes=30)
+    with desk.transaction(write=True) as db:
+        db.execute(
+            "INSERT INTO reviews (dossier_id, outcome, updated_at) VALUES (?, 'rescan', ?)",
+            (receipt.dossier_id, desk.ts(asked)),
+        )
+    view = reception.view(receipt.dossier_code, receipt.lookup_secret)
+    assert [c.status.value for c in view.history] == [2, 4, 5]
+    assert view.status is PortalStatus.SUPPLEMENT_REQUESTED and view.history[-1].at == asked
