@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
+
+import numpy as np
 
 from saoy.clients.simulator import docgen
 from saoy.core.documents.fields import card_fields
@@ -19,6 +22,8 @@ from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
 from saoy.core.documents.text import find_date, group_lines, short_date
 from saoy.core.model import Word
+
+QR_SAMPLES = Path(__file__).parent / "data" / "qr"
 
 # The specimen of ICAO Doc 9303 part 5 (TD1).
 SPECIMEN = (
@@ -280,3 +285,18 @@ def test_a_card_date_read_a_digit_short_is_uncertain() -> None:
     assert lost["date_of_birth"].confidence <= 0.3  # the MRZ or the QR code puts it right
     whole = card_fields(group_lines(_row([*label, "19/05/1956"], 300)))
     assert whole["date_of_birth"].confidence == 0.95
+
+
+def test_a_soft_photographed_card_qr_code_is_read() -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from saoy.core.documents.qr import find_qr_codes
+
+    gray = np.ascontiguousarray(np.asarray(Image.open(QR_SAMPLES / "card_qr_photographed.png")))
+    formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    assert not zxingcpp.read_barcodes(gray, formats=formats, try_rotate=True)  # locally: lost
+    codes = find_qr_codes(gray)
+    assert len(codes) == 1
+    card = parse_card_qr(codes[0].text)
+    assert card.well_formed and card.id_number == "048207896033"

@@ -97,12 +97,18 @@ class QrCode:
 
 
 def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
-    """Every QR code that can be read on an H x W uint8 image."""
-    found = zxingcpp.read_barcodes(
-        np.ascontiguousarray(gray),
-        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
-        try_rotate=True,
-    )
+    """Every QR code that can be read on an H x W uint8 image.
+
+    Modules of a few pixels softened by the camera's blur (a card's QR code photographed)
+    can fall apart under the local binarizer, which follows the paper's shading, and hold
+    together under one global threshold: where the first finds none, the second is tried."""
+    image = np.ascontiguousarray(gray)
+    formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    found = []
+    for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
+        found = zxingcpp.read_barcodes(image, formats=formats, try_rotate=True, binarizer=binarizer)
+        if any(r.valid and r.text for r in found):
+            break
     codes = []
     for r in found:
         if not (r.valid and r.text):
