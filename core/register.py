@@ -19,7 +19,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Final
 
 from saoy.core.deskdb import DeskDb, now
-from saoy.core.registry import Statements
 
 VIETNAM: Final = timezone(timedelta(hours=7), "ICT")
 BOOK: Final = "01"
@@ -84,22 +83,24 @@ class Register:
         already holds, else the lowest number given back, else the next."""
         year = year_of(at)
         with self.db.transaction(write=True) as db:
+            db.execute(
+                "INSERT INTO register_books (center, year, last_number) VALUES (?, ?, 0)"
+                " ON CONFLICT (center, year) DO NOTHING",
+                (center, year),
+            )
+            # The book's row is locked first: reservations in a book take turns, and what a
+            # turn reads next (READ COMMITTED) includes every turn before it.
+            last = db.execute(
+                "SELECT last_number FROM register_books WHERE center = ? AND year = ?"
+                + self.db.for_update,
+                (center, year),
+            ).fetchone()[0]
             held = db.execute(
                 "SELECT center, year, number FROM register_entries WHERE dossier_id = ?",
                 (dossier_id,),
             ).fetchone()
             if held is not None:
                 return RegisterNumber(*held)
-            db.execute(
-                "INSERT INTO register_books (center, year, last_number) VALUES (?, ?, 0)"
-                " ON CONFLICT (center, year) DO NOTHING",
-                (center, year),
-            )
-            last = db.execute(
-                "SELECT last_number FROM register_books WHERE center = ? AND year = ?"
-                + self.db.for_update,
-                (center, year),
-            ).fetchone()[0]
             free = db.execute(
                 "SELECT min(number) FROM register_entries"
                 " WHERE center = ? AND year = ? AND state = 'free'",
@@ -111,7 +112,7 @@ class Register:
                 db.execute(
                     "UPDATE register_entries SET dossier_id = ?, official_id = ?,"
                     " state = 'reserved', reserved_at = ?"
-                    " WHERE center = ? AND year = ? AND number = ?",
+                    " WHERE center = ? AND year = ? AND number = ? AND state = 'free'",
                     (*values, center, year, number),
                 )
             else:
@@ -126,16 +127,6 @@ class Register:
                     (center, year, number, *values),
                 )
         return RegisterNumber(center, year, number)
-
-    def confirm(
-        self, db: Statements, number: RegisterNumber, code: str, official_id: str, at: datetime
-    ) -> None:
-        """Inside the transaction that stores the copy: the entry names it."""
-        db.execute(
-            "UPDATE register_entries SET state = 'issued', code = ?, official_id = ?,"
-            " issued_at = ? WHERE center = ? AND year = ? AND number = ?",
-            (code, official_id, self.db.ts(at), number.center, number.year, number.number),
-        )
 
     def issued_without_review(self, dossier_id: str, code: str, at: datetime) -> None:
         """The copy of a dossier issued automatically was stored: its entry names it."""

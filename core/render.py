@@ -74,8 +74,19 @@ _font_lock = threading.Lock()
 _fonts_ready = False
 
 
+_render_lock = threading.Lock()
+"""reportlab keeps a TrueType font's subsets in the shared font object, and a document's glyph
+subset is built there while the document is drawn and saved: two copies laid out at once in
+two threads corrupt each other's subsets (KeyError, IndexError in makeSubset). One at a time."""
+
+
 def render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes:
     """Lay out the copy PDF (unsigned) for ``pages``, with ``block`` printed on every page."""
+    with _render_lock:
+        return _render_copy(pages, block)
+
+
+def _render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes:
     if not pages:
         raise ValueError("a copy needs at least one page")
     _validate_code(block.code)

@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -150,7 +151,8 @@ def _approve_concurrently(registry: Registry, tmp_path: Path, pki: DevPki, page:
     copies = [r for r in results if not isinstance(r, BaseException)]
     failures = [r for r in results if isinstance(r, BaseException)]
     # a second approval racing the first may find it held (FAILED_PRECONDITION); nothing else
-    assert all(getattr(f, "status", "") == "FAILED_PRECONDITION" for f in failures), failures
+    unexpected = [f for f in failures if getattr(f, "status", "") != "FAILED_PRECONDITION"]
+    assert not unexpected, "".join(traceback.format_exception(unexpected[0]))
     year = year_of(datetime.now(UTC))
     entries = desk.register.entries(CENTER, year)
     numbers = [e["number"] for e in entries]
