@@ -43,7 +43,7 @@ from saoy.core.centers import Center, Centers, ReceptionDb, center_of, retrying_
 from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, SaoyError, Unauthenticated
 from saoy.core.fees import Fee, certification_fee
-from saoy.core.registry import Registry
+from saoy.core.registry import CopyRecord, Registry
 from saoy.core.secretfiles import ensure_secret_file
 from saoy.core.vietqr import payment_payload
 
@@ -103,6 +103,12 @@ FINAL_STATUSES: Final = frozenset({PortalStatus.STOPPED, PortalStatus.RETURNED})
 class SequenceExhausted(SaoyError):
     status = "RESOURCE_EXHAUSTED"
     reason = "DOSSIER_SEQUENCE_EXHAUSTED"
+
+
+class FeeUnpaid(OutOfOrder):
+    """A copy is held back until its dossier's fee is paid."""
+
+    reason = "FEE_UNPAID"
 
 
 class AlreadyPaid(SaoyError):
@@ -284,10 +290,12 @@ class Reception:
         default_center: str = "",
         clock: Callable[[], datetime] = _now,
         payment_key: bytes | None = None,
+        hold_unpaid: bool = False,
     ) -> None:
         """``default_center``: the center a kiosk nobody registered joins at its first
         dossier; empty, such a kiosk is refused. ``payment_key``: the key the bank signs its
-        payment notices with (None: no notice is accepted)."""
+        payment notices with (None: no notice is accepted). ``hold_unpaid``: a copy whose fee
+        is due is released (downloadable, handed over) once paid; else at once."""
         if len(lookup_key) < 16:
             raise ValueError("the look-up key must be at least 16 bytes")
         self.registry = registry
@@ -299,6 +307,7 @@ class Reception:
         self.default_center = default_center
         self.clock = clock
         self.payment_key = payment_key
+        self.hold_unpaid = hold_unpaid
         self._desk_reviews = False  # whether the official's desk keeps its reviews here
 
     # -- the receipt ----------------------------------------------------------------------------
@@ -429,6 +438,36 @@ class Reception:
             self._status(db, dossier_id, status, self.clock(), note)
 
     @retrying_busy
+    def released(self, dossier_id: str) -> bool:
+        """Whether the dossier's copy may be handed over: at once, unless fees are held back
+        and this one's is due and unpaid. A dossier without a receipt is released."""
+        if not self.hold_unpaid:
+            return True
+        with self.db.transaction(write=False) as db:
+            row = db.execute(
+                "SELECT r.fee_vnd, p.dossier_id FROM receipts r"
+                " LEFT JOIN payments p ON p.dossier_id = r.dossier_id WHERE r.dossier_id = ?",
+                (dossier_id,),
+            ).fetchone()
+        return row is None or row[0] == 0 or row[1] is not None
+
+    def release_check(self, copy: CopyRecord) -> None:
+        """Raise FeeUnpaid while ``copy`` is held back (see :meth:`released`)."""
+        if not self.released(copy.dossier_id):
+            raise FeeUnpaid(
+                "Bản sao được trả sau khi nộp lệ phí / the copy is released once its fee is"
+                " paid: pay with the VietQR code on the receipt or on the dossier's status page",
+                field="code",
+            )
+
+    def handed_over(self, dossier_id: str, via: str = "kiosk") -> bool:
+        """Record that the result was handed over (status 10), if it is released."""
+        if not self.released(dossier_id):
+            return False
+        self.record_status(dossier_id, PortalStatus.RETURNED, via)
+        return True
+
+    @retrying_busy
     def confirm_payment(self, payment: Payment) -> tuple[Payment, bool]:
         """Record a verified payment of a dossier's fee; the payment as recorded, and whether
         it was recorded before (the same bank reference again: nothing changes)."""
@@ -481,6 +520,12 @@ class Reception:
                     self.db.ts(self.clock()),
                 ),
             )
+            issued = db.execute(
+                "SELECT 1 FROM copies WHERE dossier_id = ?", (receipt.dossier_id,)
+            ).fetchone()
+            if self.hold_unpaid and issued is not None:
+                # The copy was held back for this payment: it is handed over now.
+                self._status(db, receipt.dossier_id, PortalStatus.RETURNED, self.clock(), "paid")
         log.info("fee paid for a dossier of center %s", receipt.center.code)
         return payment, False
 
@@ -639,6 +684,7 @@ __all__ = [
     "STATUS_OF_STATE",
     "AlreadyPaid",
     "DossierView",
+    "FeeUnpaid",
     "Payment",
     "PortalStatus",
     "Receipt",

@@ -62,6 +62,8 @@ class Verifier:
         self.crls = crls
         self.publisher = publisher
         self.base_url = base_url
+        self.release: Callable[[CopyRecord], None] | None = None
+        """Raises while a copy is held back (its fee unpaid); None: every copy is released."""
 
     def _url(self, code: str) -> str:
         return f"{self.base_url}/v/{code}"
@@ -177,6 +179,8 @@ class Verifier:
         copy = self.registry.get_copy(code)
         if copy is None:
             raise NotFound(f"No copy is registered under code {code}", field="code")
+        if self.release is not None:
+            self.release(copy)
         return copy, self.blobs.get_for(copy.dossier_id, copy.blob_key, copy=True)
 
 

@@ -230,6 +230,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     )
     holder["verifier"] = verifier
     reception = create_reception(settings, registry, base_url)
+    if reception.hold_unpaid:
+        verifier.release = reception.release_check
     holder["reception"] = reception
     limits = Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels)
     desk = _open_desk(settings, pki, registry, blobs, executor, base_url, limits, publisher)

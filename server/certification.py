@@ -24,7 +24,7 @@ from saoy.core.errors import (
 )
 from saoy.core.fees import MAX_COPIES
 from saoy.core.pki import KIOSK_ID
-from saoy.core.reception import PortalStatus, Receipt, Reception
+from saoy.core.reception import Receipt, Reception
 from saoy.core.sessions import Identity, SessionStore
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.server.metrics import Metrics
@@ -336,15 +336,9 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                     )
                 yield envelope(event)
                 if isinstance(event, pl.Issued) and self.reception is not None:
-                    # The copy is released at once (no fee is held back yet): the result is
-                    # handed over with the event that names it.
-                    await loop.run_in_executor(
-                        None,
-                        self.reception.record_status,
-                        ctx.dossier_id,
-                        PortalStatus.RETURNED,
-                        "kiosk",
-                    )
+                    # A released copy is handed over with the event that names it; one held
+                    # back for its fee, once the fee is paid (Reception.confirm_payment).
+                    await loop.run_in_executor(None, self.reception.handed_over, ctx.dossier_id)
         finally:
             ctx.discard()
 

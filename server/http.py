@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from saoy.core.errors import InvalidInput, NotFound, TooLarge
+from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, TooLarge
 from saoy.core.pki import CERTIFICATE_NAMES, CRL_NAMES
 from saoy.core.verify import Verdict, VerificationReport, Verifier
 from saoy.server.metrics import Metrics
@@ -213,6 +213,8 @@ def create_http_app(
             copy, data = await run(current().copy_pdf, request.match_info["code"])
         except (NotFound, InvalidInput) as error:
             raise web.HTTPNotFound(text=error.message) from None
+        except OutOfOrder as error:  # held back until its fee is paid
+            raise web.HTTPPaymentRequired(text=error.message) from None
         return web.Response(
             body=data,
             content_type="application/pdf",

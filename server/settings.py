@@ -81,6 +81,9 @@ class Settings:
     # Announced day swaps the holidays package does not know yet, DAY_OFF=WORKDAY (ISO dates),
     # comma-separated, e.g. "2027-04-30=2027-04-24": they move legal deadlines.
     day_swaps: str = ""
+    # When a copy whose fee is due is released (downloadable, handed over): "at_once", or
+    # "when_paid" (Tracking.ConfirmPayment); a copy of a center that waives fees, at once.
+    release_copies: str = "at_once"
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -136,6 +139,8 @@ class Settings:
         if self.purge_interval_seconds <= 0:
             raise ValueError("purge_interval_seconds must be positive")
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
+        if self.release_copies not in ("at_once", "when_paid"):
+            raise ValueError("release_copies must be 'at_once' or 'when_paid'")
         if self.max_page_bytes > self.max_dossier_bytes:
             raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")
 

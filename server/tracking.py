@@ -55,6 +55,7 @@ def create_reception(settings: Settings, registry: Registry, base_url: str) -> R
         base_url=base_url,
         calendar=WorkCalendar(parse_day_swaps(settings.day_swaps)),
         payment_key=ensure_payment_key(settings.data_dir / "keys"),
+        hold_unpaid=settings.release_copies == "when_paid",
     )
     if default_center == "dev":
         default_center = reception.centers.ensure_dev().code
