@@ -136,8 +136,15 @@ def cmd_certify(args: argparse.Namespace) -> int:
         if issued is not None:
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            pdf_path = out_dir / f"{issued.code}.pdf"
-            pdf_path.write_bytes(client.download(issued.code))
+            try:
+                data = client.download(issued.code)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                print(f"note: {error.details()}", file=sys.stderr)  # held until its fee is paid
+            else:
+                pdf_path = out_dir / f"{issued.code}.pdf"
+                pdf_path.write_bytes(data)
     return _report_certify(result, pdf_path, files, args.json)
 
 

@@ -77,3 +77,19 @@ def test_a_copy_is_handed_over_once_its_fee_is_paid(holding_server: RunningServe
         after = tracking.get(receipt.dossier_code, receipt.lookup_secret)
     assert after.status == tpb.PORTAL_STATUS_RETURNED and after.paid and after.final
     assert [c.status for c in after.history] == [2, 4, 9, 10]
+
+
+def test_saoy_certify_says_the_copy_waits_for_its_fee(
+    holding_server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from saoy.clients import cli
+
+    page = tmp_path / "card.jpg"
+    docgen.id_card_front(docgen.random_person(12), seed=12).image.save(page, "JPEG")
+    argv = ["certify", "--server", holding_server.target, "--kiosk", "kiosk-hold2", "--json"]
+    code = cli.main([*argv, "--out", str(tmp_path), str(page)])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 0 and out["state"] == "ISSUED", out
+    assert out["pdf_path"] is None and out["fee_vnd"] == 2_000
+    assert "paid" in captured.err
