@@ -140,8 +140,16 @@ def purge_command(argv: Sequence[str]) -> int:
         if not policy.active:
             print("error: no retention period is set: give --retention-days", file=sys.stderr)
             return 2
+        sqlite = settings.data_dir / "registry.sqlite3"
+        if not settings.registry_url and not sqlite.is_file():
+            print(
+                f"error: no registry at {sqlite}: give the server's --data-dir (or its"
+                " --registry-url)",
+                file=sys.stderr,
+            )
+            return 2
         blobs = open_blobs(settings)
-        registry = create_registry(settings.registry_url or settings.data_dir / "registry.sqlite3")
+        registry = create_registry(settings.registry_url or sqlite)
         try:
             report = purge(registry, blobs, policy)
         finally:

@@ -373,6 +373,18 @@ def test_purge_shreds_scans_and_fields_and_the_copy_stays_verifiable(
         running.stop()
 
 
+def test_saoy_purge_says_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from saoy.clients.cli import main as cli
+
+    assert cli(["purge", "--data-dir", str(tmp_path)]) == 2
+    assert "give --retention-days" in capsys.readouterr().err
+    assert cli(["purge", "--data-dir", str(tmp_path / "nowhere"), "--retention-days", "30"]) == 2
+    assert "no registry at" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()  # nothing made where there was nothing
+
+
 def test_the_server_purges_on_its_own(tmp_path: Path, letter: bytes) -> None:
     running = start_server(
         tmp_path / "data",
