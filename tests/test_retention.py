@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 
 from saoy.clients.sdk import CertifyResult
 from saoy.core.blobs import FileBlobStore, key_of
-from saoy.core.keywrap import FileKeyWrapper, KeyDestroyed, KeyWrapper, Pkcs11KeyWrapper
+from saoy.core.keywrap import FileKeyWrapper, KeyDestroyed, Pkcs11KeyWrapper
 from saoy.core.registry import create_registry, store_dossier
 from saoy.core.retention import (
     COPY,
@@ -191,42 +191,67 @@ def test_purge_on_each_registry_backend_erases_shreds_and_keeps_what_others_show
 # -- the wrapping keys in an HSM ---------------------------------------------------------------
 
 
-@pytest.fixture
-def hsm_wrapper(tmp_path: Path) -> Iterator[KeyWrapper]:
-    from tests.test_hsm import PIN, SOFTHSM_MODULE, TOKEN, _require_softhsm
-
-    _require_softhsm()
+@pytest.fixture(scope="module")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A SoftHSM2 token for this module (SOFTHSM2_CONF points at it). The library reads its
+    configuration once per process, so the token is the first one this process opened: tests
+    look for their own keys in it, not for an empty token."""
     import subprocess
 
-    (tmp_path / "tokens").mkdir()
-    conf = tmp_path / "softhsm2.conf"
+    from tests.test_hsm import PIN, TOKEN, _require_softhsm
+
+    _require_softhsm()
+    base = tmp_path_factory.mktemp("softhsm-retention")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
     conf.write_text(
-        f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\n"
-        "log.level = ERROR\n"
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOFTHSM2_CONF", str(conf))
         subprocess.run(
             [
-                "softhsm2-util",
-                "--init-token",
-                "--free",
-                "--label",
-                TOKEN,
-                "--pin",
-                PIN,
-                "--so-pin",
-                "11111111",
+                *("softhsm2-util", "--init-token", "--free", "--label", TOKEN),
+                *("--pin", PIN, "--so-pin", "11111111"),
             ],
             check=True,
             capture_output=True,
             timeout=30,
         )
-        from saoy.core.signing import open_pkcs11_session
+        yield
 
-        wrapper = Pkcs11KeyWrapper(open_pkcs11_session(SOFTHSM_MODULE, TOKEN, PIN, rw=True))
-        yield wrapper
-        wrapper.close()
+
+@pytest.fixture
+def hsm_wrapper(softhsm: None) -> Iterator[Pkcs11KeyWrapper]:
+    from saoy.core.signing import open_pkcs11_session
+    from tests.test_hsm import PIN, SOFTHSM_MODULE, TOKEN
+
+    wrapper = Pkcs11KeyWrapper(open_pkcs11_session(SOFTHSM_MODULE, TOKEN, PIN, rw=True))
+    yield wrapper
+    wrapper.close()
+
+
+def test_with_the_pkcs11_signer_the_wrapping_keys_are_the_hsms(
+    softhsm: None, tmp_path: Path
+) -> None:
+    from saoy.server.app import open_blobs
+    from tests.test_hsm import PIN, SOFTHSM_MODULE, TOKEN
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        signer_backend="pkcs11",
+        pkcs11_module=str(SOFTHSM_MODULE),
+        pkcs11_token=TOKEN,
+        pkcs11_pin=PIN,
+    )
+    blobs = open_blobs(settings)
+    try:
+        assert isinstance(blobs.vault.wrapper, Pkcs11KeyWrapper)
+        key, _ = blobs.for_dossier(DOSSIER, None).put(SCAN)
+        assert blobs.get_for(DOSSIER, key) == SCAN
+        assert not (tmp_path / "data" / "keys" / "wrapping").exists()  # no key file anywhere
+    finally:
+        blobs.vault.wrapper.close()
 
 
 def test_hsm_wrapping_keys_never_leave_the_token_and_can_be_destroyed(
@@ -238,13 +263,13 @@ def test_hsm_wrapping_keys_never_leave_the_token_and_can_be_destroyed(
     key, _ = vault.seal(DOSSIER, SCANS, SCAN)
     assert vault.open(DOSSIER, SCANS, key) == SCAN
     epoch = vault.epoch_of(vault.clock())
-    assert hsm_wrapper.epochs() == [epoch]
+    assert epoch in hsm_wrapper.epochs()
     aes = hsm_wrapper.session.get_key(
         object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label="saoy-wrap-" + epoch
     )
     assert aes[Attribute.SENSITIVE] is True and aes[Attribute.EXTRACTABLE] is False
     wrapped = (vault.root / DOSSIER / "scans.key").read_bytes().partition(b"\n")[2]
-    assert hsm_wrapper.destroy(epoch) and hsm_wrapper.epochs() == []
+    assert hsm_wrapper.destroy(epoch) and epoch not in hsm_wrapper.epochs()
     with pytest.raises(KeyDestroyed):
         hsm_wrapper.unwrap(epoch, wrapped)
     with pytest.raises(Purged):
