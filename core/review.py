@@ -192,10 +192,13 @@ class OfficialSigners:
         *,
         level: SigningLevel | str = SigningLevel.B_LTA,
         duty_keys: bool = True,
+        seal: bool = True,
     ) -> None:
+        """``seal``: the center's seal (the dev PKI's) follows the official's signature."""
         self.pki = pki
         self.level = SigningLevel(level)
         self.duty_keys = duty_keys
+        self.seal = seal
         self._signers: dict[str, CopySigner] = {}
         self._lock = threading.Lock()
         self._timestamper = dev_timestamper(pki.load(pki.tsa_path))
@@ -227,7 +230,7 @@ class OfficialSigners:
                 signer = Pkcs12CopySigner(
                     path,
                     self.pki.passphrase,
-                    seal_path=self.pki.seal_path,
+                    seal_path=self.pki.seal_path if self.seal else None,
                     timestamper=self._timestamper,
                     validation=self._validation,
                     level=self.level,

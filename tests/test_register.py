@@ -123,7 +123,8 @@ def _desk(registry: Registry, tmp_path: Path, pki: DevPki) -> tuple[Desk, list[O
         officials=officials,
         registry=registry,
         blobs=FileBlobStore(tmp_path / "blobs"),
-        signers=OfficialSigners(pki, level="B-T"),
+        # the register is under test: the official's signature alone, time-stamped (B-T)
+        signers=OfficialSigners(pki, level="B-T", seal=False),
         executor=ThreadPoolExecutor(8),
         base_url="http://localhost:8080",
         limits=Limits(max_page_bytes=25 << 20, max_pixels=60_000_000),

@@ -5,6 +5,7 @@ the kiosk's WatchDossier hears."""
 from __future__ import annotations
 
 import io
+import random
 import subprocess
 import threading
 import time
@@ -20,6 +21,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from saoy.clients.sdk import DeskClient, OfficialClient
+from saoy.clients.simulator import docgen
 from saoy.core.register import VIETNAM
 from saoy.core.review import Desk
 from saoy.core.translog import decode_entry
@@ -138,8 +140,15 @@ def _code(error: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
 
 
 @pytest.fixture(scope="module")
-def card(reference_dossier: list[tuple[str, bytes]]) -> list[bytes]:
-    return [reference_dossier[0][1]]  # the front of an ID card: a clean dossier
+def card() -> list[bytes]:
+    """The front of the reference dossier's ID card, captured as a kiosk does: a clean
+    dossier (the whole reference dossier takes seconds to draw; its first page is enough)."""
+    person = docgen.random_person(7)
+    skew = random.Random(7).uniform(-0.8, 0.8)
+    captured = docgen.degrade(
+        docgen.id_card_front(person, 7), skew_deg=skew, noise=3.0, blur=0.4, seed=7
+    )
+    return [docgen.encode(captured, "jpeg", 90)]
 
 
 def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
