@@ -121,6 +121,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
                 on_sent=progress.advance,
                 hints=hints,
                 copies=args.copies,
+                email=args.email or "",
             )
         except PageRejectedError as error:
             progress.close()
@@ -478,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument(
         "--copies", type=int, default=1, help="number of copies asked for (the fee is per copy)"
     )
+    certify.add_argument("--email", help="send the copy (link and PDF) to this address")
     certify.add_argument(
         "--type",
         dest="types",

@@ -214,18 +214,28 @@ class KioskClient:
         rescan: Rescan | None = None,
         hints: Sequence[cpb.DocumentHint] = (),
         copies: int = 0,
+        email: str = "",
     ) -> CertifyResult:
         """Certify one dossier and return every event; retries dropped streams (with the same
         request_id and session token, which the server accepts again for the same dossier).
         ``session_token`` (from :meth:`authenticate`) defaults to the client's; ``copies`` is
-        the number of copies asked for (0: one)."""
+        the number of copies asked for (0: one); ``email`` where the citizen wants the copy
+        sent (optional)."""
         request_id = request_id or new_request_id()
         token = self.session_token if session_token is None else session_token
         attempt = 0
         while True:
             try:
                 return self._certify_once(
-                    list(pages), request_id, token, on_event, on_sent, rescan, hints, copies
+                    list(pages),
+                    request_id,
+                    token,
+                    on_event,
+                    on_sent,
+                    rescan,
+                    hints,
+                    copies,
+                    email,
                 )
             except grpc.RpcError as error:
                 attempt += 1
@@ -243,6 +253,7 @@ class KioskClient:
         rescan: Rescan | None,
         hints: Sequence[cpb.DocumentHint],
         copies: int = 0,
+        email: str = "",
     ) -> CertifyResult:
         followups: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
 
@@ -254,6 +265,7 @@ class KioskClient:
                     session_token=session_token,
                     hints=list(hints),
                     copies=copies,
+                    email=email,
                 )
             )
             for index, data in enumerate(pages):

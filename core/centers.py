@@ -159,6 +159,23 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             recorded_at {timestamp} NOT NULL
         )""",
     ),
+    (
+        # Notifications to deliver (email), kept across restarts until delivered; the target
+        # (the citizen's address) is cleared once delivered or given up.
+        """CREATE TABLE IF NOT EXISTS outbox (
+            id {serial},
+            dossier_id TEXT NOT NULL REFERENCES receipts (dossier_id),
+            channel TEXT NOT NULL CHECK (channel IN ('email')),
+            target TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at {timestamp} NOT NULL,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at {timestamp} NOT NULL,
+            done_at {timestamp}
+        )""",
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at)",
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

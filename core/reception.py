@@ -41,6 +41,7 @@ from urllib.parse import quote
 from saoy.core import codes
 from saoy.core.centers import Center, Centers, ReceptionDb, center_of, retrying_busy
 from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
+from saoy.core.delivery import Outbox
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, SaoyError, Unauthenticated
 from saoy.core.fees import Fee, certification_fee
 from saoy.core.registry import CopyRecord, Registry
@@ -308,6 +309,9 @@ class Reception:
         self.clock = clock
         self.payment_key = payment_key
         self.hold_unpaid = hold_unpaid
+        self.outbox = Outbox(self.db)
+        self.email_enabled = False
+        """Whether a citizen may give an email address (the server sends mail)."""
         self._desk_reviews = False  # whether the official's desk keeps its reviews here
 
     # -- the receipt ----------------------------------------------------------------------------
@@ -352,9 +356,11 @@ class Reception:
         center: Center,
         pages: int,
         copies: int,
+        email: str = "",
     ) -> Receipt:
         """Give the dossier its code and receipt (status 2, then 4 as processing starts), in
-        one transaction; a request already received gets its receipt back unchanged."""
+        one transaction, with ``email`` (when given) queued for the result; a request already
+        received gets its receipt back unchanged."""
         fee = certification_fee(pages, copies, waived=center.fees_waived)
         received_at = self.clock()
         due = appointment(received_at, self.calendar)
@@ -401,6 +407,8 @@ class Reception:
                     )
                     for status in (PortalStatus.RECEIVED, PortalStatus.PROCESSING):
                         self._status(db, dossier_id, status, received_at, "kiosk")
+                    if email:
+                        self.outbox.add(db, dossier_id, "email", email, received_at)
             except Exception as error:
                 # Two streams of one request raced (PostgreSQL: the second insert of the same
                 # (kiosk_id, request_id) fails): the receipt of the first is the answer.
@@ -528,6 +536,34 @@ class Reception:
                 self._status(db, receipt.dossier_id, PortalStatus.RETURNED, self.clock(), "paid")
         log.info("fee paid for a dossier of center %s", receipt.center.code)
         return payment, False
+
+    @retrying_busy
+    def result_of(self, dossier_id: str) -> tuple[Receipt, str, str | None]:
+        """A received dossier's receipt, its state (RECEIVING until decided) and its copy's
+        code, if issued."""
+        with self.db.transaction(write=False) as db:
+            row = db.execute(_RECEIPT_SELECT + " WHERE r.dossier_id = ?", (dossier_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no receipt for dossier {dossier_id}", field="dossier_id")
+            decided = db.execute(
+                "SELECT d.state, c.code FROM dossiers d LEFT JOIN copies c ON c.dossier_id = d.id"
+                " WHERE d.id = ?",
+                (dossier_id,),
+            ).fetchone()
+        receipt = self._complete(self._receipt_of(row))
+        if decided is None:
+            return receipt, "RECEIVING", None
+        return receipt, str(decided[0]), decided[1]
+
+    @retrying_busy
+    def returned(self, dossier_id: str) -> bool:
+        """Whether status 10 (result handed over) is recorded for the dossier."""
+        with self.db.transaction(write=False) as db:
+            row = db.execute(
+                "SELECT 1 FROM dossier_statuses WHERE dossier_id = ? AND status = ?",
+                (dossier_id, int(PortalStatus.RETURNED)),
+            ).fetchone()
+        return row is not None
 
     # -- where a dossier stands ---------------------------------------------------------------
 

@@ -51,7 +51,12 @@ from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.review import DossierWatch, ReviewServicer
 from saoy.server.settings import MiB, Settings
-from saoy.server.tracking import TrackingServicer, add_status_routes, create_reception
+from saoy.server.tracking import (
+    TrackingServicer,
+    add_status_routes,
+    create_delivery,
+    create_reception,
+)
 from saoy.server.verification import VerificationServicer
 from saoy.v1 import (
     administration_pb2,
@@ -232,6 +237,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     reception = create_reception(settings, registry, base_url)
     if reception.hold_unpaid:
         verifier.release = reception.release_check
+    delivery = create_delivery(settings, reception, verifier, executor, metrics)
     holder["reception"] = reception
     limits = Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels)
     desk = _open_desk(settings, pki, registry, blobs, executor, base_url, limits, publisher)
@@ -330,6 +336,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
     )
     background: list[asyncio.Future[None]] = [checkpoints]
+    if delivery is not None:
+        background.append(asyncio.ensure_future(delivery.run()))
     if revocations is not None:
         background.append(asyncio.ensure_future(revocations.watch()))
     policy = retention_policy(settings)

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from saoy.core import pipeline as pl
+from saoy.core.delivery import check_email
 from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import (
     DeadlineExceeded,
@@ -158,6 +159,8 @@ def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
             f"header.copies is {header.copies}: ask for 1-{MAX_COPIES} copies (0 means 1)",
             field="header.copies",
         )
+    if header.email:
+        check_email(header.email)
     return hints
 
 
@@ -267,6 +270,12 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         if self.reception is not None:
             # The kiosk's center (a kiosk no center knows is refused before any page is read),
             # and the receipt of an earlier stream of this request, whose dossier this is.
+            if header.email and not self.reception.email_enabled:
+                raise OutOfOrder(
+                    "header.email: this server sends no mail; leave the address out",
+                    reason="EMAIL_OFF",
+                    field="header.email",
+                )
             center = await loop.run_in_executor(
                 None, self.reception.center_of_kiosk, header.kiosk_id
             )
@@ -323,6 +332,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                         center=center,
                         pages=len(ctx.pages),
                         copies=header.copies or 1,
+                        email=header.email.strip(),
                     ),
                 )
                 yield received(receipt)

@@ -84,6 +84,14 @@ class Settings:
     # When a copy whose fee is due is released (downloadable, handed over): "at_once", or
     # "when_paid" (Tracking.ConfirmPayment); a copy of a center that waives fees, at once.
     release_copies: str = "at_once"
+    # Mail to citizens: smtp://[user[:password]@]host[:port] (STARTTLS required); empty: off,
+    # and a kiosk may not give an address. smtp_ca_file: PEM to trust the SMTP server with.
+    smtp_url: str = ""
+    smtp_from: str = "saoy@localhost.localdomain"
+    smtp_ca_file: str = ""
+    delivery_interval_seconds: float = 5.0  # how often the outbox is looked at
+    delivery_max_attempts: int = 8  # tries before a notification is a dead letter
+    delivery_retry_seconds: float = 30.0  # first retry delay, doubled each time (at most 1 h)
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -139,6 +147,10 @@ class Settings:
         if self.purge_interval_seconds <= 0:
             raise ValueError("purge_interval_seconds must be positive")
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
+        if self.delivery_interval_seconds <= 0 or self.delivery_retry_seconds <= 0:
+            raise ValueError("delivery_interval_seconds and delivery_retry_seconds must be > 0")
+        if self.delivery_max_attempts < 1:
+            raise ValueError("delivery_max_attempts must be >= 1")
         if self.release_copies not in ("at_once", "when_paid"):
             raise ValueError("release_copies must be 'at_once' or 'when_paid'")
         if self.max_page_bytes > self.max_dossier_bytes:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from io import BytesIO
+from pathlib import Path
 from string import Template
 from typing import TypeVar
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from aiohttp import web
 from google.protobuf import timestamp_pb2
 
 from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
+from saoy.core.delivery import SmtpSettings
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
 from saoy.core.fees import format_vnd
 from saoy.core.receipt_pdf import render_receipt
@@ -34,6 +36,9 @@ from saoy.core.reception import (
     verify_payment_notice,
 )
 from saoy.core.registry import Registry
+from saoy.core.verify import Verifier
+from saoy.server.delivery import DeliveryMetrics, DeliveryWorker
+from saoy.server.metrics import Metrics
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import tracking_pb2 as pb
@@ -63,6 +68,32 @@ def create_reception(settings: Settings, registry: Registry, base_url: str) -> R
         reception.centers.center(default_center)  # NotFound: register it first
     reception.default_center = default_center
     return reception
+
+
+def create_delivery(
+    settings: Settings,
+    reception: Reception,
+    verifier: Verifier,
+    executor: Executor,
+    metrics: Metrics,
+) -> DeliveryWorker | None:
+    """The delivery worker of the settings' SMTP server (None without one: then a kiosk may not
+    give an email address)."""
+    reception.outbox.max_attempts = settings.delivery_max_attempts
+    reception.outbox.retry_base = settings.delivery_retry_seconds
+    if not settings.smtp_url:
+        return None
+    ca_file = Path(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    smtp = SmtpSettings.from_url(settings.smtp_url, settings.smtp_from, ca_file)
+    reception.email_enabled = True
+    return DeliveryWorker(
+        reception,
+        verifier,
+        smtp,
+        executor,
+        DeliveryMetrics(metrics),
+        interval=settings.delivery_interval_seconds,
+    )
 
 
 def _timestamp(at: datetime) -> timestamp_pb2.Timestamp:
@@ -365,6 +396,7 @@ def add_status_routes(
 __all__ = [
     "TrackingServicer",
     "add_status_routes",
+    "create_delivery",
     "create_reception",
     "receipt_to_proto",
     "render_status_page",
