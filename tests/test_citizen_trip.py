@@ -1,0 +1,144 @@
+"""A citizen's whole trip through a real server: the receipt with its fee and appointment, the
+bank's payment, an official's review, issuance, the copy mailed over STARTTLS to a real SMTP
+server, and the status page saying "Đã trả kết quả"."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC
+
+import grpc
+import pyotp
+import pytest
+from aiosmtpd.controller import Controller
+
+from saoy.clients.sdk import DeskClient, KioskClient, TrackingClient
+from saoy.core.centers import Center, Centers, ReceptionDb
+from saoy.core.deadlines import WorkCalendar, appointment
+from saoy.core.reception import sign_payment_notice
+from saoy.core.vietqr import Payee, parse
+from saoy.v1 import tracking_pb2 as tpb
+from saoy.v1 import tracking_pb2_grpc as tgrpc
+
+from .conftest import RunningServer, start_server
+from .test_delivery import Mailbox, _card, _free_port, _tls_files, _until
+
+CENTER = Center(
+    "000.00.01.TRIP",
+    "UBND Phường Hành Trình",
+    "Thành phố Hà Nội",
+    "1 Đường Thử, Hà Nội",
+    payee=Payee("970436", "0123456789"),
+)
+KIOSK = "kiosk-trip"
+
+
+@pytest.fixture(scope="module")
+def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Mailbox]]:
+    folder = tmp_path_factory.mktemp("trip")
+    cert, key = _tls_files(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox, port = Mailbox(), _free_port()
+    smtp = Controller(
+        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+    )
+    smtp.start()
+    server = start_server(
+        folder / "data",
+        identity="off",
+        ocr_engine="tesseract",
+        signing_level="B-T",
+        release_copies="when_paid",
+        kiosk_center="",
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        smtp_from="saoy@trip.test",
+        smtp_ca_file=str(cert),
+        delivery_interval_seconds=0.2,
+    )
+    # The head of center registers the center and its kiosk, with review of every dossier.
+    centers = Centers(ReceptionDb(server.server.certifier.registry))
+    centers.register_center(CENTER)
+    centers.register_kiosk(KIOSK, CENTER.code)
+    desk = server.server.desk
+    assert desk is not None
+    desk.officials.set_center(CENTER.code, name=CENTER.name, review="all", kiosks=(KIOSK,))
+    yield server, mailbox
+    server.stop()
+    smtp.stop()
+
+
+def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:
+    server, mailbox = trip
+    # 1. At the kiosk: two copies of a one-page original, the copy to be mailed.
+    with KioskClient(server.target, kiosk_id=KIOSK) as kiosk:
+        result = kiosk.certify([_card(11)], copies=2, email="citizen@example.vn")
+    receipt = result.received
+    assert receipt is not None and result.state == "NEEDS_REVIEW"
+    assert receipt.dossier_code.startswith(CENTER.code + "-")
+    assert receipt.fee_vnd == 4_000 and parse(receipt.payment_qr)["54"] == "4000"
+    received_at = receipt.received_at.ToDatetime(tzinfo=UTC)
+    assert receipt.appointment.ToDatetime(tzinfo=UTC) == appointment(received_at, WorkCalendar())
+
+    # 2. The bank reports the payment.
+    key = (server.data_dir / "keys" / "payment-callback.key").read_bytes()
+    body = json.dumps(
+        {
+            "dossier_code": receipt.dossier_code,
+            "amount_vnd": 4_000,
+            "bank_reference": "FT-TRIP-0001",
+            "paid_at": received_at.isoformat(),
+        }
+    ).encode()
+    with grpc.insecure_channel(server.target) as channel:
+        tgrpc.TrackingStub(channel).ConfirmPayment(
+            tpb.PaymentNotice(body=body, signature=sign_payment_notice(key, body))
+        )
+    with TrackingClient(server.target) as tracking:
+        waiting = tracking.get(receipt.dossier_code, receipt.lookup_secret)
+    assert waiting.paid and waiting.status == tpb.PORTAL_STATUS_PROCESSING
+    assert mailbox.messages == []  # nothing to send before the official decides
+
+    # 3. An official of the center reviews and approves.
+    desk = server.server.desk
+    assert desk is not None
+    enrolment = desk.officials.add(
+        desk.signers.pki,
+        login="trip",
+        full_name="Nguyễn Văn Hành",
+        title="Công chức Tư pháp - Hộ tịch",
+        center=CENTER.code,
+        role="official",
+    )
+    with DeskClient(server.target) as official:
+        official.sign_in("trip", enrolment.password, pyotp.parse_uri(enrolment.totp_uri).now())
+        dossier_id = result.terminal.dossier_id  # type: ignore[union-attr]
+        official.claim(dossier_id)
+        approved = official.approve(dossier_id)
+
+    # 4. The copy arrives by email, over STARTTLS.
+    to, raw, tls = _until(lambda: mailbox.messages and mailbox.messages[0])
+    assert to == ["citizen@example.vn"] and tls
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == f"{approved.issued.code}.pdf"
+    with KioskClient(server.target, kiosk_id=KIOSK) as kiosk:
+        assert attachment.get_content() == kiosk.download(approved.issued.code)
+
+    # 5. The status page says the result was returned.
+    def returned() -> str:
+        url = receipt.status_url.replace("localhost", "127.0.0.1")
+        with urllib.request.urlopen(url) as response:
+            page = response.read().decode()
+        return page if "Đã trả kết quả" in page else ""
+
+    page = _until(returned)
+    assert approved.issued.code in page and "đã thanh toán / paid" in page
+    with TrackingClient(server.target) as tracking:
+        done = tracking.get(receipt.dossier_code, receipt.lookup_secret)
+    assert [c.status for c in done.history] == [2, 4, 9, 10] and done.final
