@@ -136,7 +136,8 @@ def _run(args: argparse.Namespace, client: DeskClient) -> int:
             folder = Path(args.pages)
             folder.mkdir(parents=True, exist_ok=True)
             for page in shown.pages:
-                (folder / f"page-{page.page}.{page.format or 'bin'}").write_bytes(page.image)
+                image = page.image or client.page_image(args.dossier, page.page)
+                (folder / f"page-{page.page}.{page.format or 'bin'}").write_bytes(image)
         data = MessageToDict(shown)
         for page in data.get("pages", []):
             page.pop("image", None)

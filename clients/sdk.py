@@ -468,6 +468,16 @@ class DeskClient:
     def dossier(self, dossier_id: str) -> rpb.ReviewDossier:
         return self._call("GetDossier", rpb.GetDossierRequest(dossier_id=dossier_id))  # type: ignore[no-any-return]
 
+    def page_image(self, dossier_id: str, page: int) -> bytes:
+        """One page's image file (GetDossier leaves out what does not fit its answer)."""
+        request = rpb.GetPageImageRequest(dossier_id=dossier_id, page=page)
+        return b"".join(
+            chunk.data
+            for chunk in self._review.GetPageImage(
+                request, metadata=self._metadata, timeout=self.timeout
+            )
+        )
+
     def approve(
         self, dossier_id: str, corrections: Sequence[tuple[int, str, str]] = ()
     ) -> rpb.ApproveResponse:

@@ -374,15 +374,21 @@ class Desk:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def queue(self, official: Official, *, thumbnails: bool = True) -> list[QueueItem]:
-        """Dossiers waiting in the official's center, oldest first."""
+    _WAITING = (
+        "FROM dossiers d LEFT JOIN reviews r ON r.dossier_id = d.id"
+        " WHERE d.state = 'NEEDS_REVIEW' AND r.outcome IS NULL"
+    )
+
+    def queue(
+        self, official: Official, *, thumbnails: bool = True, limit: int = 100
+    ) -> list[QueueItem]:
+        """The ``limit`` oldest dossiers waiting in the official's center, oldest first."""
         with self.db.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT d.id, d.kiosk_id, d.created_at, d.reasons, d.page_count, r.holder,"
-                " r.lease_until FROM dossiers d LEFT JOIN reviews r ON r.dossier_id = d.id"
-                f" WHERE d.state = 'NEEDS_REVIEW' AND r.outcome IS NULL"
-                f" AND {self._center_sql()} = ? ORDER BY d.created_at, d.id",
-                (self.officials.default_center, official.center),
+                f" r.lease_until {self._WAITING} AND {self._center_sql()} = ?"
+                " ORDER BY d.created_at, d.id LIMIT ?",
+                (self.officials.default_center, official.center, limit),
             ).fetchall()
         items = []
         current = now()
@@ -404,6 +410,26 @@ class Desk:
                 )
             )
         return items
+
+    def waiting(self, official: Official) -> int:
+        """How many dossiers wait in the official's center."""
+        with self.db.transaction(write=False) as db:
+            return int(
+                db.execute(
+                    f"SELECT count(*) {self._WAITING} AND {self._center_sql()} = ?",
+                    (self.officials.default_center, official.center),
+                ).fetchone()[0]
+            )
+
+    def page_image(self, official: Official, dossier_id: str, page: int) -> bytes:
+        """One page's file as the kiosk sent it."""
+        with self.db.transaction(write=False) as db:
+            center = self._locate(db, dossier_id)[1]
+        self._check_center(official, center)
+        for p in self.registry.pages(dossier_id):
+            if p.index == page:
+                return self._blob(dossier_id, p.blob_key)
+        raise NotFound(f"the dossier has no page {page} (0-based)", field="page")
 
     def _thumbnails(self, dossier_id: str) -> tuple[bytes, ...]:
         out = []

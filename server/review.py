@@ -28,6 +28,11 @@ log = logging.getLogger("saoy.server")
 
 T = TypeVar("T")
 
+IMAGE_BUDGET = 3 * 1024 * 1024 // 2
+"""Bytes of page images GetDossier answers with; the rest come through GetPageImage (the
+server sends messages of at most 2 MiB)."""
+CHUNK_BYTES = 1024 * 1024
+DEFAULT_QUEUE, MAX_QUEUE = 20, 100
 WATCH_POLL_SECONDS = 2.0
 """How often a watch reads the dossier again without being woken (another process decided)."""
 
@@ -111,10 +116,15 @@ class ReviewServicer(pb_grpc.ReviewServicer):
         self, request: pb.ListQueueRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListQueueResponse:
         official = await self._official(context)
+        if request.limit > MAX_QUEUE:
+            raise InvalidInput(f"limit: at most {MAX_QUEUE} dossiers at once", field="limit")
+        limit = request.limit or DEFAULT_QUEUE
         items = await self._run(
-            lambda: self.desk.queue(official, thumbnails=not request.without_thumbnails)
+            lambda: self.desk.queue(
+                official, thumbnails=not request.without_thumbnails, limit=limit
+            )
         )
-        out = pb.ListQueueResponse()
+        out = pb.ListQueueResponse(total=await self._run(self.desk.waiting, official))
         for item in items:
             entry = out.items.add(
                 dossier_id=item.dossier_id,
@@ -169,11 +179,15 @@ class ReviewServicer(pb_grpc.ReviewServicer):
             holder_name=view.holder_name or "",
             outcome=view.outcome or "",
         )
+        budget = IMAGE_BUDGET
         for page in view.pages:
+            fits = len(page.image) <= budget
+            budget -= len(page.image) if fits else 0
             out.pages.add(
                 page=page.index,
                 document_type=page.document_type,
-                image=page.image,
+                image=page.image if fits else b"",
+                image_omitted=not fits,
                 format=page.format,
                 width=page.width,
                 height=page.height,
@@ -198,6 +212,16 @@ class ReviewServicer(pb_grpc.ReviewServicer):
                 at = datetime.fromisoformat(str(evidence["authenticated_at"]))
                 out.identity.authenticated_at.CopyFrom(timestamp(at))
         return out
+
+    async def GetPageImage(
+        self, request: pb.GetPageImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PageImageChunk]:
+        official = await self._official(context)
+        data = await self._run(
+            self.desk.page_image, official, _dossier_id(request.dossier_id), request.page
+        )
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield pb.PageImageChunk(data=data[start : start + CHUNK_BYTES])
 
     async def Approve(
         self, request: pb.ApproveRequest, context: grpc.aio.ServicerContext

@@ -26,6 +26,7 @@ from saoy.core.register import VIETNAM
 from saoy.core.review import Desk
 from saoy.core.translog import decode_entry
 from saoy.v1 import certification_pb2 as cpb
+from saoy.v1 import review_pb2 as rpb
 from saoy.v1 import verification_pb2 as vpb
 
 from .conftest import RunningServer, start_server
@@ -447,3 +448,27 @@ def test_a_copy_issued_without_review_is_entered_in_the_register_under_the_duty_
     )
     assert entry["state"] == "issued" and entry["official_name"] == "Chứng thực viên trực"
     assert f"Số chứng thực: {entry['number']}" in text
+
+
+def _padded(jpeg: bytes, fill: int, kib: int = 1040) -> bytes:
+    """The same picture in a file about ``kib`` KiB larger: JPEG comment segments after SOI."""
+    segment = b"\xff\xfe" + (65533 + 2).to_bytes(2, "big") + bytes([fill]) * 65533
+    return jpeg[:2] + segment * (kib * 1024 // len(segment)) + jpeg[2:]
+
+
+def test_page_images_too_large_for_one_answer_are_streamed(
+    desks: Desks, card: list[bytes], tmp_path: Path
+) -> None:
+    pages = [_padded(card[0], 0x41), _padded(card[0], 0x42)]
+    dossier_id, _ = _certify(desks.server, pages)
+    shown = desks.lan.dossier(dossier_id)
+    assert [p.image_omitted for p in shown.pages] == [False, True]
+    assert shown.pages[0].image == pages[0] and not shown.pages[1].image
+    assert desks.lan.page_image(dossier_id, 1) == pages[1]
+    listed = desks.lan._review.ListQueue(  # one dossier asked for, the total told
+        rpb.ListQueueRequest(limit=1, without_thumbnails=True), metadata=desks.lan._metadata
+    )
+    assert len(listed.items) == 1 and listed.total >= 1
+    with pytest.raises(grpc.RpcError) as raised:
+        desks.stranger.page_image(dossier_id, 0)
+    assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
