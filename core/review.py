@@ -492,13 +492,24 @@ class Desk:
         dossier = self.registry.get_dossier(dossier_id)
         assert dossier is not None
         material = self._material(dossier_id)
+        corrected = {
+            (e["detail"].get("page"), e["detail"].get("field"))
+            for e in self.db.audit_events(dossier_id)
+            if e["kind"] == "corrected"
+        }
         pages = []
         for p in self.registry.pages(dossier_id):
             kept = material.get(p.index)
-            if kept is not None and kept.fields:
-                fields = tuple(ReviewField(*f) for f in kept.fields)
-            else:
-                fields = tuple(ReviewField(n, v, c, "ocr") for n, v, c in p.fields)
+            read = {f[0]: f for f in kept.fields} if kept is not None else {}
+            fields = []
+            for name, value, confidence in p.fields:
+                if (p.index, name) in corrected:
+                    source = "official"
+                elif name in read:
+                    source = read[name][3]
+                else:
+                    source = "ocr"
+                fields.append(ReviewField(name, value, confidence, source))
             pages.append(
                 ReviewPage(
                     index=p.index,
@@ -508,7 +519,7 @@ class Desk:
                     width=p.width,
                     height=p.height,
                     mean_confidence=p.mean_confidence,
-                    fields=fields,
+                    fields=tuple(fields),
                 )
             )
         evidence = dict(dossier.identity_evidence or {})
@@ -759,6 +770,7 @@ class Desk:
             (self.db.ts(now()), dossier_id),
         )
         self._correct(db, official, work)
+        db.execute("DELETE FROM review_pages WHERE dossier_id = ?", (dossier_id,))
         detail = {"code": copy.code, "register": str(number), "official": official.id}
         db.execute(
             "INSERT INTO reviews (dossier_id, holder, lease_until, outcome, detail, updated_at)"
@@ -790,6 +802,8 @@ class Desk:
                         f[1], f[2] = value, 1.0
                 if previous is None:
                     fields.append([c.field, value, 1.0])
+                # Which field, and whether it was read at all: the values are the citizen's
+                # and stay with the page (source "official"), under the retention policy.
                 self.db.audit(
                     db,
                     official.id,
@@ -797,8 +811,7 @@ class Desk:
                     work.dossier.id,
                     page=page.index,
                     field=c.field,
-                    previous=previous,
-                    value=value,
+                    was_read=previous is not None,
                 )
             db.execute(
                 "UPDATE pages SET fields = ? WHERE dossier_id = ? AND idx = ?",
@@ -898,6 +911,8 @@ class Desk:
                 " detail = excluded.detail, updated_at = excluded.updated_at",
                 (dossier_id, official.id, outcome, self.db.json(detail), self.db.ts(now())),
             )
+            # what the copy would have needed: the words read, personal data
+            db.execute("DELETE FROM review_pages WHERE dossier_id = ?", (dossier_id,))
             kind = "refused" if outcome == "refused" else "rescan_requested"
             db.execute(
                 "INSERT INTO events (dossier_id, at, kind, detail) VALUES (?, ?, ?, ?)",

@@ -306,7 +306,8 @@ class DossierWatch:
         loop = self._loop
         if loop is None:
             return
-        loop.call_soon_threadsafe(self._wake, dossier_id)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+            loop.call_soon_threadsafe(self._wake, dossier_id)
 
     def _wake(self, dossier_id: str) -> None:
         for event in self._waiting.get(dossier_id, ()):

@@ -269,14 +269,16 @@ def test_a_correction_must_fit_its_fields_grammar(desks: Desks, card: list[bytes
     assert _code(raised) == grpc.StatusCode.INVALID_ARGUMENT
     assert "date_of_birth" in raised.value.details()
     approved = desks.lan.approve(dossier_id, [(0, "date_of_birth", "01/02/1985")])
-    fields = dict((f.name, f.value) for f in desks.lan.dossier(dossier_id).pages[0].fields)
     assert approved.issued.code
+    fields = {f.name: f for f in desks.lan.dossier(dossier_id).pages[0].fields}
+    assert fields["date_of_birth"].value == "01/02/1985"
+    assert fields["date_of_birth"].source == "official"
+    assert fields["date_of_birth"].confidence == 100
     corrected = [e for e in desks.desk.db.audit_events(dossier_id) if e["kind"] == "corrected"]
-    assert corrected and corrected[0]["detail"]["field"] == "date_of_birth"
-    assert corrected[0]["detail"]["value"] == "01/02/1985" and corrected[0]["official"] == "lan"
+    assert corrected and corrected[0]["official"] == "lan"
+    assert corrected[0]["detail"] == {"page": 0, "field": "date_of_birth", "was_read": True}
     stored = desks.server.server.certifier.registry.pages(dossier_id)[0].fields
     assert ("date_of_birth", "01/02/1985", 1.0) in stored
-    assert fields  # the view still shows what was read
 
 
 def test_refusal_and_rescan_reach_the_kiosk(desks: Desks, card: list[bytes]) -> None:
