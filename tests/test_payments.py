@@ -26,6 +26,7 @@ from tests.pg import postgres_server, postgresql_url
 
 from .conftest import RunningServer
 from .test_reception import clock, receive, reception, registry
+from .test_tracking import reference_card
 
 __all__ = ["clock", "postgres_server", "postgresql_url", "reception", "registry"]
 
@@ -95,9 +96,9 @@ def test_nothing_is_due_where_fees_are_waived_and_unknown_codes_are_not_found(
 
 
 @pytest.fixture(scope="module")
-def certified(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> CertifyResult:
+def certified(server: RunningServer) -> CertifyResult:
     with server.client(kiosk_id="kiosk-pay") as client:
-        return client.certify([reference_dossier[0][1]], session_token=server.token("kiosk-pay"))
+        return client.certify([reference_card()], session_token=server.token("kiosk-pay"))
 
 
 def test_confirm_payment_through_the_server(

@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from saoy.clients.sdk import CertifyResult
 
 from .conftest import RunningServer
+from .test_tracking import reference_card
 from .test_verification_page import CHROMIUM, CHROMIUM_ARGS
 
 
@@ -34,11 +35,9 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="module")
-def certified(server: RunningServer, reference_dossier: list[tuple[str, bytes]]) -> CertifyResult:
+def certified(server: RunningServer) -> CertifyResult:
     with server.client(kiosk_id="kiosk-status-page") as client:
-        return client.certify(
-            [reference_dossier[0][1]], session_token=server.token("kiosk-status-page")
-        )
+        return client.certify([reference_card()], session_token=server.token("kiosk-status-page"))
 
 
 def test_the_receipts_qr_opens_the_status_of_the_dossier(
