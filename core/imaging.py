@@ -46,6 +46,8 @@ FOCUS_TILE = 48  # side of a focus tile in source pixels
 MAX_FOCUS_TILES = 128
 CONTENT_STD = 20.0  # grey standard deviation of a tile that holds ink or an edge
 MIN_FOCUS_TILES = 8  # fewer content tiles than this and focus is not measured
+FOCUS_DPI = 300.0  # the resolution focus is measured at, where a page's is known to be higher
+FOCUS_RESCALE = 1.15  # ... by this factor at least
 GLARE_TILE = 8  # side of a glare tile in analysis pixels
 GLARE_LEVEL = 250  # grey levels at or above count as saturated
 GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
@@ -57,6 +59,7 @@ GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the pap
 GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
 EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
 EDGE_BAND = 0.03  # and are this deep: where a document edge to edge shows its own paper
+FILL_MARGIN = 0.02  # an outline this close to every side of the frame fills it (a tight crop)
 EDGE_PAPER = 0.6  # fraction of an edge band brighter than Otsu's level: paper, not background
 MAX_PAGE_ASPECT = 2.0  # longer / shorter side beyond which a page is taken to be cut off
 EDGE_LINE_ROWS = 3  # outermost rows (or columns) averaged into the line along each side
@@ -546,6 +549,23 @@ def _find_document(
     return corners, sides
 
 
+def _fills_frame(
+    corners: np.ndarray | None, sides: tuple[bool, bool, bool, bool], shape: tuple[int, ...]
+) -> bool:
+    """Whether a document reaches every side of the frame: its region touches the side
+    (``sides``: top, bottom, left, right), or its outline's corner comes within
+    :data:`FILL_MARGIN` of the shorter side of it (a tight crop of a document turned a few
+    degrees leaves a wedge of background along a side, the corner short of the edge)."""
+    if corners is None:
+        return False
+    h, w = shape[0], shape[1]
+    near = FILL_MARGIN * min(h, w)
+    xs, ys = corners[:, 0], corners[:, 1]
+    close = (ys.min() <= near, ys.max() >= h - 1 - near, xs.min() <= near,
+             xs.max() >= w - 1 - near)  # fmt: skip
+    return all(a or b for a, b in zip(sides, close, strict=True))
+
+
 def content_at_edge(small: np.ndarray, level: int) -> bool:
     """Whether printed content runs off the frame: along some side, the frame's outermost
     :data:`EDGE_LINE_ROWS` lines cross at least :data:`EDGE_CUT_RUNS` runs of ink clear of
@@ -697,30 +717,45 @@ def _document_type(
     :data:`PERSPECTIVE_ASPECT` (a camera a little off square foreshortens one side): where
     that admits more than one document, the shape tells none (a card shot at an angle can
     measure as an A4 page, and would be judged at a third of its resolution)."""
+    found = _document_shapes(width, height, perspective)
+    return found[0] if len(found) == 1 else ("", None)
+
+
+def _document_shapes(width: float, height: float, perspective: bool) -> list[tuple[str, float]]:
+    """Every known document a ``width`` x ``height`` outline may be (see
+    :func:`_document_type`), each with the resolution its size gives."""
     long, short = max(width, height), min(width, height)
     ratio = long / short
-    found = [
+    return [
         (name, round(long / long_mm * 25.4, 1))
         for name, long_mm, short_mm, tolerance in DOCUMENT_SIZES
         if abs(ratio / (long_mm / short_mm) - 1.0)
         <= (max(tolerance, PERSPECTIVE_ASPECT) if perspective else tolerance)
     ]
-    return found[0] if len(found) == 1 else ("", None)
 
 
-def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> tuple[float | None, float | None]:
+def _focus(
+    gray: np.ndarray, small: np.ndarray, factor: int, dpi: float | None = None
+) -> tuple[float | None, float | None]:
     """Median over content tiles of var(Laplacian) / var(grey): contrast-independent, high for
     sharp strokes, low for blur. Tiles are picked on the analysis copy (those with ink or edges,
     evenly spread), measured at full size.
 
     Second: the same median of min(var(d²/dx²), var(d²/dy²)) / var(grey), the sharpness along
     the blurrier axis: motion blur smears one direction only, which the Laplacian (the sum of
-    both) barely shows."""
+    both) barely shows.
+
+    Both fall steeply with the resolution for the same blur on the document (strokes wider in
+    pixels, fewer in a tile): a page whose ``dpi`` is known to be well above
+    :data:`FOCUS_DPI` is measured at that resolution, each tile averaged down to it, so a
+    card photographed at 450 dpi is judged as sharp as it is on paper."""
     h, w = gray.shape
     tile = min(FOCUS_TILE, h - 2, w - 2)
     if tile < 8:
         return None, None
-    st = max(2, tile // factor)
+    scale = FOCUS_DPI / dpi if dpi is not None and dpi > FOCUS_RESCALE * FOCUS_DPI else 1.0
+    span = min(round(tile / scale), h - 2, w - 2)  # source pixels a tile covers
+    st = max(2, span // factor)
     if small.shape[0] < st or small.shape[1] < st:
         return None, None
     coarse = tile_variance(small, st)
@@ -730,8 +765,10 @@ def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> tuple[float | No
     if picked.size > MAX_FOCUS_TILES:
         picked = picked[np.linspace(0, picked.size - 1, MAX_FOCUS_TILES).astype(np.intp)]
     rows, cols = np.divmod(picked, coarse.shape[1])
-    tops = np.clip(rows * st * factor, 1, h - 1 - tile)
-    lefts = np.clip(cols * st * factor, 1, w - 1 - tile)
+    tops = np.clip(rows * st * factor, 1, h - 1 - span)
+    lefts = np.clip(cols * st * factor, 1, w - 1 - span)
+    if span != tile:
+        gray, tops, lefts = _tile_mosaic(gray, tops, lefts, span, tile)
     lap, var = focus_tiles(gray, tops, lefts, tile)
     keep = var >= (CONTENT_STD**2) / 2
     if keep.sum() < MIN_FOCUS_TILES:
@@ -743,6 +780,22 @@ def _focus(gray: np.ndarray, small: np.ndarray, factor: int) -> tuple[float | No
         dyy = t[2:] - 2 * t[1:-1] + t[:-2]
         along.append(min(float(dxx.var()), float(dyy.var())) / max(float(t.var()), 1.0))
     return float(np.median(lap[keep] / var[keep])), float(np.median(along))
+
+
+def _tile_mosaic(
+    gray: np.ndarray, tops: np.ndarray, lefts: np.ndarray, span: int, tile: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``span``-pixel tiles at (tops, lefts), each with its one-pixel rim, averaged down
+    to ``tile`` pixels and laid side by side in one strip: (strip, tops, lefts) of the tiles
+    in it, for :func:`focus_tiles`."""
+    side = tile + 2
+    strip = np.empty((side, side * tops.size), dtype=np.uint8)
+    for k, (top, left) in enumerate(zip(tops, lefts, strict=True)):
+        piece = gray[top - 1 : top + span + 1, left - 1 : left + span + 1]
+        small = Image.fromarray(piece).resize((side, side), Image.Resampling.BOX)
+        strip[:, k * side : (k + 1) * side] = np.asarray(small)
+    at = np.arange(tops.size, dtype=np.intp)
+    return strip, np.ones(tops.size, dtype=np.intp), 1 + at * side
 
 
 def _glare(small: np.ndarray) -> tuple[float, bool]:
@@ -918,13 +971,14 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
     document, dpi = _document_type(doc_w, doc_h, perspective=corners is not None)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
-    if touches and all(sides) and document and not crossed:
-        # The frame was cropped to the document (a camera shot cut to the card): it touches
+    shaped = bool(_document_shapes(doc_w, doc_h, perspective=corners is not None))
+    if touches and shaped and not crossed and _fills_frame(corners, sides, small.shape):
+        # The frame was cropped to the document (a camera shot cut to the card): it reaches
         # all four sides, has a known document's shape, and the background left at the edges
         # is slivers that cut into none of its content.
         touches = False
     glare, clipped = _glare(norm_small)
-    focus, focus_axis = _focus(gray, small, factor)
+    focus, focus_axis = _focus(gray, small, factor, dpi)
     return PreparedPage(
         gray=normalized,
         mean=mean,

@@ -557,3 +557,24 @@ def test_glare_on_blank_paper_between_desk_strips_passes(
 def test_glare_over_text_between_desk_strips_is_still_refused(page300: Image.Image) -> None:
     shot = glare(page300, 105 * MM300, 148 * MM300, 30 * MM300, 17 * MM300)
     assert gate(_between_desk_strips(shot)) == ["GLARE"]
+
+
+@pytest.mark.parametrize("dpi", [300, 450, 600])
+def test_focus_is_judged_at_the_documents_size_whatever_the_resolution(dpi: int) -> None:
+    # The same blur on the card (in millimetres) gets the same verdict at any resolution:
+    # at 600 dpi a slight softness spans twice the pixels it does at 300.
+    k = dpi / 300
+    assert gate(card(dpi, seed=1).filter(ImageFilter.GaussianBlur(0.8 * k))) == []
+    assert gate(card(dpi, seed=1).filter(ImageFilter.GaussianBlur(1.6 * k))) == ["BLURRED"]
+
+
+def test_a_camera_shot_of_a_foreshortened_card_cropped_to_it_is_not_cut_off() -> None:
+    # Turned 4 degrees, foreshortened to an outline between a card's and an A4 page's shape,
+    # cropped through the corners' box: desk wedges on all four sides, nothing cut.
+    whole = rounded(card(300, seed=9), 300)
+    squashed = whole.resize((round(whole.width * 0.92), whole.height), Image.Resampling.LANCZOS)
+    shot = camera_crop(squashed, 4.0, (0.0, 0.02, 0.01, 0.0))
+    page = admit(0, encode(shot, quality=85), LIMITS)
+    prepared = prepare(page)
+    assert prepared.quad is not None and not prepared.cut_off
+    assert quality_issues(page, prepared) == []
