@@ -61,10 +61,13 @@ from saoy.core.registry import (
 )
 from saoy.core.signing import (
     CopySigner,
+    Pkcs11CopySigner,
     Pkcs12CopySigner,
     SigningLevel,
     ValidationMaterial,
     dev_timestamper,
+    import_key_to_pkcs11,
+    open_pkcs11_session,
 )
 
 log = logging.getLogger("saoy.review")
@@ -180,6 +183,32 @@ class DossierStatus:
     copy: CopyRecord | None = None
 
 
+@dataclass(frozen=True)
+class TokenConfig:
+    """A PKCS#11 token (an HSM) holding the officials' keys, each under ``official-<login>``."""
+
+    module: str
+    token: str
+    pin: str
+
+    @staticmethod
+    def label(official_id: str) -> str:
+        return f"official-{official_id}"
+
+
+def move_key_into_token(pki: DevPki, official: Official, token: TokenConfig) -> None:
+    """Import an official's key and certificate (just issued by the dev PKI) into the token as
+    a sensitive, non-extractable key, then delete the PKCS#12 file: from then on the key exists
+    only in the HSM."""
+    path = pki.directory / official.certificate
+    session = open_pkcs11_session(token.module, token.token, token.pin, rw=True)
+    try:
+        import_key_to_pkcs11(session, pki.load(path), TokenConfig.label(official.id))
+    finally:
+        session.close()
+    path.unlink()
+
+
 class OfficialSigners:
     """One signer per official (their own key and the center's seal), opened on first use;
     and, with ``duty_keys``, one per center for the official on duty, who signs what the center
@@ -193,19 +222,40 @@ class OfficialSigners:
         level: SigningLevel | str = SigningLevel.B_LTA,
         duty_keys: bool = True,
         seal: bool = True,
+        token: TokenConfig | None = None,
     ) -> None:
-        """``seal``: the center's seal (the dev PKI's) follows the official's signature."""
+        """``seal``: the center's seal (the dev PKI's, or the token's ``seal`` key) follows the
+        official's signature. ``token``: the officials' keys are in that HSM (see
+        :func:`move_key_into_token`), one logged-in session per official."""
         self.pki = pki
         self.level = SigningLevel(level)
         self.duty_keys = duty_keys
         self.seal = seal
+        self.token = token
         self._signers: dict[str, CopySigner] = {}
         self._lock = threading.Lock()
         self._timestamper = dev_timestamper(pki.load(pki.tsa_path))
         self._validation = ValidationMaterial.from_dev_pki(pki)
 
     def for_official(self, official: Official) -> CopySigner:
-        return self._signer(official.id, self.pki.directory / official.certificate)
+        if self.token is None:
+            return self._signer(official.id, self.pki.directory / official.certificate)
+        with self._lock:
+            signer = self._signers.get(official.id)
+            if signer is None:
+                signer = Pkcs11CopySigner(
+                    self.token.module,
+                    self.token.token,
+                    self.token.pin,
+                    TokenConfig.label(official.id),
+                    chain=self.pki.load(self.pki.tsa_path).chain,
+                    seal_key_label="seal" if self.seal else None,
+                    timestamper=self._timestamper,
+                    validation=self._validation,
+                    level=self.level,
+                )
+                self._signers[official.id] = signer
+            return signer
 
     def on_duty(self, center: Center) -> CopySigner | None:
         """The on-duty official's signer of a center (None without ``duty_keys``)."""
@@ -1000,4 +1050,6 @@ __all__ = [
     "RenderMaterial",
     "ReviewField",
     "ReviewPage",
+    "TokenConfig",
+    "move_key_into_token",
 ]

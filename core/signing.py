@@ -362,7 +362,12 @@ def open_pkcs11_session(
     create and destroy objects, such as wrapping keys)."""
     try:
         import pkcs11
-        from pkcs11.exceptions import NoSuchToken, PinIncorrect, PKCS11Error
+        from pkcs11.exceptions import (
+            NoSuchToken,
+            PinIncorrect,
+            PKCS11Error,
+            UserAlreadyLoggedIn,
+        )
     except ImportError as exc:
         raise RuntimeError(PKCS11_INSTALL_HINT) from exc
     if not Path(module_path).is_file():
@@ -373,6 +378,10 @@ def open_pkcs11_session(
         raise ValueError(f"no PKCS#11 token labelled {token_label!r} in {module_path}") from exc
     try:
         return token.open(user_pin=pin, rw=rw)
+    except UserAlreadyLoggedIn:
+        # A login is the whole process's (PKCS#11): another session of ours holds it, and a
+        # new session shares it. Opened without a login, this one never logs the others out.
+        return token.open(rw=rw)
     except PinIncorrect as exc:
         raise ValueError(f"wrong PIN for PKCS#11 token {token_label!r}") from exc
     except PKCS11Error as exc:

@@ -32,7 +32,7 @@ from saoy.core.publication import LogPublisher
 from saoy.core.ratelimit import RateLimiter, create_rate_limiter
 from saoy.core.registry import Registry, create_registry, sweep_orphans
 from saoy.core.retention import RetentionPolicy, Vault, VaultBlobStore, purge
-from saoy.core.review import Desk, OfficialSigners
+from saoy.core.review import Desk, OfficialSigners, TokenConfig
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer, open_pkcs11_session
@@ -406,6 +406,11 @@ def _open_desk(
             pki,
             level=settings.signing_level,
             duty_keys=settings.signer_backend == "pkcs12",
+            token=(
+                TokenConfig(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
+                if settings.signer_backend == "pkcs11"
+                else None
+            ),
         ),
         executor=executor,
         base_url=base_url,

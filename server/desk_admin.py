@@ -22,10 +22,21 @@ from saoy.core.errors import SaoyError
 from saoy.core.officials import REVIEW_POLICIES, ROLES, Enrolment, Officials
 from saoy.core.register import Register, year_of
 from saoy.core.registry import create_registry
+from saoy.core.review import TokenConfig, move_key_into_token
 from saoy.server.app import open_dev_pki
 from saoy.server.settings import Settings
 
-_SETTINGS = ("data_dir", "registry_url", "pki_passphrase", "organization", "center")
+_SETTINGS = (
+    "data_dir",
+    "registry_url",
+    "pki_passphrase",
+    "organization",
+    "center",
+    "signer_backend",
+    "pkcs11_module",
+    "pkcs11_token",
+    "pkcs11_pin",
+)
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +51,13 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load({k: v for k, v in vars(args).items() if k in _SETTINGS})
+
+
+def token_config(settings: Settings) -> TokenConfig | None:
+    """The HSM that holds the officials' keys (``signer_backend = pkcs11``), else None."""
+    if settings.signer_backend != "pkcs11":
+        return None
+    return TokenConfig(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
 
 
 def _open(settings: Settings) -> tuple[Officials, DeskDb]:
@@ -93,16 +111,24 @@ def official_command(argv: Sequence[str]) -> int:
             if args.action == "add":
                 center = args.for_center or settings.center
                 officials.ensure_center(center, center)
-                _print_enrolment(
-                    officials.add(
-                        open_dev_pki(settings),
-                        login=args.login,
-                        full_name=args.name,
-                        title=args.title,
-                        center=center,
-                        role=args.role,
-                    )
+                pki = open_dev_pki(settings)
+                enrolment = officials.add(
+                    pki,
+                    login=args.login,
+                    full_name=args.name,
+                    title=args.title,
+                    center=center,
+                    role=args.role,
                 )
+                token = token_config(settings)
+                if token is not None:
+                    move_key_into_token(pki, enrolment.official, token)
+                _print_enrolment(enrolment)
+                if token is not None:
+                    print(
+                        f"  (the key is in PKCS#11 token {token.token!r} under label"
+                        f" {TokenConfig.label(enrolment.official.id)!r}; no file holds it)"
+                    )
             elif args.action == "reset":
                 _print_enrolment(officials.reset(args.login))
             elif args.action == "disable":

@@ -214,3 +214,59 @@ def test_one_login_serves_many_signatures(
     assert hsm_signer.session is session
     for copy in copies:
         assert inspect_pdf(copy, [pki.root_certificate()]).bottom_line
+
+
+def test_an_officials_key_lives_in_the_token_and_signs_there(
+    provisioned: Path, pki: DevPki, tmp_path: Path
+) -> None:
+    """The official's desk with an HSM: each official's key is moved into the token (nowhere
+    else) and the copies they approve are signed there, with the seal's key of the token."""
+    from concurrent.futures import ThreadPoolExecutor
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from saoy.core.admission import Limits
+    from saoy.core.blobs import FileBlobStore
+    from saoy.core.deskdb import DeskDb
+    from saoy.core.officials import Officials
+    from saoy.core.registry import SqliteRegistry
+    from saoy.core.review import Desk, OfficialSigners, TokenConfig, move_key_into_token
+    from tests.test_register import CENTER, _page, _waiting_dossier
+
+    config = TokenConfig(str(SOFTHSM_MODULE), TOKEN, PIN)
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    signers = OfficialSigners(pki, level="B-T", token=config)
+    executor = ThreadPoolExecutor(2)
+    try:
+        officials = Officials(DeskDb(registry), default_center="000.00.00.DEV")
+        officials.set_center(CENTER, name="UBND Phường Sổ", kiosks=("kiosk-reg",))
+        lan = officials.add(
+            pki, login="lan", full_name="Nguyễn Thị Lan", title="Công chức", center=CENTER
+        ).official
+        move_key_into_token(pki, lan, config)
+        assert not (pki.directory / lan.certificate).exists()  # no file holds the key
+        desk = Desk(
+            db=officials.db,
+            officials=officials,
+            registry=registry,
+            blobs=FileBlobStore(tmp_path / "blobs"),
+            signers=signers,
+            executor=executor,
+            base_url="http://localhost:8080",
+            limits=Limits(max_page_bytes=25 << 20, max_pixels=60_000_000),
+        )
+        dossier = _waiting_dossier(registry, desk.blobs, _page(80), "kiosk-reg")  # type: ignore[arg-type]
+        approval = asyncio.run(desk.approve(lan, dossier))
+        pdf = desk.blobs.get(approval.copy.blob_key)
+        signatures = PdfFileReader(BytesIO(pdf)).embedded_signatures
+        names = [s.signer_cert.subject.native["common_name"] for s in signatures]
+        assert names == ["Nguyễn Thị Lan", pki.organization]  # the official, then the seal
+        path = tmp_path / "copy.pdf"
+        path.write_bytes(pdf)
+        out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+        assert out.count("Signature is Valid") == 2
+    finally:
+        signers.close()
+        executor.shutdown()
+        registry.close()
