@@ -412,6 +412,13 @@ def _check_structure(reader: PdfFileReader) -> int:
                 reason="PDF_MALFORMED",
                 field="pdf",
             ) from exc
+        except ArithmeticError as exc:  # decimal.InvalidOperation: a number such as 1.2.3
+            raise InvalidInput(
+                f"the PDF cannot be read: object {ref.idnum} holds a malformed number;"
+                f" {_NOT_A_COPY}",
+                reason="PDF_MALFORMED",
+                field="pdf",
+            ) from exc
         except (PdfError, NotImplementedError, ValueError, KeyError, TypeError, IndexError):
             continue  # an unknown filter (an image's DCTDecode), a broken object: judged later
     _check_page_tree(reader.root.raw_get("/Pages"))

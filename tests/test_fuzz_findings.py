@@ -15,7 +15,10 @@ from PIL import Image
 
 from saoy.core import qrpayload
 from saoy.core.admission import Limits, admit
+from saoy.core.blobs import FileBlobStore
 from saoy.core.errors import InvalidInput
+from saoy.core.registry import create_registry
+from saoy.core.verify import Verifier
 
 
 def _tiff_with_ascii_rows_per_strip() -> bytes:
@@ -71,16 +74,14 @@ def test_a_payload_with_broken_utf8_is_refused_without_leaking(cose: bytes) -> N
     assert len(gc.get_objects()) - before < 500
 
 
-def _pdf_with_stream(stream: bytes) -> bytes:
+def _pdf_with_stream(stream: bytes, media_box: bytes = b"0 0 612 792") -> bytes:
     """A one-page PDF whose page content is ``stream``, declared FlateDecode, with a correct
     cross-reference table."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream)
-        + stream
-        + b"\nendstream",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [%s] /Contents 4 0 R >>" % media_box,
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
@@ -97,23 +98,37 @@ def _pdf_with_stream(stream: bytes) -> bytes:
     return bytes(out)
 
 
-def test_a_pdf_stream_that_does_not_inflate_is_a_damaged_file(tmp_path: Path) -> None:
-    # Found by fuzz_pdfverify: zlib.error (a Flate stream whose checksum is wrong) escaped
-    # inspect_pdf, so the upload page answered 500 instead of 422.
-    from saoy.core.blobs import FileBlobStore
-    from saoy.core.registry import create_registry
-    from saoy.core.verify import Verifier
+CONTENT = zlib.compress(b"BT /F1 12 Tf 72 712 Td (copy) Tj ET")
 
-    content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (copy) Tj ET")
-    damaged = content[:-1] + bytes([content[-1] ^ 0xFF])  # the Adler-32 checksum broken
-    verifier = Verifier(
+
+@pytest.fixture
+def verifier(tmp_path: Path) -> Verifier:
+    """The verifier behind the upload page, over an empty registry and no trust root."""
+    return Verifier(
         registry=create_registry(tmp_path / "registry.sqlite3"),
         blobs=FileBlobStore(tmp_path / "blobs"),
         trust_roots=[],
         base_url="http://localhost:8080",
     )
-    assert verifier.by_pdf(_pdf_with_stream(content)).verdict.value == "UNKNOWN"  # the control
+
+
+def test_a_pdf_stream_that_does_not_inflate_is_a_damaged_file(verifier: Verifier) -> None:
+    # Found by fuzz_pdfverify: zlib.error (a Flate stream whose checksum is wrong) escaped
+    # inspect_pdf, so the upload page answered 500 instead of 422.
+    damaged = CONTENT[:-1] + bytes([CONTENT[-1] ^ 0xFF])  # the Adler-32 checksum broken
+    assert verifier.by_pdf(_pdf_with_stream(CONTENT)).verdict.value == "UNKNOWN"  # the control
     with pytest.raises(InvalidInput) as refused:
         verifier.by_pdf(_pdf_with_stream(damaged))
     assert refused.value.reason == "PDF_MALFORMED"
     assert "damaged compressed data" in refused.value.message
+
+
+@pytest.mark.parametrize("number", [b"7.9.2", b"-.", b"0.5.", b"+.-"])
+def test_a_pdf_number_that_is_no_number_is_a_damaged_file(
+    verifier: Verifier, number: bytes
+) -> None:
+    # Found by fuzz_pdfverify: decimal.InvalidOperation (pyHanko reading "7.9.2" as a real
+    # number) escaped inspect_pdf, so the upload page answered 500 instead of 422.
+    with pytest.raises(InvalidInput) as refused:
+        verifier.by_pdf(_pdf_with_stream(CONTENT, b"0 0 612 " + number))
+    assert refused.value.reason == "PDF_MALFORMED"
