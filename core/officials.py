@@ -350,11 +350,14 @@ class Officials:
         token = secrets.token_urlsafe(32)
         expires = current + self.session_ttl
         with self.db.transaction(write=True) as db:
-            db.execute(
+            # The code is spent here, once: of two sign-ins racing with it, one wins.
+            spent = db.execute(
                 "UPDATE officials SET failures = 0, locked_until = NULL, totp_last_step = ?"
-                " WHERE id = ?",
-                (step, login),
+                " WHERE id = ? AND totp_last_step < ? AND disabled = 0",
+                (step, login, step),
             )
+            if getattr(spent, "rowcount", 1) != 1:
+                raise wrong
             db.execute(
                 "INSERT INTO official_sessions (token_hash, official_id, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?)",

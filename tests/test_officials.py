@@ -128,3 +128,25 @@ def test_expired_sessions_are_refused(tmp_path: Path, pki: DevPki) -> None:
         assert raised.value.reason == "SESSION_EXPIRED"
     finally:
         registry.close()
+
+
+def test_two_sign_ins_racing_with_one_code_make_one_session(
+    officials: Officials, pki: DevPki
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    enrolment = officials.add(
+        pki, login="dua", full_name="Ngô Văn Đua", title="Công chức", center="thu"
+    )
+    code = pyotp.TOTP(_secret(enrolment.totp_uri)).now()
+
+    def attempt() -> bool:
+        try:
+            officials.sign_in("dua", enrolment.password, code)
+        except Unauthenticated:
+            return False
+        return True
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: attempt(), range(4)))
+    assert results.count(True) == 1
