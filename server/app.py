@@ -49,7 +49,7 @@ from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
-from saoy.server.review import DossierWatch, ReviewServicer
+from saoy.server.review import DossierWatch, ReviewMetrics, ReviewServicer
 from saoy.server.settings import MiB, Settings
 from saoy.server.tracking import (
     TrackingServicer,
@@ -288,7 +288,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         server,
     )
     review_pb2_grpc.add_ReviewServicer_to_server(
-        ReviewServicer(desk, desk.officials, executor), server
+        ReviewServicer(desk, desk.officials, executor, ReviewMetrics(metrics.registry)), server
     )
     services = SERVICE_NAMES
     if face is not None and sessions is not None:

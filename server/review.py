@@ -8,13 +8,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from saoy.core.errors import InvalidInput, NotFound
-from saoy.core.officials import Official, Officials
+from saoy.core.errors import InvalidInput, NotFound, Unauthenticated
+from saoy.core.officials import Official, Officials, SignInThrottled
 from saoy.core.registry import CopyRecord, Registry
 from saoy.core.review import Correction, Desk, DossierStatus
 from saoy.server.certification import timestamp
@@ -35,6 +36,37 @@ CHUNK_BYTES = 1024 * 1024
 DEFAULT_QUEUE, MAX_QUEUE = 20, 100
 WATCH_POLL_SECONDS = 2.0
 """How often a watch reads the dossier again without being woken (another process decided)."""
+
+
+REVIEW_WAIT_BUCKETS = (30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600, 72 * 3600)
+
+
+class ReviewMetrics:
+    """The desk's series (no IDs, no names as labels)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reviews = Counter(
+            "saoy_reviews_total",
+            "Reviews ended by an official, by outcome (approved, refused, rescan).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "saoy_review_wait_seconds",
+            "Time from a dossier's arrival to an official's decision on it.",
+            buckets=REVIEW_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.sign_ins = Counter(
+            "saoy_official_sign_ins_total",
+            "Sign-ins of officials, by result (ok, refused, throttled).",
+            ["result"],
+            registry=registry,
+        )
+
+    def decided(self, outcome: str, created_at: datetime) -> None:
+        self.reviews.labels(outcome=outcome).inc()
+        self.wait.observe(max(0.0, (datetime.now(UTC) - created_at).total_seconds()))
 
 
 def bearer(context: grpc.aio.ServicerContext) -> str:
@@ -76,10 +108,24 @@ class ReviewServicer(pb_grpc.ReviewServicer):
     """The desk's RPCs over :class:`~saoy.core.review.Desk`; the blocking work runs in the
     executor."""
 
-    def __init__(self, desk: Desk, officials: Officials, executor: Executor) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        officials: Officials,
+        executor: Executor,
+        metrics: ReviewMetrics | None = None,
+    ) -> None:
         self.desk = desk
         self.officials = officials
         self.executor = executor
+        self.metrics = metrics
+
+    async def _decided(self, outcome: str, dossier_id: str) -> None:
+        if self.metrics is None:
+            return
+        dossier = await self._run(self.desk.registry.get_dossier, dossier_id)
+        if dossier is not None:
+            self.metrics.decided(outcome, dossier.created_at)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -95,9 +141,20 @@ class ReviewServicer(pb_grpc.ReviewServicer):
                 "give login, password and totp_code (the 6 digits of the authenticator app)",
                 field="login" if not request.login else "totp_code",
             )
-        session = await self._run(
-            self.officials.sign_in, request.login, request.password, request.totp_code
-        )
+        try:
+            session = await self._run(
+                self.officials.sign_in, request.login, request.password, request.totp_code
+            )
+        except SignInThrottled:
+            if self.metrics is not None:
+                self.metrics.sign_ins.labels(result="throttled").inc()
+            raise
+        except Unauthenticated:
+            if self.metrics is not None:
+                self.metrics.sign_ins.labels(result="refused").inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.sign_ins.labels(result="ok").inc()
         log.info("an official signed in")
         return pb.SignInResponse(
             session_token=session.token,
@@ -233,6 +290,8 @@ class ReviewServicer(pb_grpc.ReviewServicer):
         approval = await self.desk.approve(official, _dossier_id(request.dossier_id), corrections)
         copy = approval.copy
         log.info("a dossier was approved%s", " (again)" if approval.replayed else "")
+        if not approval.replayed:
+            await self._decided("approved", copy.dossier_id)
         return pb.ApproveResponse(
             issued=issued_to_proto(copy, f"{self.desk.base_url}/v/{copy.code}"),
             register_entry=str(approval.number),
@@ -252,6 +311,7 @@ class ReviewServicer(pb_grpc.ReviewServicer):
             request.ground,
             request.message,
         )
+        await self._decided("refused", request.dossier_id)
         return pb.RefuseResponse()
 
     async def RequestRescan(
@@ -265,6 +325,7 @@ class ReviewServicer(pb_grpc.ReviewServicer):
             request.page,
             request.reason,
         )
+        await self._decided("rescan", request.dossier_id)
         return pb.RequestRescanResponse()
 
 
@@ -370,4 +431,4 @@ class DossierWatch:
         return update
 
 
-__all__ = ["DossierWatch", "ReviewServicer", "bearer", "issued_to_proto"]
+__all__ = ["DossierWatch", "ReviewMetrics", "ReviewServicer", "bearer", "issued_to_proto"]

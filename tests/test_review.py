@@ -9,6 +9,7 @@ import random
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -218,6 +219,11 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
 
     events = [e["kind"] for e in desks.desk.db.audit_events(dossier_id)]
     assert events == ["claimed", "approved"]
+    with urllib.request.urlopen(desks.server.http + "/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'saoy_reviews_total{outcome="approved"}' in metrics
+    assert "saoy_review_wait_seconds_count" in metrics
+    assert 'saoy_official_sign_ins_total{result="ok"}' in metrics
 
 
 def test_approving_twice_gives_the_same_copy(desks: Desks, card: list[bytes]) -> None:
