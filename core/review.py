@@ -974,6 +974,41 @@ class Desk:
     def reviews_everything(self, kiosk_id: str) -> bool:
         return self.officials.reviews_everything(kiosk_id)
 
+    def reconcile_log(self) -> int:
+        """Append the approvals and refusals the transparency log lacks (a process stopped
+        between a decision's commit and its leaf); how many."""
+        if self.publisher is None:
+            return 0
+        with self.db.transaction(write=False) as db:
+            approved = [
+                _copy_of(row, self.db.codec)
+                for row in db.execute(
+                    "SELECT "
+                    + ", ".join("c." + column.strip() for column in _COPY_COLUMNS.split(","))
+                    + " FROM copies c JOIN reviews r ON r.dossier_id = c.dossier_id"
+                    " WHERE r.outcome = 'issued'"
+                ).fetchall()
+            ]
+            refused = [
+                self.db.from_json(detail)
+                for (detail,) in db.execute(
+                    "SELECT detail FROM reviews WHERE outcome = 'refused'"
+                ).fetchall()
+            ]
+        before = self.publisher.log.size()
+        for copy in approved:
+            self.publisher.issued(copy)
+            self.publisher.approved(copy)
+        for detail in refused:
+            if detail and detail.get("reference") and detail.get("record_sha256"):
+                self.publisher.refused(
+                    detail["reference"],
+                    detail["record_sha256"],
+                    datetime.fromisoformat(detail["at"]),
+                    self.signers.pki.organization,
+                )
+        return self.publisher.log.size() - before
+
     # -- copies issued without review ---------------------------------------------------------
 
     def automatic(self, dossier_id: str, kiosk_id: str, at: datetime) -> AutomaticIssue:

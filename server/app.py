@@ -419,6 +419,9 @@ def _open_desk(
         publisher=publisher,
         lease=timedelta(seconds=settings.review_lease_seconds),
     )
+    appended = desk.reconcile_log()
+    if appended:
+        log.warning("appended %d approval or refusal leaf(s) missing from the log", appended)
     released = desk.register.release_stale()
     if released:
         log.warning("gave back %d register number(s) of unfinished approvals", released)
