@@ -599,7 +599,7 @@ class Reception:
                 (receipt.dossier_id,),
             ).fetchone()
             decided = db.execute(
-                "SELECT d.state, d.decided_at, c.code, c.issued_at FROM dossiers d"
+                "SELECT d.state, d.decided_at, c.code FROM dossiers d"
                 " LEFT JOIN copies c ON c.dossier_id = d.id WHERE d.id = ?",
                 (receipt.dossier_id,),
             ).fetchone()
@@ -618,8 +618,10 @@ class Reception:
             changes.sort(key=lambda c: c.at)
         state, decided_at, copy_code = "RECEIVING", None, None
         if decided is not None:
-            state, decided_raw, copy_code, issued_raw = decided
-            decided_at = self.db.dt(issued_raw if issued_raw is not None else decided_raw)
+            state, decided_raw, copy_code = decided
+            # decided_at, not the copy's issued_at (whole seconds): the decision never reads as
+            # earlier than the receipt it follows.
+            decided_at = max(self.db.dt(decided_raw), receipt.received_at)
             status = STATUS_OF_STATE.get(state)
             # The decision, unless a recorded change already says as much.
             if status is not None and all(c.status != status for c in changes):

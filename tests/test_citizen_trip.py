@@ -131,14 +131,14 @@ def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:
         assert attachment.get_content() == kiosk.download(approved.issued.code)
 
     # 5. The status page says the result was returned.
-    def returned() -> str:
-        url = receipt.status_url.replace("localhost", "127.0.0.1")
-        with urllib.request.urlopen(url) as response:
-            page = response.read().decode()
-        return page if "Đã trả kết quả" in page else ""
-
-    page = _until(returned)
-    assert approved.issued.code in page and "đã thanh toán / paid" in page
     with TrackingClient(server.target) as tracking:
-        done = tracking.get(receipt.dossier_code, receipt.lookup_secret)
-    assert [c.status for c in done.history] == [2, 4, 9, 10] and done.final
+        done = _until(
+            lambda: (
+                (found := tracking.get(receipt.dossier_code, receipt.lookup_secret)).final and found
+            )
+        )
+    assert [c.status for c in done.history] == [2, 4, 9, 10]
+    with urllib.request.urlopen(receipt.status_url.replace("localhost", "127.0.0.1")) as response:
+        page = response.read().decode()
+    assert "Đã trả kết quả" in page and approved.issued.code in page
+    assert "đã thanh toán / paid" in page

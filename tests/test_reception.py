@@ -365,3 +365,21 @@ def test_a_rescan_asked_at_the_officials_desk_is_a_request_for_more(
     view = reception.view(receipt.dossier_code, receipt.lookup_secret)
     assert [c.status.value for c in view.history] == [2, 4, 5]
     assert view.status is PortalStatus.SUPPLEMENT_REQUESTED and view.history[-1].at == asked
+
+
+def test_the_decision_never_reads_as_earlier_than_the_receipt(
+    registry: SqlRegistry, reception: Reception, clock: Clock
+) -> None:
+    clock.at = MONDAY + timedelta(milliseconds=500)
+    receipt = receive(reception, request="req-same-second")
+    decided = MONDAY + timedelta(milliseconds=700)
+    registry.record(
+        _dossier("hn-01", "ISSUED", receipt.dossier_id, "req-same-second", decided),
+        [],
+        _copy(receipt.dossier_id, MONDAY),  # copies carry whole seconds: before the receipt
+        "issued",
+        {},
+    )
+    view = reception.view(receipt.dossier_code, receipt.lookup_secret)
+    assert [c.status.value for c in view.history] == [2, 4, 9]
+    assert view.history[-1].at == decided
