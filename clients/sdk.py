@@ -406,6 +406,11 @@ class TrackingClient:
         request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
         yield from self._tracking.WatchDossier(request, timeout=timeout)
 
+    def rate(self, dossier_code: str, secret: str, score: int) -> tpb.RateResponse:
+        """The citizen's rating of the service (1-5), once the dossier has its result."""
+        dossier = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)
+        return self._tracking.Rate(tpb.RateRequest(dossier=dossier, score=score), timeout=30)
+
     def receipt_pdf(self, dossier_code: str, secret: str) -> bytes:
         """The receipt as a PDF, to print."""
         request = tpb.TrackDossierRequest(dossier_code=dossier_code, secret=secret)

@@ -176,6 +176,14 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at)",
     ),
+    (
+        # The citizen's rating of the service (1-5), once per dossier (Decision 766, 5.4).
+        """CREATE TABLE IF NOT EXISTS ratings (
+            dossier_id TEXT PRIMARY KEY REFERENCES receipts (dossier_id),
+            score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+            rated_at {timestamp} NOT NULL
+        )""",
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

@@ -112,6 +112,11 @@ class FeeUnpaid(OutOfOrder):
     reason = "FEE_UNPAID"
 
 
+class AlreadyRated(SaoyError):
+    status = "ALREADY_EXISTS"
+    reason = "ALREADY_RATED"
+
+
 class AlreadyPaid(SaoyError):
     status = "ALREADY_EXISTS"
     reason = "ALREADY_PAID"
@@ -565,6 +570,42 @@ class Reception:
             ).fetchone()
         return row is not None
 
+    @retrying_busy
+    def rate(self, code_text: str, secret_text: str, score: int) -> datetime:
+        """The citizen's rating (1-5) of a dossier that has its result, once; when it was
+        recorded. NotFound as :meth:`view`; a second rating is AlreadyRated."""
+        if not 1 <= score <= 5:
+            raise InvalidInput(
+                f"score is {score}: rate from 1 (poor) to 5 (very good)", field="score"
+            )
+        view = self.view(code_text, secret_text)
+        if view.status not in (PortalStatus.PROCESSED, PortalStatus.RETURNED, PortalStatus.STOPPED):
+            raise OutOfOrder(
+                "the dossier has no result yet: rate the service once it has one",
+                reason="NO_RESULT_YET",
+                field="dossier_code",
+            )
+        at = self.clock()
+        try:
+            with self.db.transaction(write=True) as db:
+                if db.execute(
+                    "SELECT 1 FROM ratings WHERE dossier_id = ?", (view.receipt.dossier_id,)
+                ).fetchone():
+                    raise AlreadyRated(
+                        "this dossier was already rated: one rating per dossier", field="score"
+                    )
+                db.execute(
+                    "INSERT INTO ratings (dossier_id, score, rated_at) VALUES (?, ?, ?)",
+                    (view.receipt.dossier_id, score, self.db.ts(at)),
+                )
+        except Exception as error:
+            if _is_unique_violation(error):  # two ratings raced: the first one stands
+                raise AlreadyRated(
+                    "this dossier was already rated: one rating per dossier", field="score"
+                ) from error
+            raise
+        return at
+
     # -- where a dossier stands ---------------------------------------------------------------
 
     def check_secret(self, code_text: str, secret_text: str) -> str:
@@ -721,6 +762,7 @@ __all__ = [
     "FINAL_STATUSES",
     "STATUS_OF_STATE",
     "AlreadyPaid",
+    "AlreadyRated",
     "DossierView",
     "FeeUnpaid",
     "Payment",

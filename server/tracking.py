@@ -214,6 +214,20 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             already_recorded=again,
         )
 
+    async def Rate(
+        self, request: pb.RateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RateResponse:
+        await self._view(request.dossier)  # the same answers as GetDossier for a bad request
+        loop = asyncio.get_running_loop()
+        at = await loop.run_in_executor(
+            self.executor,
+            self.reception.rate,
+            request.dossier.dossier_code,
+            request.dossier.secret,
+            request.score,
+        )
+        return pb.RateResponse(rated_at=_timestamp(at))
+
     async def WatchDossier(
         self, request: pb.TrackDossierRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TrackedDossier]:

@@ -383,3 +383,23 @@ def test_the_decision_never_reads_as_earlier_than_the_receipt(
     view = reception.view(receipt.dossier_code, receipt.lookup_secret)
     assert [c.status.value for c in view.history] == [2, 4, 9]
     assert view.history[-1].at == decided
+
+
+def test_a_dossier_is_rated_once_and_only_after_its_result(
+    registry: SqlRegistry, reception: Reception
+) -> None:
+    from saoy.core.errors import OutOfOrder
+    from saoy.core.reception import AlreadyRated
+
+    receipt = receive(reception, request="req-rate-01")
+    with pytest.raises(OutOfOrder) as early:
+        reception.rate(receipt.dossier_code, receipt.lookup_secret, 4)
+    assert early.value.reason == "NO_RESULT_YET"
+    registry.record(
+        _dossier("hn-01", "REJECTED", receipt.dossier_id, "req-rate-01"), [], None, "rejected", {}
+    )
+    assert reception.rate(receipt.dossier_code, receipt.lookup_secret, 4) == MONDAY
+    with pytest.raises(AlreadyRated):
+        reception.rate(receipt.dossier_code, receipt.lookup_secret, 5)
+    with pytest.raises(InvalidInput):
+        reception.rate(receipt.dossier_code, receipt.lookup_secret, 0)

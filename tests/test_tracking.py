@@ -268,3 +268,23 @@ def test_saoy_track_prints_the_status_and_saves_the_receipt(
     wrong = ["track", receipt.dossier_code, "ZZZZZ-ZZZZZ", "--server", server.target]
     assert cli.main(wrong) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_the_citizen_rates_the_service_once(
+    server: RunningServer, certified: CertifyResult
+) -> None:
+    receipt = certified.received
+    with TrackingClient(server.target) as tracking:
+        for score, secret, expected in (
+            (0, receipt.lookup_secret, grpc.StatusCode.INVALID_ARGUMENT),
+            (6, receipt.lookup_secret, grpc.StatusCode.INVALID_ARGUMENT),
+            (5, "ZZZZZ-ZZZZZ", grpc.StatusCode.NOT_FOUND),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                tracking.rate(receipt.dossier_code, secret, score)
+            assert refused.value.code() == expected
+        rated = tracking.rate(receipt.dossier_code, receipt.lookup_secret, 5)
+        assert rated.rated_at.seconds > 0
+        with pytest.raises(grpc.RpcError) as twice:
+            tracking.rate(receipt.dossier_code, receipt.lookup_secret, 1)
+    assert twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
