@@ -109,7 +109,10 @@ def _extensions() -> list[Extension]:
 setup(
     package_dir=PACKAGE_DIR,
     packages=_packages(),
-    package_data={"saoy.v1": ["*.proto", "*.pyi"], "saoy.server": ["templates/*.html"]},
+    package_data={
+        "saoy.v1": ["*.proto", "*.pyi"],
+        "saoy.server": ["templates/*.html", "static/*.js", "static/*.css"],
+    },
     ext_modules=_extensions(),
     cmdclass={"build_py": BuildPy, "develop": Develop, "generate_stubs": GenerateStubs},
 )

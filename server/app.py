@@ -44,6 +44,7 @@ from saoy.server.administration import (
     load_token_digests,
 )
 from saoy.server.certification import CertificationServicer
+from saoy.server.desk_web import add_desk_routes
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
@@ -218,6 +219,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         middlewares=[rate_limit_middleware(limiter, metrics)],
     )
     add_status_routes(http_app, lambda: holder.get("reception"), executor)
+    review_metrics = ReviewMetrics(metrics.registry)
+    add_desk_routes(http_app, lambda: holder.get("desk"), executor, review_metrics)
     runner = web.AppRunner(http_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port)
@@ -241,6 +244,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     holder["reception"] = reception
     limits = Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels)
     desk = _open_desk(settings, pki, registry, blobs, executor, base_url, limits, publisher)
+    holder["desk"] = desk
     certifier = Certifier(
         config=PipelineConfig(
             limits=Limits(max_page_bytes=settings.max_page_bytes, max_pixels=settings.max_pixels),
@@ -288,7 +292,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         server,
     )
     review_pb2_grpc.add_ReviewServicer_to_server(
-        ReviewServicer(desk, desk.officials, executor, ReviewMetrics(metrics.registry)), server
+        ReviewServicer(desk, desk.officials, executor, review_metrics), server
     )
     services = SERVICE_NAMES
     if face is not None and sessions is not None:
