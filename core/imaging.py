@@ -54,7 +54,7 @@ GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
 GLARE_INK_FILL = 2 / 64  # a tile with at least this fraction of ink pixels holds text
 GLARE_MIN_RUN = 3  # tiles across a blob's row at least, to hide more than a word gap
 GLARE_TEXT_ROWS = 3  # tile rows of a blob with text on both sides: text runs into it
-GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's rows, per blob tile: text survives there
+GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's text rows, per tile they span: text survives
 GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
 GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
 EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
@@ -66,7 +66,6 @@ EDGE_LINE_ROWS = 3  # outermost rows (or columns) averaged into the line along e
 EDGE_INK_CONTRAST = 40  # grey levels below the paper at least, for a line to count as ink there
 EDGE_MIN_RUN = 2  # analysis pixels: a shorter dark run along a side is noise
 EDGE_CUT_RUNS = 2  # ink runs crossing one side clear of its ends: content cut by the frame
-EDGE_WEDGE_GAP = 4  # analysis pixels: a run this close to a wedge at the side's end is its tip
 PAPER_LINE_PERCENTILE = 90.0  # the paper's grey level, for the ink along the frame's edge
 HASH_SIDE = 256  # longer side, about, of the copy the perceptual hashes are computed from
 SAUVOLA_WINDOW = 25
@@ -577,7 +576,9 @@ def content_at_edge(small: np.ndarray, level: int) -> bool:
     Background at the edge is not content: a document cropped from a photo keeps slivers of
     the desk at the frame's edges (a hair of rotation, perspective), and each is a wedge
     between the document's straight edge and the frame's, so it reaches the end of the side
-    it lies along; a desk margin runs the whole side. A document inside its own margins
+    it lies along; a desk margin runs the whole side. Where the wedge thins to its tip it
+    breaks into specks along the edge, a pixel or two deep: a run counts only where the ink
+    goes on inward past those lines, as content does. A document inside its own margins
     crosses nothing."""
     require_gray(small, "content_at_edge")
     h, w = small.shape
@@ -592,39 +593,26 @@ def content_at_edge(small: np.ndarray, level: int) -> bool:
         small[:, :rows].mean(axis=1),
         small[:, w - rows :].mean(axis=1),
     )
-    for line in lines:
+    inward = (
+        small[rows : 2 * rows].min(axis=0),
+        small[h - 2 * rows : h - rows].min(axis=0),
+        small[:, rows : 2 * rows].min(axis=1),
+        small[:, w - 2 * rows : w - rows].min(axis=1),
+    )
+    for line, inner in zip(lines, inward, strict=True):
         dark = np.concatenate(([0], (line <= ink).view(np.int8), [0]))
         edges = np.flatnonzero(np.diff(dark))
-        starts, stops = _wedge_tips_joined(edges[::2], edges[1::2], line.size)
-        inner = (starts > 0) & (stops < line.size) & (stops - starts >= EDGE_MIN_RUN)
-        if int(np.count_nonzero(inner)) >= EDGE_CUT_RUNS:
+        cut = 0
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if start == 0 or stop == line.size or stop - start < EDGE_MIN_RUN:
+                continue
+            # Content runs on inward from the edge (a glyph, a photo, a QR code); the tip of a
+            # wedge of background, flickering about the ink level, is a pixel or two deep.
+            if inner[start:stop].min() <= ink:
+                cut += 1
+        if cut >= EDGE_CUT_RUNS:
             return True
     return False
-
-
-def _wedge_tips_joined(
-    starts: np.ndarray, stops: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dark runs along a side, those within :data:`EDGE_WEDGE_GAP` of a run that reaches an
-    end of the side merged into it, repeatedly: a wedge of background thins to a tip that
-    flickers about the ink level, and breaks into short runs that are still the wedge."""
-    if starts.size == 0:
-        return starts, stops
-    starts, stops = starts.copy(), stops.copy()
-    keep = np.ones(starts.size, dtype=bool)
-    if starts[0] == 0:
-        j = 0
-        while j + 1 < starts.size and starts[j + 1] - stops[j] <= EDGE_WEDGE_GAP:
-            j += 1
-        stops[0] = stops[j]
-        keep[1 : j + 1] = False
-    if stops[-1] == size:
-        i = starts.size - 1
-        while i > 0 and keep[i - 1] and starts[i] - stops[i - 1] <= EDGE_WEDGE_GAP:
-            i -= 1
-        starts[starts.size - 1] = starts[i]
-        keep[i : starts.size - 1] = False
-    return starts[keep], stops[keep]
 
 
 def frame_is_document(small: np.ndarray, level: int) -> bool:
@@ -863,13 +851,18 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
         blob = labels == label
         size = int(np.count_nonzero(blob))
         # Text goes under the blob and does not come out inside it: ink between a blob row's
-        # ends is text that survived, as in a white panel printed with text (a card's MRZ).
+        # ends is text that survived, as in a white panel printed with text (a card's MRZ) or
+        # bright paper whose lines still read. Counted over the blob's rows that hold text:
+        # the paper between widely spaced lines says nothing either way.
         ys, xs = np.nonzero(blob)
-        inside = 0
+        inside = spanned = 0
         for y in np.unique(ys):
+            if not ink[y].any():
+                continue
             cols = xs[ys == y]
+            spanned += int(cols.max() - cols.min() + 1)
             inside += int(np.count_nonzero(ink[y, cols.min() : cols.max() + 1]))
-        if inside > GLARE_INSIDE_INK * size:
+        if inside > GLARE_INSIDE_INK * spanned:
             continue
         over_text = max(over_text, size)
     return float(over_text / labels.size), False

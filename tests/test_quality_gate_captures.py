@@ -525,10 +525,12 @@ def test_a_wedge_of_desk_breaking_up_at_its_tip_is_not_content_cut_off() -> None
     paper = np.full((400, 640), 235, np.uint8)
     paper[:3, 306:] = 60  # a wedge of desk along the top, deepening to the right
     for start, stop in ((276, 281), (282, 283), (284, 287), (289, 290), (294, 296), (299, 302)):
-        paper[:3, start:stop] = 60  # its tip, flickering about the ink level
+        paper[:2, start:stop] = 60  # its tip, flickering about the ink level
+    for start in range(200, 260, 12):
+        paper[0, start : start + 3] = 60  # specks of it further on, a pixel deep
     assert not content_at_edge(paper, 140)
-    paper[:3, 100:104] = 60  # two strokes of text cut by the frame, clear of the wedge
-    paper[:3, 120:125] = 60
+    paper[:12, 100:104] = 60  # two strokes of text cut by the frame, clear of the wedge
+    paper[:12, 120:125] = 60
     assert content_at_edge(paper, 140)
 
 
