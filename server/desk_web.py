@@ -52,7 +52,9 @@ CONTENT_SECURITY_POLICY: Final = (
 """Scripts and styles only from files of this server (no inline code, no eval); images from
 here or inline thumbnails; forms post only here; never framed."""
 LOW_CONFIDENCE: Final = 0.8
-QUEUE_LIMIT: Final = 50
+QUEUE_LIMIT: Final = 20
+"""Dossiers listed at once (each with its thumbnails), oldest first; the heading tells how
+many wait in all."""
 DISPLAYABLE: Final = {"jpeg": "image/jpeg", "png": "image/png"}
 STATIC: Final = Path(__file__).parent / "static"
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -160,10 +162,17 @@ def _e(value: object) -> str:
 class _Page:
     """What one request renders: its language, and the official when signed in."""
 
-    def __init__(self, lang: str, official: Official | None = None, token: str = "") -> None:
+    def __init__(
+        self,
+        lang: str,
+        official: Official | None = None,
+        token: str = "",
+        here: str = "/desk/signin",
+    ) -> None:
         self.lang = lang
         self.official = official
         self.token = token
+        self.here = here  # the page the language switch reloads
 
     def t(self, key: str) -> str:
         vi, en = TEXT[key]
@@ -174,7 +183,7 @@ class _Page:
 
     def render(self, screen: str, title: str, body: str, status: int = 200) -> web.Response:
         other = "en" if self.lang == "vi" else "vi"
-        nav = [f"<a id='language' href='?lang={other}'>{self.t('language')}</a>"]
+        nav = [f"<a id='language' href='{_e(self.here)}?lang={other}'>{self.t('language')}</a>"]
         who = ""
         if self.official is not None:
             who = _e(f"{self.official.full_name} — {self.official.center}")
@@ -267,7 +276,9 @@ def add_desk_routes(
                     text="sign in at /desk/signin first", headers=_headers()
                 ) from None
             raise web.HTTPSeeOther("/desk/signin") from None
-        return _Page(language(request), official, token)
+        # a page answering a form (the dossier's, again) switches language on its GET address
+        here = request.path if request.method == "GET" else request.path.rsplit("/", 1)[0]
+        return _Page(language(request), official, token, here)
 
     async def form_of(request: web.Request, page: _Page) -> Mapping[str, str]:
         """The posted form, once its CSRF token is checked."""
@@ -314,6 +325,14 @@ def add_desk_routes(
         return response
 
     async def signin_form(request: web.Request) -> web.Response:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if token:
+            try:
+                await run(current().officials.authenticate, token)
+            except Unauthenticated:
+                pass
+            else:
+                raise web.HTTPSeeOther("/desk/queue")
         return signin_page(request)
 
     async def signin(request: web.Request) -> web.Response:

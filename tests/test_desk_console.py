@@ -34,6 +34,7 @@ class Console:
     server: RunningServer
     lan: Enrolment  # official of CENTER: the review in the browser
     binh: Enrolment  # official of CENTER: refusals of bad requests
+    mai: Enrolment  # official of CENTER: a rescan
     xa: Enrolment  # official of the server's own center
     first: tuple[str, str]  # (dossier id, request id), oldest in the queue
     second: tuple[str, str]
@@ -77,6 +78,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         server,
         lan=enrol("lan", "Nguyễn Thị Lan", CENTER),
         binh=enrol("binh", "Trần Văn Bình", CENTER),
+        mai=enrol("mai", "Hoàng Thị Mai", CENTER),
         xa=enrol("xa", "Đỗ Văn Xa", server.server.settings.center),
         first=first,
         second=second,
@@ -176,6 +178,11 @@ def test_an_official_approves_one_dossier_refuses_another_and_the_queue_shrinks(
     second = console.second[0]
     watcher = Watcher(console.server, first, request_id)
     assert watcher.wait_for(cpb.DossierUpdate.WAITING)
+    blocked: list[str] = []  # what the Content-Security-Policy refused: nothing
+    page.on(
+        "console",
+        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
 
     _sign_in(page, console, console.lan, _code(console.lan))
     assert page.inner_text("#waiting") == "2"
@@ -237,6 +244,8 @@ def test_an_official_approves_one_dossier_refuses_another_and_the_queue_shrinks(
     refused = console.desk.status(second)
     assert refused.state == "refused" and refused.ground == "damaged"
 
+    assert blocked == []
+
     # English on request; sign-out ends the session
     page.goto(f"{http}/desk/queue?lang=en")
     assert "Dossiers waiting for review" in page.inner_text("h1")
@@ -245,3 +254,26 @@ def test_an_official_approves_one_dossier_refuses_another_and_the_queue_shrinks(
     assert page.url.endswith("/desk/signin")
     page.goto(f"{http}/desk/queue")
     assert page.url.endswith("/desk/signin")
+
+
+def test_a_rescan_names_the_page_and_the_kiosk_is_told(page: Page, console: Console) -> None:
+    dossier_id, request_id = _certify(console.server, [_card(9)])
+    watcher = Watcher(console.server, dossier_id, request_id)
+    assert watcher.wait_for(cpb.DossierUpdate.WAITING)
+    _sign_in(page, console, console.mai, _code(console.mai))
+    page.goto(f"{console.server.http}/desk/d/{dossier_id}")
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+    assert watcher.wait_for(cpb.DossierUpdate.CLAIMED).official == "Hoàng Thị Mai"
+    page.keyboard.press("s")
+    assert page.evaluate("document.activeElement.id") == "rescan-page"
+    page.select_option("#rescan-page", "0")
+    page.fill("#rescan-reason", "Ảnh bị lóa ở góc phải")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator("#notice").count() == 1
+    told = watcher.wait_for(cpb.DossierUpdate.RESCAN_REQUESTED)
+    watcher.close()
+    assert told.page == 0 and told.message == "Ảnh bị lóa ở góc phải"
