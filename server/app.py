@@ -24,6 +24,7 @@ from saoy.core.documents import DocumentReader
 from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
 from saoy.core.keywrap import FileKeyWrapper, KeyWrapper, Pkcs11KeyWrapper
+from saoy.core.kpi import KpiReport
 from saoy.core.ocr import create_engine
 from saoy.core.officials import Officials
 from saoy.core.pipeline import Certifier, PipelineConfig
@@ -48,6 +49,7 @@ from saoy.server.desk_web import add_desk_routes
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
+from saoy.server.kpi import KpiServicer
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.review import DossierWatch, ReviewMetrics, ReviewServicer
@@ -66,6 +68,8 @@ from saoy.v1 import (
     certification_pb2_grpc,
     identity_pb2,
     identity_pb2_grpc,
+    kpi_pb2,
+    kpi_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
     tracking_pb2,
@@ -83,6 +87,7 @@ SERVICE_NAMES = (
     verification_pb2.DESCRIPTOR.services_by_name["Verification"].full_name,
     administration_pb2.DESCRIPTOR.services_by_name["Administration"].full_name,
     tracking_pb2.DESCRIPTOR.services_by_name["Tracking"].full_name,
+    kpi_pb2.DESCRIPTOR.services_by_name["Kpi"].full_name,
     review_pb2.DESCRIPTOR.services_by_name["Review"].full_name,
 )
 ORPHAN_AGE = timedelta(minutes=10)
@@ -313,6 +318,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         server,
     )
     tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(reception, executor), server)
+    kpi_pb2_grpc.add_KpiServicer_to_server(KpiServicer(KpiReport(reception.db), executor), server)
     ensure_admin_token(settings.admin_tokens_path)
     administration_pb2_grpc.add_AdministrationServicer_to_server(
         AdministrationServicer(

@@ -25,6 +25,7 @@ from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
 from saoy.core.delivery import SmtpSettings
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
 from saoy.core.fees import format_vnd
+from saoy.core.kpi import KpiReport
 from saoy.core.receipt_pdf import render_receipt
 from saoy.core.reception import (
     DossierView,
@@ -38,6 +39,7 @@ from saoy.core.reception import (
 from saoy.core.registry import Registry
 from saoy.core.verify import Verifier
 from saoy.server.delivery import DeliveryMetrics, DeliveryWorker
+from saoy.server.kpi import add_kpi_routes
 from saoy.server.metrics import Metrics
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
@@ -68,6 +70,11 @@ def create_reception(settings: Settings, registry: Registry, base_url: str) -> R
         reception.centers.center(default_center)  # NotFound: register it first
     reception.default_center = default_center
     return reception
+
+
+def kpi_of(reception: Reception | None) -> KpiReport | None:
+    """The KPI report over a reception's tables (None while the server starts)."""
+    return None if reception is None else KpiReport(reception.db)
 
 
 def create_delivery(
@@ -402,6 +409,7 @@ def add_status_routes(
             },
         )
 
+    add_kpi_routes(app, lambda: kpi_of(reception()), executor)
     app.router.add_get("/d", lookup_form)
     app.router.add_get("/d/{code}", status_page)
     app.router.add_get("/d/{code}/receipt.pdf", receipt_pdf)
@@ -412,6 +420,7 @@ __all__ = [
     "add_status_routes",
     "create_delivery",
     "create_reception",
+    "kpi_of",
     "receipt_to_proto",
     "render_status_page",
     "view_to_proto",

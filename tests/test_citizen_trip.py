@@ -19,9 +19,10 @@ from aiosmtpd.controller import Controller
 
 from saoy.clients.sdk import DeskClient, KioskClient, TrackingClient
 from saoy.core.centers import Center, Centers, ReceptionDb
-from saoy.core.deadlines import WorkCalendar, appointment
+from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment
 from saoy.core.reception import sign_payment_notice
 from saoy.core.vietqr import Payee, parse
+from saoy.v1 import kpi_pb2, kpi_pb2_grpc
 from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import tracking_pb2_grpc as tgrpc
 
@@ -142,3 +143,19 @@ def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:
         page = response.read().decode()
     assert "Đã trả kết quả" in page and approved.issued.code in page
     assert "đã thanh toán / paid" in page
+
+    # 6. The center's KPIs count it: on time, paid online, an electronic result.
+    day = received_at.astimezone(VIETNAM).date().isoformat()
+    with grpc.insecure_channel(server.target) as channel:
+        kpi = kpi_pb2_grpc.KpiStub(channel)
+        [row] = kpi.Report(kpi_pb2.KpiRequest(by="center", since=day, until=day)).rows
+        with pytest.raises(grpc.RpcError) as bad:
+            kpi.Report(kpi_pb2.KpiRequest(by="official", since=day, until=day))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (row.key, row.received, row.decided, row.issued) == (CENTER.code, 1, 1, 1)
+    assert row.on_time_rate == 1.0 and row.online_payment_rate == 1.0
+    assert row.electronic_result_rate == 1.0 and not row.HasField("satisfaction_rate")
+    csv_url = f"{server.http}/kpi.csv?by=center&since={day}&until={day}"
+    with urllib.request.urlopen(csv_url) as response:
+        lines = response.read().decode().splitlines()
+    assert lines[0].startswith("key,received") and lines[1].startswith(f"{CENTER.code},1,1,1,1")
