@@ -246,6 +246,10 @@ def test_an_official_approves_one_dossier_refuses_another_and_the_queue_shrinks(
     assert refused.state == "refused" and refused.ground == "damaged"
 
     assert blocked == []
+    metrics = page.request.get(f"{http}/metrics").text()
+    assert 'saoy_reviews_total{outcome="approved"} 1.0' in metrics
+    assert 'saoy_reviews_total{outcome="refused"} 1.0' in metrics
+    assert 'saoy_official_sign_ins_total{result="refused"} 1.0' in metrics
 
     # English on request; sign-out ends the session
     page.goto(f"{http}/desk/queue?lang=en")
