@@ -128,6 +128,21 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "language": ("English", "Tiếng Việt"),
 }
 
+FIELD_LABELS: Final[dict[str, tuple[str, str]]] = {
+    "id_number": ("Số định danh", "ID number"),
+    "full_name": ("Họ, chữ đệm và tên", "Full name"),
+    "date_of_birth": ("Ngày sinh", "Date of birth"),
+    "birth_date": ("Ngày sinh", "Date of birth"),
+    "sex": ("Giới tính", "Sex"),
+    "nationality": ("Quốc tịch", "Nationality"),
+    "place_of_origin": ("Quê quán", "Place of origin"),
+    "place_of_birth": ("Nơi sinh", "Place of birth"),
+    "place_of_residence": ("Nơi thường trú", "Place of residence"),
+    "issue_date": ("Ngày cấp", "Date of issue"),
+    "expiry_date": ("Có giá trị đến", "Date of expiry"),
+}
+"""Names of the fields most documents show; any other field shows its key."""
+
 HELP_KEYS: Final = (
     ("A", "k_approve"),
     ("R", "k_refuse"),
@@ -177,6 +192,13 @@ class _Page:
     def t(self, key: str) -> str:
         vi, en = TEXT[key]
         return vi if self.lang == "vi" else en
+
+    def field(self, name: str) -> str:
+        """A field's label, with its key (which the messages of the grammar name)."""
+        label = FIELD_LABELS.get(name)
+        if label is None:
+            return _e(name)
+        return f"{_e(label[0] if self.lang == 'vi' else label[1])} <small>{_e(name)}</small>"
 
     def csrf_input(self) -> str:
         return f"<input type='hidden' name='csrf' value='{_e(csrf_token(self.token))}'>"
@@ -653,6 +675,14 @@ def _displayable(data: bytes) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/png"
 
 
+def _when(value: object) -> str:
+    """A time of the evidence (ISO 8601) in Vietnam's time, or a dash."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M:%S")
+    except ValueError:
+        return "—"
+
+
 def render_dossier(
     page: _Page,
     view: DossierView,
@@ -697,7 +727,7 @@ def render_dossier(
                         f"{_e(error)}</span>"
                     )
             rows.append(
-                f"<tr data-field='{_e(f.name)}'><th>{_e(f.name)}</th>"
+                f"<tr data-field='{_e(f.name)}'><th>{page.field(f.name)}</th>"
                 f"<td class='value'>{_e(f.value)}</td>"
                 f"<td{low}>{100 * f.confidence:.0f} %</td><td>{_e(f.source)}</td>"
                 f"<td>{fix}</td></tr>"
@@ -737,7 +767,7 @@ def render_dossier(
             f"<dt>{_e(page.t('liveness'))}</dt>"
             f"<dd id='liveness'>{_e(evidence.get('liveness', '—'))}</dd>"
             f"<dt>{_e(page.t('authenticated_at'))}</dt>"
-            f"<dd>{_e(evidence.get('authenticated_at', '—'))}</dd></dl>"
+            f"<dd>{_e(_when(evidence.get('authenticated_at')))}</dd></dl>"
         )
     else:
         parts.append(f"<p>{_e(page.t('no_identity'))}</p>")
