@@ -49,7 +49,7 @@ from saoy.server.desk_web import add_desk_routes
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
-from saoy.server.kpi import KpiServicer
+from saoy.server.kpi import KpiGauges, KpiServicer
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.review import DossierWatch, ReviewMetrics, ReviewServicer
@@ -348,6 +348,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     background: list[asyncio.Future[None]] = [checkpoints]
     if delivery is not None:
         background.append(asyncio.ensure_future(delivery.run()))
+    gauges = KpiGauges(metrics, KpiReport(reception.db), executor, settings.kpi_refresh_seconds)
+    background.append(asyncio.ensure_future(gauges.run()))
     if revocations is not None:
         background.append(asyncio.ensure_future(revocations.watch()))
     policy = retention_policy(settings)

@@ -92,6 +92,7 @@ class Settings:
     delivery_interval_seconds: float = 5.0  # how often the outbox is looked at
     delivery_max_attempts: int = 8  # tries before a notification is a dead letter
     delivery_retry_seconds: float = 30.0  # first retry delay, doubled each time (at most 1 h)
+    kpi_refresh_seconds: float = 60.0  # how often today's KPI gauges are recomputed
     grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -149,6 +150,8 @@ class Settings:
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
         if self.delivery_interval_seconds <= 0 or self.delivery_retry_seconds <= 0:
             raise ValueError("delivery_interval_seconds and delivery_retry_seconds must be > 0")
+        if self.kpi_refresh_seconds <= 0:
+            raise ValueError("kpi_refresh_seconds must be > 0")
         if self.delivery_max_attempts < 1:
             raise ValueError("delivery_max_attempts must be >= 1")
         if self.release_copies not in ("at_once", "when_paid"):

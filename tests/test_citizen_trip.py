@@ -10,7 +10,7 @@ import json
 import ssl
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
 import pyotp
@@ -61,6 +61,7 @@ def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServ
         smtp_from="saoy@trip.test",
         smtp_ca_file=str(cert),
         delivery_interval_seconds=0.2,
+        kpi_refresh_seconds=0.2,
     )
     # The head of center registers the center and its kiosk, with review of every dossier.
     centers = Centers(ReceptionDb(server.server.certifier.registry))
@@ -159,3 +160,13 @@ def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:
     with urllib.request.urlopen(csv_url) as response:
         lines = response.read().decode().splitlines()
     assert lines[0].startswith("key,received") and lines[1].startswith(f"{CENTER.code},1,1,1,1")
+    if received_at.astimezone(VIETNAM).date() == datetime.now(VIETNAM).date():  # not past midnight
+        gauge = f'saoy_kpi_ratio{{center="{CENTER.code}",kpi="on_time"}} 1.0'
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"{server.http}/metrics") as response:
+                text = response.read().decode()
+            return text if gauge in text else ""
+
+        text = _until(metrics, timeout=10)
+        assert f'saoy_kpi_ratio{{center="{CENTER.code}",kpi="online_payment"}} 1.0' in text
