@@ -151,11 +151,18 @@ def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:
         kpi = kpi_pb2_grpc.KpiStub(channel)
         [row] = kpi.Report(kpi_pb2.KpiRequest(by="center", since=day, until=day)).rows
         with pytest.raises(grpc.RpcError) as bad:
-            kpi.Report(kpi_pb2.KpiRequest(by="official", since=day, until=day))
+            kpi.Report(kpi_pb2.KpiRequest(by="province", since=day, until=day))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (row.key, row.received, row.decided, row.issued) == (CENTER.code, 1, 1, 1)
     assert row.on_time_rate == 1.0 and row.online_payment_rate == 1.0
     assert row.electronic_result_rate == 1.0 and not row.HasField("satisfaction_rate")
+    with grpc.insecure_channel(server.target) as channel:
+        [by_official] = (
+            kpi_pb2_grpc.KpiStub(channel)
+            .Report(kpi_pb2.KpiRequest(by="official", since=day, until=day))
+            .rows
+        )
+    assert (by_official.key, by_official.decided) == ("trip", 1)
     csv_url = f"{server.http}/kpi.csv?by=center&since={day}&until={day}"
     with urllib.request.urlopen(csv_url) as response:
         lines = response.read().decode().splitlines()

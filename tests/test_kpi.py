@@ -91,6 +91,39 @@ def test_the_csv_export_and_bad_requests(example: KpiReport) -> None:
     assert hanoi.startswith("000.00.01.H26,3,2,1,1,3,1,2,1,0.5,20.75,0.3333,0.5,1.0,0.5")
     assert hue.endswith(",1.0,1.0,,1.0,1.0,")
     with pytest.raises(InvalidInput):
-        example.report("official", date(2026, 12, 7), date(2026, 12, 8))
+        example.report("province", date(2026, 12, 7), date(2026, 12, 8))
     with pytest.raises(InvalidInput):
         example.report("day", date(2026, 12, 8), date(2026, 12, 7))
+
+
+def test_kpis_per_official_count_the_dossiers_each_decided_at_the_desk(
+    example: KpiReport, registry: SqlRegistry
+) -> None:
+    from saoy.core.deskdb import DeskDb
+
+    with pytest.raises(InvalidInput, match="desk"):
+        example.report("official", date(2026, 12, 7), date(2026, 12, 8))
+    desk = DeskDb(registry)  # the desk's tables, as the server makes them
+    with desk.transaction(write=True) as db:
+        db.execute("INSERT INTO desk_centers (id, name) VALUES ('000.00.01.H26', 'Hà Nội')")
+        for login in ("lan", "binh"):
+            db.execute(
+                "INSERT INTO officials (id, full_name, title, center, role, password_hash,"
+                " totp_secret, certificate, created_at)"
+                " VALUES (?, ?, 'Công chức', '000.00.01.H26', 'official', 'x', 'x', 'x', ?)",
+                (login, login.title(), desk.ts(MONDAY)),
+            )
+        rows = db.execute(
+            "SELECT r.dossier_id, d.state FROM receipts r JOIN dossiers d ON d.id = r.dossier_id"
+            " WHERE r.center_code = '000.00.01.H26' AND d.state IN ('ISSUED', 'REJECTED')"
+        ).fetchall()
+        for dossier_id, state in rows:  # A issued by lan, B refused by binh
+            holder, outcome = ("lan", "issued") if state == "ISSUED" else ("binh", "refused")
+            db.execute(
+                "INSERT INTO reviews (dossier_id, holder, outcome, updated_at) VALUES (?, ?, ?, ?)",
+                (dossier_id, holder, outcome, desk.ts(MONDAY)),
+            )
+    binh, lan = example.report("official", date(2026, 12, 7), date(2026, 12, 8))
+    assert (lan.key, lan.decided, lan.on_time_rate, lan.issued) == ("lan", 1, 1.0, 1)
+    assert (binh.key, binh.decided, binh.on_time_rate) == ("binh", 1, 0.0)
+    assert binh.average_processing_hours == pytest.approx(41.0)
