@@ -54,6 +54,9 @@ GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
 GLARE_INK_FILL = 2 / 64  # a tile with at least this fraction of ink pixels holds text
 GLARE_MIN_RUN = 3  # tiles across a blob's row at least, to hide more than a word gap
 GLARE_TEXT_ROWS = 3  # tile rows of a blob with text on both sides: text runs into it
+GLARE_SOLID = 9  # tiles of a washed patch in runs both across and down: a solid patch
+GLARE_CORE_LEVEL = 254  # a reflection's core is clipped at the sensor's ceiling ...
+GLARE_CORE_FILL = 0.5  # ... in at least this fraction of its pixels (white print: a few %)
 GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's text rows, per tile they span: text survives
 GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
 GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
@@ -786,7 +789,7 @@ def _tile_mosaic(
     return strip, np.ones(tops.size, dtype=np.intp), 1 + at * side
 
 
-def _glare(small: np.ndarray) -> tuple[float, bool]:
+def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple[float, bool]:
     """Fraction of the page under washed-out light that hides text: blobs of saturated tiles
     holding no ink, in tile rows where the page's text runs on both sides of them (text lines
     running into the blob and vanishing in it), wherever they sit. A blank margin, the gap at
@@ -798,14 +801,18 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
     a saturated blob that does not reach the frame's edge counts (white paper and margins
     reach the edge; a reflection sits inside the page).
 
+    ``card``: the page may be an ID card (see the rule for it below).
+    ``framed``: the page is the whole frame (no outline was cropped), and dark background
+    may lie along its edges (see :func:`_off_the_frame_edge`).
+
     Returns the fraction and whether the paper was found saturated."""
     if small.shape[0] < 3 * GLARE_TILE or small.shape[1] < 3 * GLARE_TILE:
         return 0.0, False
     fill = saturation_tiles(small, GLARE_TILE, GLARE_LEVEL)
     ink_level = otsu_level(histogram(small))
-    ink = _off_the_frame_edge(
-        (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
-    )
+    ink = (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
+    if framed:
+        ink = _off_the_frame_edge(ink)
     saturated = fill >= GLARE_TILE_FILL
     blank = ~ink
     if not blank.any():
@@ -841,13 +848,24 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
     inner = ~np.isin(labels, edge)
     hidden = washed & _long_runs(washed) & ((left & right) | ((left | right) & up & down & inner))
     rows, _ = np.nonzero(hidden)
-    if rows.size == 0:
-        return 0.0, False
     hit = labels[hidden]
+    blobs = {int(b) for b in np.unique(hit) if np.unique(rows[hit == b]).size >= GLARE_TEXT_ROWS}
+    if card:
+        # A card carries print all over (a field hidden whole, the expiry in its corner, leaves
+        # no line running into the blob): a solid washed patch on it is glare wherever it is.
+        # Clipped flat by the light, not white print: a white panel sits at the top of the
+        # scale with the noise of paper; a reflection's core is the sensor's ceiling.
+        solid = washed & _long_runs(washed) & _long_runs(washed.T).T
+        found = labels[solid]
+        core = saturation_tiles(small, GLARE_TILE, GLARE_CORE_LEVEL)[solid]
+        blobs |= {
+            int(b)
+            for b in np.unique(found)
+            if np.count_nonzero(found == b) >= GLARE_SOLID
+            and float(core[found == b].mean()) >= GLARE_CORE_FILL
+        }
     over_text = 0
-    for label in np.unique(hit):
-        if np.unique(rows[hit == label]).size < GLARE_TEXT_ROWS:
-            continue
+    for label in sorted(blobs):
         blob = labels == label
         size = int(np.count_nonzero(blob))
         # Text goes under the blob and does not come out inside it: ink between a blob row's
@@ -870,8 +888,10 @@ def _glare(small: np.ndarray) -> tuple[float, bool]:
 
 def _off_the_frame_edge(ink: np.ndarray) -> np.ndarray:
     """Ink tiles less those of regions that reach the frame's edge: the background left beside
-    a document cropped from a photo (a desk along a side), which is not text and would put
-    "text" on both sides of every row. Text inside the document's margins keeps clear of it."""
+    a document cropped from a photo (a desk along a side, a wedge where it was turned), which
+    is not text and would put "text" on both sides of every row. Text inside the document's
+    margins keeps clear of it. Only for a page that is the whole frame: an outline cropped
+    and straightened leaves no background, and text may run close to the card's edge."""
     labels, best, _ = largest_component(np.ascontiguousarray(ink.view(np.uint8)))
     if best == 0:
         return ink
@@ -964,13 +984,13 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
     document, dpi = _document_type(doc_w, doc_h, perspective=corners is not None)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
-    shaped = bool(_document_shapes(doc_w, doc_h, perspective=corners is not None))
-    if touches and shaped and not crossed and _fills_frame(corners, sides, small.shape):
+    shapes = [name for name, _ in _document_shapes(doc_w, doc_h, corners is not None)]
+    if touches and shapes and not crossed and _fills_frame(corners, sides, small.shape):
         # The frame was cropped to the document (a camera shot cut to the card): it reaches
         # all four sides, has a known document's shape, and the background left at the edges
         # is slivers that cut into none of its content.
         touches = False
-    glare, clipped = _glare(norm_small)
+    glare, clipped = _glare(norm_small, framed=corners is None, card="id_card" in shapes)
     focus, focus_axis = _focus(gray, small, factor, dpi)
     return PreparedPage(
         gray=normalized,

@@ -580,3 +580,35 @@ def test_a_camera_shot_of_a_foreshortened_card_cropped_to_it_is_not_cut_off() ->
     prepared = prepare(page)
     assert prepared.quad is not None and not prepared.cut_off
     assert quality_issues(page, prepared) == []
+
+
+def test_glare_at_a_photographed_cards_edge_over_its_last_lines_is_refused() -> None:
+    # The card found on the desk and straightened: its last lines run close to its edge, and
+    # the reflection reaches the edge. Those lines are text, not background.
+    shot = card(300, seed=10)
+    mm = 300 / 25.4
+    for top in (46.5, 51.2):  # two lines more, the last a hair above the card's edge
+        ImageDraw.Draw(shot).text(
+            (28 * mm, top * mm), " ".join(WORDS[3:8]), font=_face(2.1 * mm), fill=(25, 25, 25)
+        )
+    shot = glare(shot, shot.width * 0.55, 50 * mm, 10 * mm, 5 * mm)
+    page = admit(0, encode(on_desk(shot)), LIMITS)
+    prepared = prepare(page)
+    assert prepared.quad is not None
+    assert [i.reason for i in quality_issues(page, prepared)] == ["GLARE"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_glare_captures_of_the_template_generator_are_refused(seed: int) -> None:
+    # The second generator's reflections land anywhere, over the card's last lines at its
+    # edge included (where the card, found on the desk, is cropped and straightened).
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import card as template_card
+    from saoy.clients.simulator.templates import random_person
+
+    rng = random.Random(seed * 1_000_003 + 50_002)
+    person = random_person(rng, "2021")
+    front, _ = template_card(person, "2021", rng, rng.randint(30, 60) * 10)
+    shot = capture(front, "glare", seed * 7919 + 90_004)
+    page = admit(0, shot.data, LIMITS)
+    assert "GLARE" in [i.reason for i in quality_issues(page, prepare(page))]
