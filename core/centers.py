@@ -184,6 +184,33 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             rated_at {timestamp} NOT NULL
         )""",
     ),
+    (
+        # KPI rollups: the figures of each center and kiosk per day of reception (Vietnam's
+        # date), recomputed for the days something changed since kpi_state.refreshed_at.
+        """CREATE TABLE IF NOT EXISTS kpi_daily (
+            center_code TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            received INTEGER NOT NULL,
+            decided INTEGER NOT NULL,
+            on_time INTEGER NOT NULL,
+            issued INTEGER NOT NULL,
+            fee_due INTEGER NOT NULL,
+            paid_online INTEGER NOT NULL,
+            ratings INTEGER NOT NULL,
+            satisfied INTEGER NOT NULL,
+            hours_total {float} NOT NULL,
+            PRIMARY KEY (day, center_code, kiosk_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS kpi_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            refreshed_at {timestamp} NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS receipts_received ON receipts (received_at)",
+        "CREATE INDEX IF NOT EXISTS reception_dossiers_decided ON dossiers (decided_at)",
+        "CREATE INDEX IF NOT EXISTS payments_recorded ON payments (recorded_at)",
+        "CREATE INDEX IF NOT EXISTS ratings_rated ON ratings (rated_at)",
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

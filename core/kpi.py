@@ -22,7 +22,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 from saoy.core.centers import ReceptionDb, retrying_busy
@@ -125,18 +125,42 @@ class KpiReport:
             return False
         return True
 
+    def _aggregates(self, keys: str, reviewed: str = "") -> str:
+        """The figures of the receipts from ? to ?, grouped by ``keys`` (SQL expressions)."""
+        decided = "d.state IN ('ISSUED', 'REVOKED', 'REJECTED')"
+        return f"""
+            SELECT {keys},
+                count(*),
+                sum(CASE WHEN {decided} THEN 1 ELSE 0 END),
+                sum(CASE WHEN {decided} AND d.decided_at <= r.appointment_at THEN 1 ELSE 0 END),
+                sum(CASE WHEN d.state IN ('ISSUED', 'REVOKED') THEN 1 ELSE 0 END),
+                sum(CASE WHEN r.fee_vnd > 0 THEN 1 ELSE 0 END),
+                sum(CASE WHEN p.dossier_id IS NOT NULL THEN 1 ELSE 0 END),
+                sum(CASE WHEN g.score IS NOT NULL THEN 1 ELSE 0 END),
+                sum(CASE WHEN g.score >= 4 THEN 1 ELSE 0 END),
+                sum(CASE WHEN {decided} THEN {self._hours()} ELSE 0 END)
+            FROM receipts r
+            LEFT JOIN dossiers d ON d.id = r.dossier_id
+            LEFT JOIN payments p ON p.dossier_id = r.dossier_id
+            LEFT JOIN ratings g ON g.dossier_id = r.dossier_id
+            {reviewed}
+            WHERE r.received_at >= ? AND r.received_at < ?
+            GROUP BY {", ".join(f"{i + 1}" for i in range(keys.count(",") + 1))}"""
+
+    def _range(self, since: date, until: date) -> tuple[Any, Any]:
+        start = datetime.combine(since, time(0), tzinfo=VIETNAM)
+        end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=VIETNAM)
+        return self.db.ts(start), self.db.ts(end)
+
     @retrying_busy
     def report(self, by: str, since: date, until: date) -> list[KpiRow]:
         """One row per ``by`` over dossiers received from ``since`` to ``until`` (Vietnam's
-        dates, both included), in key order."""
+        dates, both included), in key order. By center, kiosk, day or month the figures come
+        from the daily rollups (brought up to date first); by official, from the dossiers."""
         if by not in GROUPINGS:
             raise InvalidInput(f"by must be one of {', '.join(GROUPINGS)}", field="by")
         if until < since:
             raise InvalidInput("until is before since", field="until")
-        start = datetime.combine(since, time(0), tzinfo=VIETNAM)
-        end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=VIETNAM)
-        key, hours = self._key(by), self._hours()
-        reviewed = ""
         if by == "official":
             if not self._desk():
                 raise InvalidInput(
@@ -147,55 +171,96 @@ class KpiReport:
                 "JOIN reviews v ON v.dossier_id = r.dossier_id"
                 " AND v.outcome IN ('issued', 'refused')"
             )
-        decided = "d.state IN ('ISSUED', 'REVOKED', 'REJECTED')"
-        sql = f"""
-            SELECT {key} AS k,
-                count(*),
-                sum(CASE WHEN {decided} THEN 1 ELSE 0 END),
-                sum(CASE WHEN {decided} AND d.decided_at <= r.appointment_at THEN 1 ELSE 0 END),
-                sum(CASE WHEN d.state IN ('ISSUED', 'REVOKED') THEN 1 ELSE 0 END),
-                sum(CASE WHEN r.fee_vnd > 0 THEN 1 ELSE 0 END),
-                sum(CASE WHEN p.dossier_id IS NOT NULL THEN 1 ELSE 0 END),
-                sum(CASE WHEN g.score IS NOT NULL THEN 1 ELSE 0 END),
-                sum(CASE WHEN g.score >= 4 THEN 1 ELSE 0 END),
-                sum(CASE WHEN {decided} THEN {hours} ELSE 0 END)
-            FROM receipts r
-            LEFT JOIN dossiers d ON d.id = r.dossier_id
-            LEFT JOIN payments p ON p.dossier_id = r.dossier_id
-            LEFT JOIN ratings g ON g.dossier_id = r.dossier_id
-            {reviewed}
-            WHERE r.received_at >= ? AND r.received_at < ?
-            GROUP BY k ORDER BY k"""
+            with self.db.transaction(write=False) as db:
+                rows = db.execute(
+                    self._aggregates("v.holder", reviewed) + " ORDER BY 1",
+                    self._range(since, until),
+                ).fetchall()
+            return [_row(*row) for row in rows]
+        self.refresh()
+        key = {"center": "center_code", "kiosk": "kiosk_id", "day": "day"}.get(
+            by, "substr(day, 1, 7)"
+        )
         with self.db.transaction(write=False) as db:
-            rows = db.execute(sql, (self.db.ts(start), self.db.ts(end))).fetchall()
-        out = []
-        for (
-            k,
-            received,
-            decided_,
-            on_time,
-            issued,
-            fee_due,
-            paid,
-            ratings,
-            satisfied,
-            hours,
-        ) in rows:
-            out.append(
-                KpiRow(
-                    key=str(k),
-                    received=int(received or 0),
-                    decided=int(decided_ or 0),
-                    on_time=int(on_time or 0),
-                    issued=int(issued or 0),
-                    fee_due=int(fee_due or 0),
-                    paid_online=int(paid or 0),
-                    ratings=int(ratings or 0),
-                    satisfied=int(satisfied or 0),
-                    processing_hours_total=float(hours or 0.0),
+            rows = db.execute(
+                f"SELECT {key}, sum(received), sum(decided), sum(on_time), sum(issued),"
+                " sum(fee_due), sum(paid_online), sum(ratings), sum(satisfied),"
+                f" sum(hours_total) FROM kpi_daily WHERE day >= ? AND day <= ?"
+                f" GROUP BY {key} ORDER BY {key}",
+                (since.isoformat(), until.isoformat()),
+            ).fetchall()
+        return [_row(*row) for row in rows]
+
+    @retrying_busy
+    def refresh(self, overlap: timedelta = timedelta(minutes=5)) -> int:
+        """Recompute the daily rollups of every day of reception something changed on since the
+        last refresh (receipts, decisions, payments, ratings; ``overlap`` covers writers whose
+        clocks run a little behind); how many days were recomputed."""
+        now = datetime.now(UTC)
+        day = self._key("day")
+        with self.db.transaction(write=True) as db:
+            if self.postgres:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (_ROLLUP_LOCK,))
+            found = db.execute("SELECT refreshed_at FROM kpi_state WHERE id = 1").fetchone()
+            mark = self.db.ts(
+                datetime(1970, 1, 1, tzinfo=UTC)
+                if found is None
+                else self.db.dt(found[0]) - overlap
+            )
+            changed = " UNION ".join(
+                f"SELECT {day} FROM {table} JOIN receipts r ON r.dossier_id = x.{column}"
+                f" WHERE x.{at} >= ?"
+                for table, column, at in (
+                    ("dossiers x", "id", "decided_at"),
+                    ("payments x", "dossier_id", "recorded_at"),
+                    ("ratings x", "dossier_id", "rated_at"),
                 )
             )
-        return out
+            dirty = db.execute(
+                f"SELECT {day} FROM receipts r WHERE r.received_at >= ? UNION {changed}",
+                (mark, mark, mark, mark),
+            ).fetchall()
+            days = sorted({str(d) for (d,) in dirty})
+            for text in days:
+                when = date.fromisoformat(text)
+                rows = db.execute(
+                    self._aggregates("r.center_code, r.kiosk_id"), self._range(when, when)
+                ).fetchall()
+                db.execute("DELETE FROM kpi_daily WHERE day = ?", (text,))
+                db.executemany(
+                    "INSERT INTO kpi_daily (center_code, kiosk_id, day, received, decided,"
+                    " on_time, issued, fee_due, paid_online, ratings, satisfied, hours_total)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (c, k, text, *(int(v or 0) for v in figures), float(h or 0.0))
+                        for c, k, *figures, h in rows
+                    ],
+                )
+            db.execute(
+                "INSERT INTO kpi_state (id, refreshed_at) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET refreshed_at = excluded.refreshed_at",
+                (self.db.ts(now),),
+            )
+        return len(days)
+
+
+_ROLLUP_LOCK: Final = 0x5A0_6B70_6931  # pg_advisory_xact_lock key: one rollup refresh at a time
+
+
+def _row(key: Any, *figures: Any) -> KpiRow:
+    received, decided, on_time, issued, fee_due, paid, ratings, satisfied, hours = figures
+    return KpiRow(
+        key=str(key),
+        received=int(received or 0),
+        decided=int(decided or 0),
+        on_time=int(on_time or 0),
+        issued=int(issued or 0),
+        fee_due=int(fee_due or 0),
+        paid_online=int(paid or 0),
+        ratings=int(ratings or 0),
+        satisfied=int(satisfied or 0),
+        processing_hours_total=float(hours or 0.0),
+    )
 
 
 def to_csv(rows: Sequence[KpiRow]) -> str:

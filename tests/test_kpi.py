@@ -127,3 +127,23 @@ def test_kpis_per_official_count_the_dossiers_each_decided_at_the_desk(
     assert (lan.key, lan.decided, lan.on_time_rate, lan.issued) == ("lan", 1, 1.0, 1)
     assert (binh.key, binh.decided, binh.on_time_rate) == ("binh", 1, 0.0)
     assert binh.average_processing_hours == pytest.approx(41.0)
+
+
+def test_the_daily_rollups_follow_later_decisions(
+    example: KpiReport, registry: SqlRegistry
+) -> None:
+    from datetime import UTC
+
+    tuesday = example.report("day", date(2026, 12, 8), date(2026, 12, 8))
+    assert [(r.received, r.decided) for r in tuesday] == [(1, 0)]
+    example.refresh()  # again: the same figures
+    assert example.report("day", date(2026, 12, 8), date(2026, 12, 8)) == tuesday
+    with example.db.transaction(write=True) as db:  # an official decides D now, at the desk
+        db.execute(
+            "UPDATE dossiers SET state = 'ISSUED', decided_at = ? WHERE state = 'NEEDS_REVIEW'",
+            (example.db.ts(datetime.now(UTC)),),
+        )
+    [after] = example.report("day", date(2026, 12, 8), date(2026, 12, 8))
+    assert (after.received, after.decided, after.issued) == (1, 1, 1)
+    [month] = example.report("month", date(2026, 12, 1), date(2026, 12, 31))
+    assert (month.received, month.decided) == (4, 4)
