@@ -37,6 +37,9 @@ KIOSK: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 DEV_CENTER_CODE: Final = "000.00.00.DEV"
 DEV_KIOSKS: Final = ("kiosk-dev", "kiosk-cli")
+REVIEW_POLICIES: Final = ("uncertain", "all")
+"""A center's review policy: only dossiers the machine is unsure of wait for an official, or
+every dossier does."""
 """Kiosks the embedded default registers at the dev center: the SDK's and the CLI's default."""
 
 
@@ -210,6 +213,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX IF NOT EXISTS reception_dossiers_decided ON dossiers (decided_at)",
         "CREATE INDEX IF NOT EXISTS payments_recorded ON payments (recorded_at)",
         "CREATE INDEX IF NOT EXISTS ratings_rated ON ratings (rated_at)",
+    ),
+    (
+        # The review policy of a center: only what the machine is unsure of waits for an
+        # official (uncertain), or every dossier does (all).
+        "ALTER TABLE service_centers ADD COLUMN review TEXT NOT NULL DEFAULT 'uncertain'"
+        " CHECK (review IN ('uncertain', 'all'))",
     ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -394,6 +403,29 @@ class Centers:
                 self.register_kiosk(kiosk_id, DEV_CENTER_CODE)
         return center or self.center(DEV_CENTER_CODE)
 
+    @retrying_busy
+    def set_review(self, code: str, review: str) -> None:
+        """Set a registered center's review policy (one of :data:`REVIEW_POLICIES`)."""
+        if review not in REVIEW_POLICIES:
+            raise InvalidInput(
+                f"review must be one of {', '.join(REVIEW_POLICIES)}, not {review!r}",
+                field="review",
+            )
+        self.center(code)  # NotFound names the unknown center
+        with self.db.transaction(write=True) as db:
+            db.execute("UPDATE service_centers SET review = ? WHERE code = ?", (review, code))
+
+    @retrying_busy
+    def review(self, code: str) -> str:
+        """A registered center's review policy."""
+        with self.db.transaction(write=False) as db:
+            row = db.execute(
+                "SELECT review FROM service_centers WHERE code = ?", (code,)
+            ).fetchone()
+        if row is None:
+            self.center(code)  # NotFound
+        return str(row[0])
+
     def _has(self, code: str) -> bool:
         with self.db.transaction(write=False) as db:
             return (
@@ -424,6 +456,7 @@ __all__ = [
     "DEV_CENTER_CODE",
     "DEV_KIOSKS",
     "RECEPTION_SCHEMA_VERSION",
+    "REVIEW_POLICIES",
     "UNIT_CODE",
     "Center",
     "Centers",

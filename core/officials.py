@@ -1,5 +1,6 @@
 """Officials (chứng thực viên), heads of center and auditors: who they are, how they sign in,
-and the centers they belong to with each center's review policy.
+and the centers they belong to, with each center's review policy (centers and their kiosks are
+reception's record, :mod:`saoy.core.centers`).
 
 Each official has a login name, a full name and title (printed in the certification statement
 and named in their signing certificate), a center and a role:
@@ -17,6 +18,7 @@ use reads the official again, so a disabled official's session stops at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -30,14 +32,13 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from saoy.core.centers import DEV_CENTER, REVIEW_POLICIES, Centers
 from saoy.core.deskdb import DeskDb, now
 from saoy.core.errors import InvalidInput, NotFound, SaoyError, Unauthenticated
 from saoy.core.pki import DevPki
 
 ROLES: Final = ("official", "head", "auditor")
-REVIEW_POLICIES: Final = ("uncertain", "all")
 LOGIN: Final = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
-CENTER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_FAILURES: Final = 5
 """Failed sign-ins in a row before an account must wait."""
 FIRST_WAIT: Final = timedelta(seconds=30)
@@ -132,38 +133,42 @@ class Officials:
         self,
         db: DeskDb,
         *,
-        default_center: str = "default",
-        default_center_name: str = "",
+        default_center: str = DEV_CENTER.code,
         session_ttl: timedelta = SESSION_TTL,
     ) -> None:
+        """``default_center``: the center of dossiers whose kiosk is registered at none (the
+        dev center is registered if it is that one)."""
         self.db = db
+        self.centers = Centers(db.reception)
         self.default_center = default_center
         self.session_ttl = session_ttl
-        self.ensure_center(default_center, default_center_name or default_center)
+        if default_center == DEV_CENTER.code:
+            self.ensure_center(default_center)
 
     # -- centers ---------------------------------------------------------------------------
 
-    def ensure_center(self, center_id: str, name: str) -> Center:
-        """The center, created with the default policy (``uncertain``) if it is new."""
-        if not CENTER_ID.fullmatch(center_id):
-            raise InvalidInput(
-                f"center {center_id[:70]!r}: use 1-64 of A-Z, a-z, 0-9, '.', '_' or '-'",
-                field="center",
-            )
-        with self.db.transaction(write=True) as db:
-            db.execute(
-                "INSERT INTO desk_centers (id, name) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                (center_id, name),
-            )
+    def ensure_center(self, center_id: str) -> Center:
+        """The center, as reception registered it (the dev center is registered if it is the
+        one asked for and missing)."""
+        try:
+            return self.center(center_id)
+        except NotFound:
+            if center_id != DEV_CENTER.code:
+                raise
+        self.centers.register_center(DEV_CENTER)
         return self.center(center_id)
 
     def center(self, center_id: str) -> Center:
         with self.db.transaction(write=False) as db:
             row = db.execute(
-                "SELECT id, name, review FROM desk_centers WHERE id = ?", (center_id,)
+                "SELECT code, name, review FROM service_centers WHERE code = ?", (center_id,)
             ).fetchone()
         if row is None:
-            raise NotFound(f"no center {center_id!r}: create it first", field="center")
+            raise NotFound(
+                f"no center is registered under unit code {center_id[:40]!r}: register it first"
+                " (saoy reception center)",
+                field="center",
+            )
         return Center(*row)
 
     def set_center(
@@ -174,33 +179,25 @@ class Officials:
         review: str | None = None,
         kiosks: tuple[str, ...] = (),
     ) -> Center:
-        """Name a center, set its review policy, and assign kiosks to it."""
-        if review is not None and review not in REVIEW_POLICIES:
-            raise InvalidInput(
-                f"review must be one of {', '.join(REVIEW_POLICIES)}, not {review!r}",
-                field="review",
-            )
-        self.ensure_center(center_id, name or center_id)
-        with self.db.transaction(write=True) as db:
-            if name:
-                db.execute("UPDATE desk_centers SET name = ? WHERE id = ?", (name, center_id))
-            if review:
-                db.execute("UPDATE desk_centers SET review = ? WHERE id = ?", (review, center_id))
-            for kiosk in kiosks:
-                db.execute(
-                    "INSERT INTO desk_center_kiosks (kiosk_id, center) VALUES (?, ?)"
-                    " ON CONFLICT (kiosk_id) DO UPDATE SET center = excluded.center",
-                    (kiosk, center_id),
-                )
+        """Rename a registered center, set its review policy, and register kiosks at it (a
+        kiosk of another center moves here; its name stays)."""
+        self.center(center_id)  # NotFound: register it first, with saoy reception center
+        current = self.centers.center(center_id)
+        if review is not None:
+            self.centers.set_review(center_id, review)
+        if name:
+            self.centers.register_center(dataclasses.replace(current, name=name))
+        for kiosk_id in kiosks:
+            kiosk = self.centers.kiosk(kiosk_id)
+            if kiosk is None or kiosk.center_code != center_id:
+                self.centers.register_kiosk(kiosk_id, center_id, kiosk.name if kiosk else "")
         return self.center(center_id)
 
     def center_of_kiosk(self, kiosk_id: str) -> str:
-        """The center a kiosk belongs to (the server's own center unless assigned)."""
-        with self.db.transaction(write=False) as db:
-            row = db.execute(
-                "SELECT center FROM desk_center_kiosks WHERE kiosk_id = ?", (kiosk_id,)
-            ).fetchone()
-        return self.default_center if row is None else str(row[0])
+        """The center a kiosk belongs to (the server's own center if it is registered at
+        none)."""
+        kiosk = self.centers.kiosk(kiosk_id)
+        return self.default_center if kiosk is None else kiosk.center_code
 
     def reviews_everything(self, kiosk_id: str) -> bool:
         """Whether the policy of the kiosk's center is ``review=all``."""

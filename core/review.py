@@ -370,9 +370,7 @@ class Desk:
         return self.blobs
 
     def _center_sql(self) -> str:
-        return (
-            "COALESCE((SELECT center FROM desk_center_kiosks k WHERE k.kiosk_id = d.kiosk_id), ?)"
-        )
+        return "COALESCE((SELECT center_code FROM kiosks k WHERE k.id = d.kiosk_id), ?)"
 
     def _locate(self, db: Any, dossier_id: str) -> tuple[str, str, str | None, Any, Any]:
         """The dossier's state and center, and its review row (holder, lease, outcome)."""

@@ -406,9 +406,7 @@ def _open_desk(
     """The official's desk over the registry's database; numbers of the certification
     register left reserved by an approval that never finished are given back."""
     db = DeskDb(registry)
-    officials = Officials(
-        db, default_center=settings.center, default_center_name=settings.organization
-    )
+    officials = Officials(db, default_center=settings.center)
     desk = Desk(
         db=db,
         officials=officials,

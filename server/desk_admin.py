@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from saoy.core.centers import REVIEW_POLICIES
 from saoy.core.deskdb import DeskDb
 from saoy.core.errors import SaoyError
-from saoy.core.officials import REVIEW_POLICIES, ROLES, Enrolment, Officials
+from saoy.core.officials import ROLES, Enrolment, Officials
 from saoy.core.register import Register, year_of
 from saoy.core.registry import create_registry
 from saoy.core.review import TokenConfig, move_key_into_token
@@ -64,9 +65,7 @@ def _open(settings: Settings) -> tuple[Officials, DeskDb]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = create_registry(settings.registry_url or settings.data_dir / "registry.sqlite3")
     db = DeskDb(registry)
-    officials = Officials(
-        db, default_center=settings.center, default_center_name=settings.organization
-    )
+    officials = Officials(db, default_center=settings.center)
     return officials, db
 
 
@@ -110,7 +109,7 @@ def official_command(argv: Sequence[str]) -> int:
         try:
             if args.action == "add":
                 center = args.for_center or settings.center
-                officials.ensure_center(center, center)
+                officials.ensure_center(center)
                 pki = open_dev_pki(settings)
                 enrolment = officials.add(
                     pki,
@@ -150,9 +149,11 @@ def center_command(argv: Sequence[str]) -> int:
     """``saoy center CENTER [--name N] [--review uncertain|all] [--kiosk K]...``."""
     parser = argparse.ArgumentParser(
         prog="saoy center",
-        description="A center's name (printed in the certification statement), its review"
-        " policy (uncertain: only dossiers the machine is unsure of wait for an official; all:"
-        " every dossier does) and the kiosks that belong to it.",
+        description="A registered center's name (printed in the certification statement), its"
+        " review policy (uncertain: only dossiers the machine is unsure of wait for an official;"
+        " all: every dossier does) and the kiosks that belong to it. The center is reception's:"
+        " register it first with 'saoy reception center'; a kiosk given here is registered at"
+        " it (as 'saoy reception kiosk' does).",
     )
     parser.add_argument("center_id", help="the center's code, e.g. 000.00.01.H26")
     parser.add_argument("--name", help="the center's name, e.g. 'UBND Phường Hoàn Kiếm'")

@@ -1,7 +1,7 @@
 """``saoy reception``: the head of center registers the center (unit code, name, province,
-address, fee waiver, the bank account fees are paid into) and its kiosks, in the registry a
-server on the same data dir or ``--registry-url`` uses. A running server sees the change at
-its next dossier."""
+address, fee waiver, the bank account fees are paid into, review policy) and its kiosks, in the
+registry a server on the same data dir or ``--registry-url`` uses. A running server sees the
+change at its next dossier."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from saoy.core.centers import Center, Centers, ReceptionDb
+from saoy.core.centers import REVIEW_POLICIES, Center, Centers, ReceptionDb
 from saoy.core.errors import SaoyError
 from saoy.core.registry import create_registry
 from saoy.core.vietqr import Payee
@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     center.add_argument("--waive-fees", action="store_true", help="charge no fee")
     center.add_argument("--bank-bin", help="NAPAS BIN (6 digits) of the bank fees are paid into")
     center.add_argument("--account", help="the account number there")
+    center.add_argument(
+        "--review",
+        choices=REVIEW_POLICIES,
+        help="which dossiers wait for an official: those the machine is unsure of (the"
+        " default of a new center), or all; unchanged if not given",
+    )
     kiosk = sub.add_parser("kiosk", help="register a kiosk at a center, or move it there")
     kiosk.add_argument("kiosk_id")
     kiosk.add_argument("center_code")
@@ -70,7 +76,10 @@ def reception_command(argv: Sequence[str]) -> int:
                         payee=payee,
                     )
                 )
-                print(f"center {done.code}: {done.name} ({done.province})")
+                if args.review:
+                    centers.set_review(done.code, args.review)
+                review = centers.review(done.code)
+                print(f"center {done.code}: {done.name} ({done.province}), review={review}")
             elif args.action == "kiosk":
                 kiosk = centers.register_kiosk(args.kiosk_id, args.center_code, args.name)
                 print(f"kiosk {kiosk.id} at center {kiosk.center_code}")
@@ -82,6 +91,7 @@ def reception_command(argv: Sequence[str]) -> int:
                         "province": c.province,
                         "address": c.address,
                         "fees_waived": c.fees_waived,
+                        "review": centers.review(c.code),
                         "kiosks": [k.id for k in centers.kiosks(c.code)],
                     }
                     for c in centers.centers()
@@ -90,7 +100,7 @@ def reception_command(argv: Sequence[str]) -> int:
                     print(json.dumps(listing, ensure_ascii=False))
                 else:
                     for c in listing:
-                        print(f"{c['code']}  {c['name']} ({c['province']})")
+                        print(f"{c['code']}  {c['name']} ({c['province']}), review={c['review']}")
                         for kiosk_id in c["kiosks"]:
                             print(f"  kiosk {kiosk_id}")
     except (ValueError, SaoyError) as error:

@@ -46,7 +46,7 @@ class Settings:
     log_origin: str = "localhost/saoy/log"  # names the transparency log in its checkpoints
     checkpoint_seconds: float = 10.0  # how often a grown log gets a signed checkpoint
     admin_tokens: Path | None = None  # officials' bearer tokens; default <data_dir>/admin.tokens
-    center: str = "000.00.00.DEV"  # the center of kiosks not assigned to another (the desk's)
+    center: str = "000.00.00.DEV"  # the desk's center of dossiers from kiosks at no center
     review_lease_seconds: float = 600.0  # how long an official's claim on a dossier holds
     identity: str = "required"  # "required": Certify needs a session token; "off": development
     redis_url: str = ""  # sessions and rate limits in Redis (shared by replicas); empty: in-process

@@ -63,13 +63,12 @@ def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServ
         delivery_interval_seconds=0.2,
         kpi_refresh_seconds=0.2,
     )
-    # The head of center registers the center and its kiosk, with review of every dossier.
+    # The head of center registers the center, with review of every dossier, and its kiosk:
+    # once, for reception and the desk alike.
     centers = Centers(ReceptionDb(server.server.certifier.registry))
     centers.register_center(CENTER)
+    centers.set_review(CENTER.code, "all")
     centers.register_kiosk(KIOSK, CENTER.code)
-    desk = server.server.desk
-    assert desk is not None
-    desk.officials.set_center(CENTER.code, name=CENTER.name, review="all", kiosks=(KIOSK,))
     yield server, mailbox
     server.stop()
     smtp.stop()

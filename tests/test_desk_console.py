@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from saoy.clients.simulator import docgen
+from saoy.core.centers import Center
 from saoy.core.officials import Enrolment
 from saoy.core.review import Desk
 from saoy.server.desk_web import CONTENT_SECURITY_POLICY, SESSION_COOKIE
@@ -62,7 +63,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     server = start_server(tmp_path_factory.mktemp("saoy-console"))
     desk = server.server.desk
     assert desk is not None
-    desk.officials.set_center(CENTER, name="UBND Phường Bàn", review="all", kiosks=(KIOSK,))
+    desk.officials.centers.register_center(
+        Center(CENTER, "UBND Phường Bàn", "Thành phố Hà Nội", "Phường Bàn, Hà Nội")
+    )
+    desk.officials.set_center(CENTER, review="all", kiosks=(KIOSK,))
 
     def enrol(login: str, name: str, center: str) -> Enrolment:
         return desk.officials.add(

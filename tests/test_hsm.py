@@ -232,7 +232,7 @@ def test_an_officials_key_lives_in_the_token_and_signs_there(
     from saoy.core.officials import Officials
     from saoy.core.registry import SqliteRegistry
     from saoy.core.review import Desk, OfficialSigners, TokenConfig, move_key_into_token
-    from tests.test_register import CENTER, _page, _waiting_dossier
+    from tests.test_register import CENTER, SO_CENTER, _page, _waiting_dossier
 
     config = TokenConfig(str(SOFTHSM_MODULE), TOKEN, PIN)
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
@@ -240,7 +240,8 @@ def test_an_officials_key_lives_in_the_token_and_signs_there(
     executor = ThreadPoolExecutor(2)
     try:
         officials = Officials(DeskDb(registry), default_center="000.00.00.DEV")
-        officials.set_center(CENTER, name="UBND Phường Sổ", kiosks=("kiosk-reg",))
+        officials.centers.register_center(SO_CENTER)
+        officials.set_center(CENTER, kiosks=("kiosk-reg",))
         lan = officials.add(
             pki, login="lan", full_name="Nguyễn Thị Lan", title="Công chức", center=CENTER
         ).official

@@ -103,9 +103,8 @@ def test_kpis_per_official_count_the_dossiers_each_decided_at_the_desk(
 
     with pytest.raises(InvalidInput, match="desk"):
         example.report("official", date(2026, 12, 7), date(2026, 12, 8))
-    desk = DeskDb(registry)  # the desk's tables, as the server makes them
+    desk = DeskDb(registry)  # the desk's tables, as the server makes them (its center: H26)
     with desk.transaction(write=True) as db:
-        db.execute("INSERT INTO desk_centers (id, name) VALUES ('000.00.01.H26', 'Hà Nội')")
         for login in ("lan", "binh"):
             db.execute(
                 "INSERT INTO officials (id, full_name, title, center, role, password_hash,"

@@ -11,6 +11,7 @@ import pyotp
 import pytest
 from asn1crypto import x509 as asn1_x509
 
+from saoy.core.centers import Center, Centers
 from saoy.core.deskdb import DeskDb
 from saoy.core.errors import Unauthenticated
 from saoy.core.officials import MAX_FAILURES, Officials, SignInThrottled
@@ -27,10 +28,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     )
 
 
+THU = "000.00.01.THU"
+
+
+def _desk_db(registry: SqliteRegistry) -> DeskDb:
+    db = DeskDb(registry)
+    Centers(db.reception).register_center(
+        Center(THU, "Phường Thử", "Thành phố Hà Nội", "Phường Thử, Hà Nội")
+    )
+    return db
+
+
 @pytest.fixture
 def officials(tmp_path: Path) -> Iterator[Officials]:
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
-    yield Officials(DeskDb(registry), default_center="thu", default_center_name="Phường Thử")
+    yield Officials(_desk_db(registry), default_center=THU)
     registry.close()
 
 
@@ -44,7 +56,7 @@ def test_an_official_gets_their_own_signing_certificate(officials: Officials, pk
         login="lan",
         full_name="Nguyễn Thị Lan",
         title="Công chức Tư pháp - Hộ tịch",
-        center="thu",
+        center=THU,
     )
     assert enrolment.totp_uri.startswith("otpauth://totp/saoy:lan?")
     material = load_pkcs12(pki.directory / enrolment.official.certificate, pki.passphrase)
@@ -60,7 +72,7 @@ def test_sign_in_needs_the_password_and_a_fresh_totp_code(
     officials: Officials, pki: DevPki
 ) -> None:
     enrolment = officials.add(
-        pki, login="hoa", full_name="Trần Văn Hoà", title="Chủ tịch", center="thu", role="head"
+        pki, login="hoa", full_name="Trần Văn Hoà", title="Chủ tịch", center=THU, role="head"
     )
     totp = pyotp.TOTP(_secret(enrolment.totp_uri))
     now = time.time()
@@ -80,7 +92,7 @@ def test_sign_in_needs_the_password_and_a_fresh_totp_code(
 
 def test_repeated_failures_are_throttled(officials: Officials, pki: DevPki) -> None:
     enrolment = officials.add(
-        pki, login="minh", full_name="Lê Văn Minh", title="Công chức", center="thu"
+        pki, login="minh", full_name="Lê Văn Minh", title="Công chức", center=THU
     )
     for _ in range(MAX_FAILURES):
         with pytest.raises(Unauthenticated):
@@ -93,7 +105,7 @@ def test_repeated_failures_are_throttled(officials: Officials, pki: DevPki) -> N
 
 def test_a_disabled_officials_session_stops_at_once(officials: Officials, pki: DevPki) -> None:
     enrolment = officials.add(
-        pki, login="tuan", full_name="Phạm Anh Tuấn", title="Công chức", center="thu"
+        pki, login="tuan", full_name="Phạm Anh Tuấn", title="Công chức", center=THU
     )
     totp = pyotp.TOTP(_secret(enrolment.totp_uri))
     session = officials.sign_in("tuan", enrolment.password, totp.now())
@@ -115,10 +127,10 @@ def test_expired_sessions_are_refused(tmp_path: Path, pki: DevPki) -> None:
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
     try:
         officials = Officials(
-            DeskDb(registry), default_center="thu", session_ttl=timedelta(seconds=-1)
+            _desk_db(registry), default_center=THU, session_ttl=timedelta(seconds=-1)
         )
         enrolment = officials.add(
-            pki, login="an", full_name="Đỗ Văn An", title="Công chức", center="thu"
+            pki, login="an", full_name="Đỗ Văn An", title="Công chức", center=THU
         )
         session = officials.sign_in(
             "an", enrolment.password, pyotp.TOTP(_secret(enrolment.totp_uri)).now()
@@ -136,7 +148,7 @@ def test_two_sign_ins_racing_with_one_code_make_one_session(
     from concurrent.futures import ThreadPoolExecutor
 
     enrolment = officials.add(
-        pki, login="dua", full_name="Ngô Văn Đua", title="Công chức", center="thu"
+        pki, login="dua", full_name="Ngô Văn Đua", title="Công chức", center=THU
     )
     code = pyotp.TOTP(_secret(enrolment.totp_uri)).now()
 

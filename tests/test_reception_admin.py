@@ -55,6 +55,26 @@ def test_a_head_registers_a_center_and_its_kiosks(
     code, _, err = run(capsys, "reception", "--data-dir", data, "kiosk", "k2", "999.99.99.X")
     assert code == 2 and "no center is registered" in err
 
+    # The review policy is the center's, in the same record; the desk's `saoy center` sets it
+    # and registers kiosks there too, for a registered center only.
+    code, out, _ = run(
+        capsys, "reception", "--data-dir", data, "center", "000.00.01.H26",
+        "--name", "Trung tâm Phục vụ hành chính công Hà Nội", "--province", "Thành phố Hà Nội",
+        "--address", "1 Hàng Khay", "--bank-bin", "970436", "--account", "1234567890",
+        "--review", "all",
+    )  # fmt: skip
+    assert code == 0 and "review=all" in out
+    code, out, _ = run(
+        capsys, "center", "000.00.01.H26", "--review", "uncertain", "--kiosk", "hn-02",
+        "--data-dir", data,
+    )  # fmt: skip
+    assert code == 0 and "review=uncertain" in out
+    code, out, _ = run(capsys, "reception", "--data-dir", data, "--json", "list")
+    [center] = [c for c in json.loads(out) if c["code"] == "000.00.01.H26"]
+    assert center["review"] == "uncertain" and center["kiosks"] == ["hn-01", "hn-02"]
+    code, _, err = run(capsys, "center", "000.00.09.NONE", "--review", "all", "--data-dir", data)
+    assert code == 2 and "register it first (saoy reception center)" in err
+
     server = start_server(
         tmp_path / "data", identity="off", ocr_engine="none", signing_level="B-T", kiosk_center=""
     )

@@ -20,6 +20,7 @@ from PIL import Image
 
 from saoy.core.admission import Limits
 from saoy.core.blobs import FileBlobStore
+from saoy.core.centers import Center
 from saoy.core.deskdb import DeskDb
 from saoy.core.model import CheckResult, Outcome
 from saoy.core.officials import Official, Officials
@@ -39,6 +40,7 @@ from tests.pg import postgres_server, postgresql_url
 __all__ = ["postgres_server", "postgresql_url"]
 
 CENTER = "000.00.09.REG"
+SO_CENTER = Center(CENTER, "UBND Phường Sổ", "Thành phố Hà Nội", "Phường Sổ, Hà Nội")
 APPROVALS = 50
 
 
@@ -107,7 +109,8 @@ def _waiting_dossier(registry: Registry, blobs: FileBlobStore, page: bytes, kios
 def _desk(registry: Registry, tmp_path: Path, pki: DevPki) -> tuple[Desk, list[Official]]:
     db = DeskDb(registry)
     officials = Officials(db, default_center="000.00.00.DEV")
-    officials.set_center(CENTER, name="UBND Phường Sổ", kiosks=("kiosk-reg",))
+    officials.centers.register_center(SO_CENTER)
+    officials.set_center(CENTER, kiosks=("kiosk-reg",))
     people = [
         officials.add(
             pki,

@@ -23,6 +23,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from saoy.clients.sdk import DeskClient, OfficialClient
 from saoy.clients.simulator import docgen
+from saoy.core.centers import Center
 from saoy.core.register import VIETNAM
 from saoy.core.review import Desk
 from saoy.core.translog import decode_entry
@@ -75,7 +76,10 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
     server = start_server(tmp_path_factory.mktemp("saoy-desk"))
     desk = server.server.desk
     assert desk is not None
-    desk.officials.set_center(CENTER, name="UBND Phường Thử", review="all", kiosks=(KIOSK,))
+    desk.officials.centers.register_center(
+        Center(CENTER, "UBND Phường Thử", "Thành phố Hà Nội", "Phường Thử, Hà Nội")
+    )
+    desk.officials.set_center(CENTER, review="all", kiosks=(KIOSK,))
     own = server.server.settings.center
     clients = Desks(
         server,
