@@ -49,7 +49,10 @@ def add_desk_parser(sub: Any, add_server: Any) -> None:
     signin.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin's first line"
     )
-    actions.add_parser("queue", help="dossiers waiting in your center, oldest first")
+    actions.add_parser(
+        "queue",
+        help="dossiers waiting in your center, the oldest legal deadline first, then arrival",
+    )
     show = actions.add_parser("show", help="one dossier: fields, checks, identity evidence")
     show.add_argument("dossier")
     show.add_argument("--pages", help="folder to write the page images into")
@@ -122,8 +125,14 @@ def _run(args: argparse.Namespace, client: DeskClient) -> int:
             return EXIT_OK
         for item in items:
             held = f" held by {item.holder_name}" if item.holder else ""
+            due = (
+                f"due {item.appointment_at.ToDatetime():%Y-%m-%d %H:%M} UTC"
+                if item.HasField("appointment_at")
+                else "no deadline"
+            )
             print(
-                f"{item.dossier_id}  {item.created_at.ToDatetime():%Y-%m-%d %H:%M} UTC"
+                f"{item.dossier_id}  {due}  received"
+                f" {item.created_at.ToDatetime():%Y-%m-%d %H:%M} UTC"
                 f"  {item.page_count} page(s)  kiosk {item.kiosk_id}{held}"
             )
             for reason in item.reasons:

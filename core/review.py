@@ -124,6 +124,7 @@ class QueueItem:
     holder_name: str | None
     lease_until: datetime | None
     thumbnails: tuple[bytes, ...] = ()  # JPEG, one per page
+    appointment_at: datetime | None = None  # the legal deadline its receipt gave
 
 
 @dataclass(frozen=True)
@@ -430,17 +431,23 @@ class Desk:
     def queue(
         self, official: Official, *, thumbnails: bool = True, limit: int = 100
     ) -> list[QueueItem]:
-        """The ``limit`` oldest dossiers waiting in the official's center, oldest first."""
+        """The first ``limit`` dossiers waiting in the official's center: the oldest legal
+        deadline (the appointment of its receipt) first, then the oldest arrival; a dossier
+        received with no receipt after those with one."""
+        waiting = self._WAITING.replace(
+            " WHERE ", " LEFT JOIN receipts rc ON rc.dossier_id = d.id WHERE ", 1
+        )
         with self.db.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT d.id, d.kiosk_id, d.created_at, d.reasons, d.page_count, r.holder,"
-                f" r.lease_until {self._WAITING} AND {self._center_sql()} = ?"
-                " ORDER BY d.created_at, d.id LIMIT ?",
+                f" r.lease_until, rc.appointment_at {waiting} AND {self._center_sql()} = ?"
+                " ORDER BY CASE WHEN rc.appointment_at IS NULL THEN 1 ELSE 0 END,"
+                " rc.appointment_at, d.created_at, d.id LIMIT ?",
                 (self.officials.default_center, official.center, limit),
             ).fetchall()
         items = []
         current = now()
-        for id_, kiosk, created, reasons, pages, holder, lease in rows:
+        for id_, kiosk, created, reasons, pages, holder, lease, appointment in rows:
             lease_until = self.db.dt(lease)
             if lease_until is not None and lease_until <= current:
                 holder, lease_until = None, None
@@ -455,6 +462,7 @@ class Desk:
                     holder_name=self._holder_name(holder) if holder else None,
                     lease_until=lease_until,
                     thumbnails=self._thumbnails(id_) if thumbnails else (),
+                    appointment_at=self.db.dt(appointment),
                 )
             )
         return items

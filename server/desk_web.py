@@ -73,6 +73,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "waiting": ("đang chờ", "waiting"),
     "empty": ("Không có hồ sơ nào chờ duyệt.", "No dossier is waiting."),
     "received": ("Tiếp nhận", "Received"),
+    "deadline": ("Hẹn trả", "Deadline"),
     "kiosk": ("Ki-ốt", "Kiosk"),
     "reasons": ("Lý do cần duyệt", "Why it needs review"),
     "pages": ("Trang", "Pages"),
@@ -436,8 +437,10 @@ def add_desk_routes(
                 for i, t in enumerate(item.thumbnails)
             )
             reasons = "".join(f"<li>{_e(r)}</li>" for r in item.reasons)
+            deadline = _local(item.appointment_at) if item.appointment_at else ""
             rows.append(
                 f"<tr data-dossier='{_e(item.dossier_id)}'>"
+                f"<td class='deadline'>{_e(deadline)}</td>"
                 f"<td>{_e(_local(item.created_at))}</td><td>{_e(item.kiosk_id)}</td>"
                 f"<td><ul class='reasons'>{reasons}</ul></td><td>{item.page_count}</td>"
                 f"<td class='thumbs'>{thumbs}</td><td class='holder'>{held}</td>"
@@ -448,7 +451,7 @@ def add_desk_routes(
             "<table id='queue'><thead><tr>"
             + "".join(
                 f"<th>{_e(page.t(k)) if k else ''}</th>"
-                for k in ("received", "kiosk", "reasons", "pages", "", "held", "")
+                for k in ("deadline", "received", "kiosk", "reasons", "pages", "", "held", "")
             )
             + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             if rows

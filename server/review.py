@@ -195,6 +195,8 @@ class ReviewServicer(pb_grpc.ReviewServicer):
             )
             if item.lease_until is not None:
                 entry.lease_until.CopyFrom(timestamp(item.lease_until))
+            if item.appointment_at is not None:
+                entry.appointment_at.CopyFrom(timestamp(item.appointment_at))
         return out
 
     async def Claim(

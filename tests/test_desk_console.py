@@ -6,6 +6,7 @@ official of another center, a disabled official)."""
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -193,6 +194,8 @@ def test_an_official_approves_one_dossier_refuses_another_and_the_queue_shrinks(
     assert page.inner_text("#waiting") == "2"
     rows = page.locator("#queue tbody tr")
     assert rows.count() == 2 and rows.first.get_attribute("data-dossier") == first
+    # the legal deadline (the receipt's appointment) leads each row: the queue's order
+    assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d", rows.first.locator(".deadline").inner_text())
     assert rows.first.locator(".thumbs img").count() == 1
 
     # a correction that breaks its field's grammar is shown next to the field

@@ -169,6 +169,9 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
     assert item.page_count == 1 and len(item.thumbnails) == 1
     assert item.thumbnails[0][:3] == b"\xff\xd8\xff"  # a JPEG
     assert any("policy" in reason for reason in item.reasons)
+    # its legal deadline, the receipt's appointment, after its arrival
+    assert item.HasField("appointment_at")
+    assert item.appointment_at.ToDatetime() > item.created_at.ToDatetime()
 
     shown = desks.lan.dossier(dossier_id)
     assert shown.state == "NEEDS_REVIEW" and shown.center == CENTER
