@@ -219,3 +219,25 @@ def test_tessdata_prefix_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         find_tessdata("vie")
     (tmp_path / "vie.traineddata").write_bytes(b"")
     assert find_tessdata("vie") == tmp_path
+
+
+def test_a_turned_line_is_scored_against_its_own_reading_not_its_neighbours() -> None:
+    from saoy.core.model import OcrResult
+
+    def tilted(texts: list[str], y0: int) -> list[Word]:
+        # Words 45 px apart, each 4 px lower than the one before: a line turned about 5°.
+        return [
+            Word(t, 10 + 45 * k, y0 + 4 * k, 50 + 45 * k, y0 + 4 * k + 24, 95.0)
+            for k, t in enumerate(texts)
+        ]
+
+    first = ["một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười"]
+    second = ["mươi", "trăm", "nghìn", "vạn", "triệu", "tỷ", "lẻ", "linh", "mốt", "tư"]
+    words = tilted(first, 0) + tilted(second, 30)
+    # Each drawn line's box is the box around its turned corners: they overlap by half.
+    drawn = [
+        docgen.TextLine(" ".join(first), (10, 0, 460, 60)),
+        docgen.TextLine(" ".join(second), (10, 30, 460, 90)),
+    ]
+    result = OcrResult(tuple(words), "", 95.0)
+    assert line_reads(drawn, result) == [" ".join(first), " ".join(second)]
