@@ -474,10 +474,12 @@ class Reception:
             )
 
     def handed_over(self, dossier_id: str, via: str = "kiosk") -> bool:
-        """Record that the result was handed over (status 10), if it is released."""
+        """Record that the result was handed over (status 10), if it is released; once (a
+        result handed over again, e.g. to a kiosk watching the dossier anew, records nothing)."""
         if not self.released(dossier_id):
             return False
-        self.record_status(dossier_id, PortalStatus.RETURNED, via)
+        if not self.returned(dossier_id):
+            self.record_status(dossier_id, PortalStatus.RETURNED, via)
         return True
 
     @retrying_busy

@@ -207,6 +207,12 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             raise Unavailable("this server has no official's desk: WatchDossier is off")
         async for update in self.watch.watch(request, context):
             yield update
+            if update.HasField("issued") and self.reception is not None:
+                # The copy an official approved reached the kiosk: the result is handed over
+                # (portal status 10), unless it is held back for its fee (then once paid).
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.reception.handed_over, update.dossier_id
+                )
 
     async def _authenticate(self, header: pb.Header) -> Identity | None:
         """The citizen behind the header's session token, which this dossier (request_id) now

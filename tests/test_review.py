@@ -364,6 +364,40 @@ def test_revocation_is_a_heads_act(desks: Desks, card: list[bytes]) -> None:
     assert revoked and revoked[-1]["official"] == "hoa" and revoked[-1]["detail"]["code"] == code
 
 
+def _returned(desks: Desks, dossier_id: str) -> int:
+    """How many times status 10 (Đã trả kết quả) is recorded for the dossier."""
+    with desks.desk.db.transaction(write=False) as db:
+        return int(
+            db.execute(
+                "SELECT count(*) FROM dossier_statuses WHERE dossier_id = ? AND status = 10",
+                (dossier_id,),
+            ).fetchone()[0]
+        )
+
+
+def test_the_approved_copy_delivered_to_the_kiosk_is_handed_over(
+    desks: Desks, card: list[bytes]
+) -> None:
+    dossier_id, request_id = _certify(desks.server, card)
+    desks.lan.claim(dossier_id)
+    approved = desks.lan.approve(dossier_id)
+    assert _returned(desks, dossier_id) == 0  # approved (status 9), not yet at the kiosk
+
+    watcher = Watcher(desks.server, dossier_id, request_id)
+    issued = watcher.wait_for(cpb.DossierUpdate.ISSUED)
+    watcher.close()
+    assert issued.issued.code == approved.issued.code
+    deadline = time.monotonic() + 10
+    while _returned(desks, dossier_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _returned(desks, dossier_id) == 1
+
+    again = Watcher(desks.server, dossier_id, request_id)  # the kiosk asks once more
+    again.wait_for(cpb.DossierUpdate.ISSUED)
+    again.close()
+    assert _returned(desks, dossier_id) == 1  # handed over once
+
+
 def test_a_disabled_officials_session_is_refused_at_once(desks: Desks) -> None:
     desk = desks.desk
     client = _enrol(desks.server, "tam", "Vũ Văn Tâm", CENTER, "official")
