@@ -18,20 +18,7 @@ import sys
 import time
 
 import atheris
-
-# Modules that work on pixel arrays are imported before instrumentation starts, so they are
-# left alone: atheris traces the comparisons of the code it instruments and keeps the arrays
-# compared alive (memory grew by a megabyte a page until the run died of it), and the imaging
-# kernels are not what this harness is after (fuzz_admission covers the decoders).
-import saoy.core.documents.analysis
-import saoy.core.documents.seal
-import saoy.core.documents.view
-import saoy.core.hashing
-import saoy.core.identity.face
-import saoy.core.identity.liveness
-import saoy.core.imaging
-import saoy.core.ocr
-import saoy.core.render
+import uninstrumented  # noqa: F401  (the pixel-array modules, before instrumenting)
 
 with atheris.instrument_imports(include=["saoy"]):
     import grpc
