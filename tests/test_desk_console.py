@@ -11,11 +11,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from saoy.clients.simulator import docgen
 from saoy.core.centers import Center
@@ -27,7 +26,6 @@ from saoy.v1 import verification_pb2 as vpb
 
 from .conftest import RunningServer, start_server
 from .test_review import KIOSK, Watcher, _certify
-from .test_verification_page import CHROMIUM, CHROMIUM_ARGS
 
 CENTER = "000.00.01.BAN"  # review=all
 
@@ -90,24 +88,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         second=second,
     )
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make setup`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
 
 
 def _code(enrolment: Enrolment) -> str:
