@@ -219,9 +219,7 @@ def _with_hybrids(lines: Sequence[str], shaped: Callable[[str], bool]) -> list[s
         second = normalize_line(other)
         matcher = difflib.SequenceMatcher(None, first, second, autojunk=False)
         swaps = [
-            (i1, i2, second[j1:j2])
-            for op, i1, i2, j1, j2 in matcher.get_opcodes()
-            if op != "equal"
+            (i1, i2, second[j1:j2]) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"
         ]
         if len(swaps) > MAX_SWAPS:
             continue  # reads too unlike to be one line read twice
