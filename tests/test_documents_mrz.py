@@ -300,3 +300,10 @@ def test_a_soft_photographed_card_qr_code_is_read() -> None:
     assert len(codes) == 1
     card = parse_card_qr(codes[0].text)
     assert card.well_formed and card.id_number == "048207896033"
+
+
+def test_the_nationality_is_found_after_its_label_read_garbled() -> None:
+    row = _row(["Quốc", "tịch", "/", "Nadonality;", "Việt", "Nam", "'"], 300)
+    fields = card_fields(group_lines(row))
+    assert fields["nationality"].value == "Việt Nam"
+    assert fields["nationality"].confidence == 0.95

@@ -170,10 +170,12 @@ def _nationality(page: Page) -> tuple[str, float] | None:
     if not words:
         return None
     # A citizen's card says "Việt Nam": what follows it on the row is not the nationality
-    # (the edge of a photograph, a speck of the background).
-    for n in (1, 2):
-        if fold(words_text(words[:n])) == "vietnam":
-            return "Việt Nam", words_confidence(words[:n])
+    # (the edge of a photograph, a speck of the background), nor what comes before it (the
+    # end of its label read garbled, its colon missed: "Nadonality; Việt Nam").
+    for start in range(len(words)):
+        for n in (1, 2):
+            if fold(words_text(words[start : start + n])) == "vietnam":
+                return "Việt Nam", words_confidence(words[start : start + n])
     return words_text(words), words_confidence(words)
 
 
