@@ -71,3 +71,33 @@ def test_a_unit_the_list_lacks_in_its_province_is_not_renamed_after_a_namesake()
     # The list has no "Đông Dư" in Gia Lâm; a "Đồng Du" elsewhere must not replace it.
     read = "Xã Đông Dư, Huyện Gia Lâm, Hà Nội"
     assert normalize_place(read) == read
+
+
+def test_an_address_naming_its_units_as_the_list_does_is_confirmed() -> None:
+    from saoy.core.documents.places import confirmed_place
+
+    assert confirmed_place("Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nội")
+    assert confirmed_place("Hòa Phong, Hòa Vang, Đà Nẵng")  # no type words
+    assert confirmed_place("Tổ 12, Tam Hưng, Thủy Nguyên, Hải Phòng")  # a street part first
+    assert not confirmed_place("Xã Phù Linx, Huyện Sóc Sơn, Thành phố Hà Nội")  # a letter off
+    assert not confirmed_place("Số 5 ngõ 3, Hà Nội")  # no unit under the province
+    assert not confirmed_place("Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nộy")
+    assert not confirmed_place("Hà Nội")
+
+
+def test_a_place_read_unsurely_but_letter_for_letter_as_the_list_has_it_is_certain() -> None:
+    from dataclasses import replace
+
+    from saoy.core.documents.fields import card_fields
+    from saoy.core.documents.text import group_lines
+
+    from .test_documents_mrz import _row
+
+    label = _row(["Quê", "quán", "/", "Place", "of", "origin:"], 400)
+    value = _row(["Xã", "Phù", "Linh,", "Huyện", "Sóc", "Sơn,", "Thành", "phố", "Hà", "Nội"], 432)
+    value[2] = replace(value[2], confidence=40.0)  # one word read unsurely
+    read = card_fields(group_lines(label + value))["place_of_origin"]
+    assert read.value == "Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nội"
+    assert read.confidence == 0.9
+    value[2] = replace(value[2], text="Linx,")  # a letter misread: no confirmation
+    assert card_fields(group_lines(label + value))["place_of_origin"].confidence < 0.8

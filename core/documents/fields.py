@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from saoy.core.documents.grammar import plausible, plausible_name
 from saoy.core.documents.layout import Page
-from saoy.core.documents.places import normalize_place
+from saoy.core.documents.places import confirmed_place, normalize_place
 from saoy.core.documents.text import (
     Line,
     after_label,
@@ -34,6 +34,7 @@ class Field:
 
 SPECK_CONFIDENCE = 50.0
 IMPLAUSIBLE = 0.3  # the most a reading that is no plausible value of its field is trusted
+PLACE_CONFIRMED = 0.9  # an address read letter for letter as the official list names its units
 
 
 def _put(out: dict[str, Field], name: str, value: str, confidence: float) -> None:
@@ -210,7 +211,10 @@ def card_fields(lines: Sequence[Line]) -> dict[str, Field]:
     for field in PLACES:
         block = _text_value(page, field, PLACE_LINES)
         if block:
-            _add(out, field, normalize_place(block[0]), block[1])
+            place, confidence = normalize_place(block[0]), block[1]
+            if fold(place) == fold(block[0]) and confirmed_place(place):
+                confidence = max(confidence, PLACE_CONFIRMED)
+            _add(out, field, place, confidence)
     return out
 
 

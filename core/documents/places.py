@@ -173,3 +173,32 @@ def normalize_place(text: str) -> str:
         if found is not None:
             out[i] = f"{kind} {found}".strip()
     return ", ".join(out)
+
+
+def confirmed_place(text: str) -> bool:
+    """Whether an address names, from its last part up, a province and at least one unit
+    within it exactly as the official list has them (letters; marks aside), every part with a
+    unit's type word among them a unit of its province (and district): read this way, letter
+    for letter, it was read right even where the reader was unsure of its words. Parts before
+    the ward (a house, a street, a village) are not judged."""
+    g = gazetteer()
+    parts = [_split(p.strip()) for p in text.split(",")]
+    if g is None or len(parts) < 2:
+        return False
+    p = fold(parts[-1][1])
+    if p not in g.provinces:
+        return False
+    district: str | None = None
+    units = 0
+    for kind, name in reversed(parts[:-1]):
+        n = fold(name)
+        if district is None and kind not in WARD_TYPES and n in g.districts.get(p, {}):
+            district, units = n, units + 1
+            continue
+        wards = g.wards.get((p, district), {}) if district else g.province_wards.get(p, {})
+        if kind not in DISTRICT_TYPES and n in wards:
+            return True  # a ward: what comes before it is a street or a village
+        if kind:
+            return False  # a unit of this province the list does not hold here
+        break
+    return units > 0
