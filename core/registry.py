@@ -169,25 +169,25 @@ class Registry(ABC):
         """Revoke an issued copy (its dossier becomes REVOKED) and log it; NotFound for an
         unknown code. Revoking a revoked copy changes nothing and returns it as it is."""
 
+    @abstractmethod
     def decided_before(self, cutoff: datetime, *, without_event: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` dossiers in a final state (ISSUED, REJECTED, REVOKED) decided
         before ``cutoff`` and without an event of kind ``without_event``, oldest first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def erase_personal_data(
         self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]
     ) -> list[str]:
         """Erase the recognized fields and OCR text of a dossier's pages and record the event,
         in one transaction; the page blob keys that no other dossier not yet erased shows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mark(self, dossier_id: str, event_kind: str, detail: Mapping[str, Any]) -> None:
         """Record an audit event of a dossier."""
-        raise NotImplementedError
 
+    @abstractmethod
     def copy_of(self, dossier_id: str) -> CopyRecord | None:
         """The copy issued for a dossier, if any."""
-        raise NotImplementedError
 
     @abstractmethod
     def referenced_blob_keys(self) -> set[str]:
