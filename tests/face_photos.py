@@ -29,6 +29,7 @@ from PIL import Image
 
 from saoy.clients.simulator import docgen, faces
 from saoy.core.identity.face import FaceEngine, decode_image
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "face_recognition" / "tests" / "test_images"
@@ -133,19 +134,13 @@ def face_engine() -> FaceEngine:
     return FaceEngine.load(threads=1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server of our own on a free port (never the machine's 6379), no disk."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run `make system` (Debian's redis-server)")
-    port = _free_port()
+    port = free_port()
     work = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [

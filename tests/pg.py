@@ -13,7 +13,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from typing import Any
 
 import psycopg
 import pytest
+
+from tests.ports import free_port
 
 INSTALLED = Path("/usr/lib/postgresql")
 
@@ -52,12 +53,6 @@ def _run_as() -> dict[str, Any]:
     except KeyError:
         pytest.skip("PostgreSQL refuses to run as root and there is no postgres user to run as")
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(path: Path) -> str:
@@ -92,7 +87,7 @@ def postgres_server() -> Iterator[str]:
             )
         if done.returncode != 0:
             pytest.fail(f"initdb failed ({done.returncode}):\n{_tail(log)}")
-        port = _free_port()
+        port = free_port()
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": port,

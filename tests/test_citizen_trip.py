@@ -7,15 +7,14 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import ssl
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pyotp
 import pytest
-from aiosmtpd.controller import Controller
 
 from saoy.clients.sdk import DeskClient, KioskClient, TrackingClient
 from saoy.core.centers import Center, Centers, ReceptionDb
@@ -27,7 +26,7 @@ from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import tracking_pb2_grpc as tgrpc
 
 from .conftest import RunningServer, start_server
-from .test_delivery import Mailbox, _card, _free_port, _tls_files, _until
+from .test_delivery import Mailbox, _card, _until, starttls_smtp
 
 CENTER = Center(
     "000.00.01.TRIP",
@@ -42,14 +41,13 @@ KIOSK = "kiosk-trip"
 @pytest.fixture(scope="module")
 def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Mailbox]]:
     folder = tmp_path_factory.mktemp("trip")
-    cert, key = _tls_files(folder)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    mailbox, port = Mailbox(), _free_port()
-    smtp = Controller(
-        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
-    )
-    smtp.start()
+    with starttls_smtp(folder) as (mailbox, port, cert):
+        yield from _trip(folder, mailbox, port, cert)
+
+
+def _trip(
+    folder: Path, mailbox: Mailbox, port: int, cert: Path
+) -> Iterator[tuple[RunningServer, Mailbox]]:
     server = start_server(
         folder / "data",
         identity="off",
@@ -71,7 +69,6 @@ def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServ
     centers.register_kiosk(KIOSK, CENTER.code)
     yield server, mailbox
     server.stop()
-    smtp.stop()
 
 
 def test_a_citizens_whole_trip(trip: tuple[RunningServer, Mailbox]) -> None:

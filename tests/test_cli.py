@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,11 @@ import pytest
 from saoy.core.identity.face import FaceEngine
 from tests.face_photos import card_bytes, face_engine, head_turn_frames
 
+from .ports import free_port
+
 __all__ = ["face_engine"]
 
 SAOY = [sys.executable, "-c", "from saoy.clients.cli import main; raise SystemExit(main())"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def saoy(

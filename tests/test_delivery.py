@@ -8,13 +8,13 @@ import email
 import email.policy
 import io
 import ipaddress
-import socket
 import sqlite3
 import ssl
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from saoy.v1 import tracking_pb2 as tpb
 from tests.pg import postgres_server, postgresql_url
 
 from .conftest import RunningServer, start_server
+from .ports import free_port
 from .test_reception import MONDAY, clock, receive, reception, registry
 
 __all__ = ["clock", "postgres_server", "postgresql_url", "reception", "registry"]
@@ -56,12 +57,6 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), envelope.content, session.ssl is not None))
         return "250 Message accepted"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tls_files(folder: Path) -> tuple[Path, Path]:
@@ -95,6 +90,24 @@ def _tls_files(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@contextmanager
+def starttls_smtp(folder: Path) -> Iterator[tuple[Mailbox, int, Path]]:
+    """A real SMTP server on a free port that requires STARTTLS, its certificate (self-signed,
+    for 127.0.0.1) written in ``folder``: (the mailbox it fills, its port, the certificate)."""
+    cert, key = _tls_files(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox, port = Mailbox(), free_port()
+    smtp = Controller(
+        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+    )
+    smtp.start()
+    try:
+        yield mailbox, port, cert
+    finally:
+        smtp.stop()
+
+
 @dataclass
 class MailSetup:
     server: RunningServer
@@ -104,15 +117,11 @@ class MailSetup:
 @pytest.fixture(scope="module")
 def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSetup]:
     folder = tmp_path_factory.mktemp("mail")
-    cert, key = _tls_files(folder)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    mailbox = Mailbox()
-    port = _free_port()
-    smtp = Controller(
-        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
-    )
-    smtp.start()
+    with starttls_smtp(folder) as (mailbox, port, cert):
+        yield from _mail(folder, mailbox, port, cert)
+
+
+def _mail(folder: Path, mailbox: Mailbox, port: int, cert: Path) -> Iterator[MailSetup]:
     server = start_server(
         folder / "data",
         identity="off",
@@ -127,7 +136,6 @@ def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSetup]:
     )
     yield MailSetup(server, mailbox)
     server.stop()
-    smtp.stop()
 
 
 def _card(seed: int) -> bytes:
