@@ -5,8 +5,11 @@ A dossier gets two data keys (AES-256-GCM) when it is stored: one for its page s
 its signed copy, so that the scans can be purged while the copy stays (and the copy later, where
 the policy says so). Each data key is kept only wrapped by a wrapping key of the signer backend
 (:mod:`saoy.core.keywrap`: a key file with the dev PKI, a key in the HSM with PKCS#11), under
-``<root>/<dossier id>/<kind>.key``; the sealed blobs lie beside it in ``<kind>/<sha256>``, named
-by the SHA-256 of their plaintext, which is what the registry's rows name.
+``<dossier id>/<kind>.key`` of the vault's storage; the sealed blobs lie beside it in
+``<kind>/<sha256>``, named by the SHA-256 of their plaintext, which is what the registry's rows
+name. The storage is a folder (:class:`DirVaultStorage`) or a prefix of an object store's bucket
+(:class:`saoy.core.blobs_s3.S3VaultStorage`): the data keys it holds are useless without the
+wrapping keys, which never go there.
 
 :func:`purge` runs the policy: past the scans' retention period, a dossier's scan key and scans
 are destroyed and its recognized fields and OCR text erased from the registry (rows, copy and
@@ -24,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +50,7 @@ MAGIC = b"SAOY-SEALED-1\n"
 NONCE_BYTES = 12
 DAY = 86400.0
 _DOSSIER_ID = re.compile(r"[0-9a-f]{32}")
+_KEY_NAME = re.compile(r"[0-9a-f]{32}/[a-z]+\.key")
 EPOCH_GRACE = timedelta(hours=1)
 """An epoch's wrapping key outlives the epoch by this much, for stores in flight at its end."""
 
@@ -98,12 +103,83 @@ def _shred(path: Path) -> bool:
     return True
 
 
+class VaultStorage(ABC):
+    """Where a vault keeps its objects, by name: ``<dossier>/<kind>.key`` (a wrapped data key),
+    ``<dossier>/<kind>.purged`` (a marker) and ``<dossier>/<kind>/<sha256>`` (a sealed blob).
+    Reads of a missing object raise FileNotFoundError."""
+
+    @abstractmethod
+    def create(self, name: str, data: bytes) -> bool:
+        """Write ``name`` unless it exists, durably; whether this call created it."""
+
+    @abstractmethod
+    def read(self, name: str) -> bytes:
+        """The bytes of ``name``."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is stored."""
+
+    @abstractmethod
+    def remove(self, name: str) -> bool:
+        """Destroy ``name`` (overwritten first where the medium allows); whether it was there."""
+
+    @abstractmethod
+    def remove_folder(self, folder: str) -> None:
+        """Remove every object whose name starts with ``folder + "/"``."""
+
+    @abstractmethod
+    def names(self, folder: str = "") -> Iterator[str]:
+        """The names of the objects below ``folder`` (all of them for ``""``), at any depth."""
+
+    @abstractmethod
+    def modified_at(self, name: str) -> datetime:
+        """When ``name`` was written (UTC)."""
+
+
+class DirVaultStorage(VaultStorage):
+    """A vault's objects as files under ``root``, written crash-safely, readable by owner only."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def create(self, name: str, data: bytes) -> bool:
+        return _write(self.path(name), data)
+
+    def read(self, name: str) -> bytes:
+        return self.path(name).read_bytes()
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def remove(self, name: str) -> bool:
+        return _shred(self.path(name))
+
+    def remove_folder(self, folder: str) -> None:
+        shutil.rmtree(self.path(folder), ignore_errors=True)
+
+    def names(self, folder: str = "") -> Iterator[str]:
+        base = self.path(folder) if folder else self.root
+        for directory, _, files in os.walk(base):
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    yield Path(directory, name).relative_to(self.root).as_posix()
+
+    def modified_at(self, name: str) -> datetime:
+        return datetime.fromtimestamp(self.path(name).stat().st_mtime, UTC)
+
+
 class Vault:
-    """Sealed blobs and wrapped data keys of each dossier under ``root``."""
+    """Sealed blobs and wrapped data keys of each dossier, in ``storage`` (a folder's path, or
+    any :class:`VaultStorage`)."""
 
     def __init__(
         self,
-        root: Path,
+        storage: Path | VaultStorage,
         wrapper: KeyWrapper,
         *,
         epoch_seconds: float = DAY,
@@ -111,11 +187,17 @@ class Vault:
     ) -> None:
         if epoch_seconds < 1:
             raise ValueError("epoch_seconds must be at least 1")
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.storage = storage if isinstance(storage, VaultStorage) else DirVaultStorage(storage)
         self.wrapper = wrapper
         self.epoch_seconds = epoch_seconds
         self.clock = clock
+
+    @property
+    def root(self) -> Path:
+        """The folder of a vault kept in files."""
+        if not isinstance(self.storage, DirVaultStorage):
+            raise TypeError("this vault keeps no files: it is kept in object storage")
+        return self.storage.root
 
     # -- epochs -----------------------------------------------------------------------------
 
@@ -137,26 +219,23 @@ class Vault:
 
     # -- keys -------------------------------------------------------------------------------
 
-    def _dir(self, dossier_id: str) -> Path:
-        return self.root / _check_dossier(dossier_id)
+    def _key_name(self, dossier_id: str, kind: str) -> str:
+        return f"{_check_dossier(dossier_id)}/{kind}.key"
 
-    def _key_path(self, dossier_id: str, kind: str) -> Path:
-        return self._dir(dossier_id) / f"{kind}.key"
-
-    def _marker(self, dossier_id: str, kind: str) -> Path:
-        return self._dir(dossier_id) / f"{kind}.purged"
+    def _marker(self, dossier_id: str, kind: str) -> str:
+        return f"{_check_dossier(dossier_id)}/{kind}.purged"
 
     def _new_key(self, dossier_id: str, kind: str) -> None:
         epoch = self.epoch_of(self.clock())
         wrapped = self.wrapper.wrap(epoch, AESGCM.generate_key(bit_length=8 * KEY_BYTES))
-        _write(self._key_path(dossier_id, kind), epoch.encode() + b"\n" + wrapped)
+        self.storage.create(self._key_name(dossier_id, kind), epoch.encode() + b"\n" + wrapped)
 
     def data_key(self, dossier_id: str, kind: str) -> bytes:
         """The unwrapped data key; Purged once destroyed, NotFound when there never was one."""
         try:
-            stored = self._key_path(dossier_id, kind).read_bytes()
+            stored = self.storage.read(self._key_name(dossier_id, kind))
         except FileNotFoundError:
-            if self._marker(dossier_id, kind).exists():
+            if self.storage.exists(self._marker(dossier_id, kind)):
                 raise _purged(kind) from None
             raise NotFound(f"dossier {dossier_id} has no sealed {kind}") from None
         epoch, _, wrapped = stored.partition(b"\n")
@@ -167,14 +246,18 @@ class Vault:
 
     def holds(self, dossier_id: str, kind: str) -> bool:
         """Whether the dossier's ``kind`` was stored here (purged or not)."""
-        return self._key_path(dossier_id, kind).exists() or self._marker(dossier_id, kind).exists()
+        return self.storage.exists(self._key_name(dossier_id, kind)) or self.storage.exists(
+            self._marker(dossier_id, kind)
+        )
 
     def live_epochs(self) -> set[str]:
         """The epochs some data key still needs."""
         epochs = set()
-        for path in self.root.glob("*/*.key"):
+        for name in self.storage.names():
+            if _KEY_NAME.fullmatch(name) is None:
+                continue
             try:
-                epoch = path.read_bytes().partition(b"\n")[0].decode()
+                epoch = self.storage.read(name).partition(b"\n")[0].decode()
             except (FileNotFoundError, UnicodeDecodeError):
                 continue
             if EPOCH.fullmatch(epoch):
@@ -182,57 +265,65 @@ class Vault:
         return epochs
 
     def dossiers(self) -> Iterator[str]:
-        for entry in os.scandir(self.root):
-            if entry.is_dir() and _DOSSIER_ID.fullmatch(entry.name):
-                yield entry.name
+        seen: set[str] = set()
+        for name in self.storage.names():
+            dossier_id = name.partition("/")[0]
+            if dossier_id not in seen and _DOSSIER_ID.fullmatch(dossier_id):
+                seen.add(dossier_id)
+                yield dossier_id
 
     # -- blobs ------------------------------------------------------------------------------
 
-    def _blob_path(self, dossier_id: str, kind: str, key: str) -> Path:
-        return self._dir(dossier_id) / kind / check_key(key)
+    def blob_name(self, dossier_id: str, kind: str, key: str) -> str:
+        """The name a sealed blob has in the vault's storage."""
+        return f"{_check_dossier(dossier_id)}/{kind}/{check_key(key)}"
 
     def seal(self, dossier_id: str, kind: str, data: bytes) -> tuple[str, bool]:
         """Store ``data`` sealed under the dossier's ``kind`` key (made on first use); its key
         (the SHA-256 of ``data``) and whether this call created it."""
         key = key_of(data)
-        path = self._blob_path(dossier_id, kind, key)
-        if path.exists():
+        name = self.blob_name(dossier_id, kind, key)
+        if self.storage.exists(name):
             return key, False
-        if not self._key_path(dossier_id, kind).exists():
+        if not self.storage.exists(self._key_name(dossier_id, kind)):
             self._new_key(dossier_id, kind)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = AESGCM(self.data_key(dossier_id, kind)).encrypt(
             nonce, data, _aad(dossier_id, kind, key)
         )
-        return key, _write(path, MAGIC + nonce + sealed)
+        return key, self.storage.create(name, MAGIC + nonce + sealed)
 
     def open(self, dossier_id: str, kind: str, key: str) -> bytes:
         """The plaintext of a sealed blob; Purged when its key was destroyed."""
         data_key = self.data_key(dossier_id, kind)
         try:
-            stored = self._blob_path(dossier_id, kind, key).read_bytes()
+            stored = self.storage.read(self.blob_name(dossier_id, kind, key))
         except FileNotFoundError:
             raise NotFound(f"No blob is stored under {key}", field="sha256") from None
         return unseal(data_key, dossier_id, kind, key, stored)
 
+    def sealed(self, dossier_id: str, kind: str, key: str) -> bytes:
+        """The stored (ciphertext) bytes of a sealed blob, for tests and audits."""
+        return self.storage.read(self.blob_name(dossier_id, kind, key))
+
     def sealed_path(self, dossier_id: str, kind: str, key: str) -> Path:
-        """Where a sealed blob lies (for tests and audits: the bytes are ciphertext)."""
-        return self._blob_path(dossier_id, kind, key)
+        """Where a sealed blob lies in a vault kept in files (the bytes are ciphertext)."""
+        return self.root / self.blob_name(dossier_id, kind, key)
 
     def destroy(self, dossier_id: str, kind: str) -> bool:
         """Destroy the dossier's ``kind``: its data key first (after which nothing of it
         decrypts), then its sealed blobs; a marker says it was purged. Whether there was a key."""
-        directory = self._dir(dossier_id)
-        if not directory.is_dir():
+        folder = _check_dossier(dossier_id)
+        if next(iter(self.storage.names(folder)), None) is None:
             return False
-        _write(self._marker(dossier_id, kind), b"")
-        destroyed = _shred(self._key_path(dossier_id, kind))
-        shutil.rmtree(directory / kind, ignore_errors=True)
+        self.storage.create(self._marker(dossier_id, kind), b"")
+        destroyed = self.storage.remove(self._key_name(dossier_id, kind))
+        self.storage.remove_folder(f"{folder}/{kind}")
         return destroyed
 
     def discard(self, dossier_id: str) -> None:
         """Remove everything of a dossier that was never recorded (a failed store)."""
-        shutil.rmtree(self._dir(dossier_id), ignore_errors=True)
+        self.storage.remove_folder(_check_dossier(dossier_id))
 
 
 def unseal(data_key: bytes, dossier_id: str, kind: str, key: str, stored: bytes) -> bytes:
@@ -322,28 +413,25 @@ class _DossierBlobs(BlobStore):
         return self.vault.open(self.dossier_id, self._kind(key), key)
 
     def exists(self, key: str) -> bool:
-        return self.vault.sealed_path(self.dossier_id, self._kind(key), key).exists()
+        return self.vault.storage.exists(self._name(key))
 
     def delete(self, key: str) -> bool:
-        path = self.vault.sealed_path(self.dossier_id, self._kind(key), key)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self.vault.storage.remove(self._name(key))
 
     def keys(self) -> Iterator[str]:
-        for kind in KINDS:
-            folder = self.vault._dir(self.dossier_id) / kind
-            if folder.is_dir():
-                yield from (p.name for p in folder.iterdir() if len(p.name) == 64)
+        for name in self.vault.storage.names(self.dossier_id):
+            leaf = name.rpartition("/")[2]
+            if len(leaf) == 64:
+                yield leaf
 
     def modified_at(self, key: str) -> datetime:
-        path = self.vault.sealed_path(self.dossier_id, self._kind(key), key)
         try:
-            return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            return self.vault.storage.modified_at(self._name(key))
         except FileNotFoundError:
             raise NotFound(f"No blob is stored under {key}", field="sha256") from None
+
+    def _name(self, key: str) -> str:
+        return self.vault.blob_name(self.dossier_id, self._kind(key), key)
 
 
 # -- the policy ---------------------------------------------------------------------------------
@@ -438,11 +526,13 @@ __all__ = [
     "COPY",
     "KINDS",
     "SCANS",
+    "DirVaultStorage",
     "PurgeReport",
     "Purged",
     "RetentionPolicy",
     "Vault",
     "VaultBlobStore",
+    "VaultStorage",
     "purge",
     "unseal",
 ]
