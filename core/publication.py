@@ -18,7 +18,7 @@ from saoy.core.translog import (
     CheckpointSigner,
     InclusionProof,
     LogEntry,
-    SqliteTransparencyLog,
+    TransparencyLog,
     decode_entry,
     encode_entry,
 )
@@ -39,7 +39,7 @@ class LogPublisher:
     """Appends copies to the log, issues checkpoints, and answers proofs about a code."""
 
     def __init__(
-        self, log: SqliteTransparencyLog, signer: CheckpointSigner, registry: Registry
+        self, log: TransparencyLog, signer: CheckpointSigner, registry: Registry
     ) -> None:
         self.log = log
         self.signer = signer

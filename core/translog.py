@@ -25,6 +25,13 @@ The ``time`` line is a checkpoint extension line (seconds since the Unix epoch) 
 signature; readers that do not know it may ignore it. The key hash is the first four bytes of
 ``SHA-256(name || 0x0A || 0x01 || public key)``, as the signed-note format defines for Ed25519.
 
+Two stores implement :class:`TransparencyLog`: :class:`SqliteTransparencyLog` here (the
+embedded default) and :class:`~saoy.core.translog_pg.PgTransparencyLog` (PostgreSQL, sequencing
+apart from integration); :func:`~saoy.core.translog_backends.open_transparency_log` picks one.
+Both serve the tree as C2SP tlog-tiles (:mod:`saoy.core.tiles`): a stored node at a level that
+is a multiple of 8 is a hash of a tile, and entries are at most 65,535 bytes so that an entry
+bundle can carry them.
+
 Log entries (:func:`encode_entry`) are canonical JSON with no personal data: what happened
 (``issued`` or ``revoked``), the copy's verification code, the SHA-256 of its signed PDF, when,
 and the issuing organization.
@@ -40,6 +47,7 @@ import json
 import re
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -515,6 +523,111 @@ class CheckpointRecord:
     note: str
 
 
+MAX_ENTRY_BYTES: Final = 0xFFFF
+"""The largest entry: a tlog-tiles entry bundle prefixes each entry with a 16-bit length."""
+
+
+def checked_entry(entry: bytes) -> bytes:
+    """``entry`` as bytes; ValueError when an entry bundle could not carry it."""
+    data = bytes(entry)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise ValueError(f"a log entry is at most {MAX_ENTRY_BYTES} bytes, got {len(data)}")
+    return data
+
+
+class TransparencyLog(ABC):
+    """An append-only Merkle log of entries with stored subtree hashes and signed checkpoints.
+
+    ``size`` counts every durable entry; proofs and roots answer for any size up to it. A
+    checkpoint commits to the whole log as it is when signed. ``hashes`` and ``entries`` give
+    the stored tree level by level, which the tlog-tiles endpoints serve."""
+
+    def __enter__(self) -> TransparencyLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def append(self, entry: bytes) -> int:
+        """Append one leaf; its index. Durable when it returns."""
+        return self.append_many([entry])[0]
+
+    @abstractmethod
+    def append_many(self, entries: Iterable[bytes]) -> list[int]:
+        """Append leaves in order, with consecutive indexes; their indexes."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """The number of leaves."""
+
+    @abstractmethod
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the first ``size`` leaves (default: all of them)."""
+
+    def entry(self, index: int) -> bytes:
+        """The entry bytes of leaf ``index``; NotFound past the end."""
+        return self.leaf(index).entry
+
+    @abstractmethod
+    def leaf(self, index: int) -> LogLeaf:
+        """Leaf ``index``; NotFound past the end."""
+
+    @abstractmethod
+    def indexes_of(self, code: str) -> list[int]:
+        """Indexes of the entries about the copy with this canonical code, oldest first."""
+
+    @abstractmethod
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The RFC 9162 audit path of leaf ``index`` in the tree of ``size`` leaves."""
+
+    @abstractmethod
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 9162 proof that the tree of ``new_size`` leaves extends that of
+        ``old_size`` (1 <= old_size <= new_size <= size)."""
+
+    @abstractmethod
+    def checkpoint(self, signer: CheckpointSigner) -> str:
+        """Sign and store a checkpoint of the whole tree as it is now; the note."""
+
+    @abstractmethod
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The newest stored checkpoint (the largest tree), if any."""
+
+    @abstractmethod
+    def checkpoints(self) -> list[CheckpointRecord]:
+        """Every stored checkpoint, oldest first."""
+
+    @abstractmethod
+    def hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        """The stored hashes of the complete subtrees ``start`` to ``end - 1`` at ``level``
+        (level 0: leaf hashes), in order; it stops early at the first one not stored."""
+
+    @abstractmethod
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """The entries ``start`` to ``end - 1``, in order; it stops early at the end."""
+
+    def proof_for(self, index: int) -> InclusionProof | None:
+        """Inclusion proof of entry ``index`` against the latest checkpoint; None while no
+        checkpoint covers it yet. NotFound for an index past the end of the log."""
+        leaf = self.leaf(index)
+        latest = self.latest_checkpoint()
+        if latest is None or latest.size <= index:
+            return None
+        hashes = self.inclusion_proof(index, latest.size)
+        return InclusionProof(
+            index, latest.size, leaf.leaf_hash, tuple(hashes), latest.note, leaf.entry
+        )
+
+
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS leaves (
         idx INTEGER PRIMARY KEY CHECK (idx >= 0),
@@ -568,7 +681,7 @@ def _code_of(entry: bytes) -> str | None:
         return None
 
 
-class SqliteTransparencyLog:
+class SqliteTransparencyLog(TransparencyLog):
     """The log in its own SQLite file: WAL, synchronous=FULL, one connection per thread;
     appends are serialized (a lock in the process, BEGIN IMMEDIATE across processes)."""
 
@@ -592,17 +705,6 @@ class SqliteTransparencyLog:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> SqliteTransparencyLog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- appends -------------------------------------------------------------------------------
 
     @_busy_to_unavailable
@@ -614,11 +716,11 @@ class SqliteTransparencyLog:
     def append_many(self, entries: Iterable[bytes]) -> list[int]:
         """Append leaves in order, all in one transaction; their indexes."""
         at = _ts(self._now())
+        batch = [checked_entry(e) for e in entries]
         indexes: list[int] = []
         with self._append_lock, self._transaction(write=True) as db:
             size = self._size(db)
-            for entry in entries:
-                entry = bytes(entry)
+            for entry in batch:
                 index = size
                 h = leaf_hash(entry)
                 db.execute(
@@ -687,10 +789,6 @@ class SqliteTransparencyLog:
                 size = self._size(db)
             self._check_size(db, size)
             return EMPTY_ROOT if size == 0 else self._subtree(db)(0, size)
-
-    def entry(self, index: int) -> bytes:
-        """The entry bytes of leaf ``index``; NotFound past the end."""
-        return self.leaf(index).entry
 
     def leaf(self, index: int) -> LogLeaf:
         row = (
@@ -769,17 +867,31 @@ class SqliteTransparencyLog:
         )
         return [_checkpoint_record(r) for r in rows]
 
-    def proof_for(self, index: int) -> InclusionProof | None:
-        """Inclusion proof of entry ``index`` against the latest checkpoint; None while no
-        checkpoint covers it yet. NotFound for an index past the end of the log."""
-        leaf = self.leaf(index)
-        latest = self.latest_checkpoint()
-        if latest is None or latest.size <= index:
-            return None
-        hashes = self.inclusion_proof(index, latest.size)
-        return InclusionProof(
-            index, latest.size, leaf.leaf_hash, tuple(hashes), latest.note, leaf.entry
+    def hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        args: tuple[int, ...] = ()
+        if level == 0:
+            sql = "SELECT idx, leaf_hash FROM leaves WHERE idx >= ? AND idx < ?"
+        else:
+            sql = "SELECT idx, hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ?"
+            args = (level,)
+        rows = self._connection().execute(sql + " ORDER BY idx", (*args, start, end))
+        return contiguous(start, rows)
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        rows = self._connection().execute(
+            "SELECT idx, entry FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
         )
+        return contiguous(start, rows)
+
+
+def contiguous(start: int, rows: Iterable[tuple[int, bytes]]) -> list[bytes]:
+    """The values of ``(index, value)`` rows in index order from ``start`` up to a gap."""
+    out: list[bytes] = []
+    for index, value in rows:
+        if int(index) != start + len(out):
+            break
+        out.append(bytes(value))
+    return out
 
 
 def _checkpoint_record(row: tuple[int, int, bytes, str, str]) -> CheckpointRecord:

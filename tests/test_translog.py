@@ -1,15 +1,18 @@
 """The transparency log: RFC 9162 verifiers against the published vectors, proofs from the stored
-tree against the RFC's recursive definitions, concurrent appends, signed checkpoints."""
+tree against the vectors and the RFC's recursive definitions, concurrent appends, signed
+checkpoints. Every test of the stored log runs on both stores: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +25,7 @@ from saoy.core.translog import (
     InclusionProof,
     LogEntry,
     SqliteTransparencyLog,
+    TransparencyLog,
     consistency_path,
     decode_entry,
     encode_entry,
@@ -37,6 +41,10 @@ from saoy.core.translog import (
     verify_consistency,
     verify_inclusion,
 )
+from saoy.core.translog_pg import PgTransparencyLog
+from tests.pg import postgres_server, postgresql_url
+
+__all__ = ["postgres_server", "postgresql_url"]
 
 VECTORS = Path(__file__).resolve().parent / "data" / "merkle"
 ORIGIN = "saoy.test/log"
@@ -200,13 +208,65 @@ def test_non_canonical_entry_is_refused(mutate: object) -> None:
         decode_entry(mutate(data))  # type: ignore[operator]
 
 
-# -- the stored log --------------------------------------------------------------------------
+# -- the stored log, on both stores ----------------------------------------------------------
+
+BACKENDS = ["sqlite", "postgresql"]
+OpenLog = Callable[[], TransparencyLog]
+
+
+@pytest.fixture(params=BACKENDS)
+def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog]:
+    """Opens the same log again and again (as several processes would), closed after the test."""
+    opened: list[TransparencyLog] = []
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgresql_url")
+
+        def make() -> TransparencyLog:
+            return PgTransparencyLog(url)
+    else:
+
+        def make() -> TransparencyLog:
+            return SqliteTransparencyLog(tmp_path / "log.sqlite3")
+
+    def opener() -> TransparencyLog:
+        opened.append(make())
+        return opened[-1]
+
+    yield opener
+    for log in opened:
+        log.close()
 
 
 @pytest.fixture
-def tlog(tmp_path: Path) -> Iterator[SqliteTransparencyLog]:
-    with SqliteTransparencyLog(tmp_path / "log.sqlite3") as log:
-        yield log
+def tlog(open_log: OpenLog) -> TransparencyLog:
+    return open_log()
+
+
+# The leaves of the reference tree the vectors' happy paths were computed over.
+VECTOR_LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        *("", "00", "10", "2021", "3031", "40414243", "5051525354555657"),
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+HAPPY = sorted(VECTORS.glob("*/[0-9]*/happy-path.json"))
+
+
+def test_stored_tree_reproduces_the_vectors(tlog: TransparencyLog) -> None:
+    assert len(HAPPY) >= 10
+    tlog.append_many(VECTOR_LEAVES)
+    for path in HAPPY:
+        v = json.loads(path.read_text())
+        proof = _proof(v["proof"]) or []
+        if "leafIdx" in v:
+            assert tlog.root(v["treeSize"]) == _b64(v["root"]), path
+            assert tlog.inclusion_proof(v["leafIdx"], v["treeSize"]) == proof, path
+            assert leaf_hash(tlog.entry(v["leafIdx"])) == _b64(v["leafHash"]), path
+        else:
+            assert tlog.root(v["size1"]) == _b64(v["root1"]), path
+            assert tlog.root(v["size2"]) == _b64(v["root2"]), path
+            assert tlog.consistency_proof(v["size1"], v["size2"]) == proof, path
 
 
 @pytest.fixture
@@ -214,7 +274,7 @@ def signer(tmp_path: Path) -> CheckpointSigner:
     return CheckpointSigner.from_file(ensure_log_key(tmp_path / "keys"), ORIGIN)
 
 
-def test_stored_tree_matches_reference_at_every_size(tlog: SqliteTransparencyLog) -> None:
+def test_stored_tree_matches_reference_at_every_size(tlog: TransparencyLog) -> None:
     entries = [b"entry %d" % i for i in range(70)]
     assert tlog.root() == EMPTY_ROOT
     assert tlog.append_many(entries[:33]) == list(range(33))
@@ -234,7 +294,7 @@ def test_stored_tree_matches_reference_at_every_size(tlog: SqliteTransparencyLog
     assert tlog.entry(69) == entries[69]
 
 
-def test_out_of_range_requests_are_refused(tlog: SqliteTransparencyLog) -> None:
+def test_out_of_range_requests_are_refused(tlog: TransparencyLog) -> None:
     tlog.append_many([b"a", b"b", b"c"])
     with pytest.raises(InvalidInput):
         tlog.root(4)
@@ -248,9 +308,8 @@ def test_out_of_range_requests_are_refused(tlog: SqliteTransparencyLog) -> None:
         tlog.entry(3)
 
 
-def test_concurrent_appends_get_distinct_indexes(tmp_path: Path) -> None:
-    path = tmp_path / "log.sqlite3"
-    logs = [SqliteTransparencyLog(path), SqliteTransparencyLog(path)]  # two "processes"
+def test_concurrent_appends_get_distinct_indexes(open_log: OpenLog) -> None:
+    logs = [open_log(), open_log()]  # two "processes"
     got: list[int] = []
     lock = threading.Lock()
 
@@ -268,11 +327,9 @@ def test_concurrent_appends_get_distinct_indexes(tmp_path: Path) -> None:
     assert sorted(got) == list(range(200))
     leaves = [leaf_hash(logs[0].entry(i)) for i in range(200)]
     assert logs[1].root() == root_from_leaves(leaves)
-    for log in logs:
-        log.close()
 
 
-def test_entries_are_found_by_code(tlog: SqliteTransparencyLog) -> None:
+def test_entries_are_found_by_code(tlog: TransparencyLog) -> None:
     issued = _entry()
     tlog.append(b"not an entry")
     tlog.append(encode_entry(issued))
@@ -294,7 +351,7 @@ def test_log_key_is_created_once_and_reused(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-def test_checkpoint_round_trip(tlog: SqliteTransparencyLog, signer: CheckpointSigner) -> None:
+def test_checkpoint_round_trip(tlog: TransparencyLog, signer: CheckpointSigner) -> None:
     tlog.append_many([b"a", b"b", b"c"])
     note = tlog.checkpoint(signer)
     lines = note.split("\n")
@@ -326,7 +383,7 @@ def test_verifier_keys_round_trip_whatever_their_base64_holds() -> None:
 
 
 def test_checkpoint_with_a_flipped_byte_fails(
-    tlog: SqliteTransparencyLog, signer: CheckpointSigner, tmp_path: Path
+    tlog: TransparencyLog, signer: CheckpointSigner, tmp_path: Path
 ) -> None:
     tlog.append_many([b"a", b"b", b"c"])
     note = tlog.checkpoint(signer)
@@ -362,7 +419,7 @@ def test_malformed_checkpoint_is_invalid_input(note: str, signer: CheckpointSign
 
 
 def test_consistency_between_stored_checkpoints_verifies(
-    tlog: SqliteTransparencyLog, signer: CheckpointSigner
+    tlog: TransparencyLog, signer: CheckpointSigner
 ) -> None:
     tlog.append_many([b"e%d" % i for i in range(13)])
     tlog.checkpoint(signer)
@@ -376,7 +433,7 @@ def test_consistency_between_stored_checkpoints_verifies(
 
 
 def test_inclusion_proof_against_latest_checkpoint(
-    tlog: SqliteTransparencyLog, signer: CheckpointSigner
+    tlog: TransparencyLog, signer: CheckpointSigner
 ) -> None:
     entry = encode_entry(_entry())
     index = tlog.append_many([b"x", b"y", entry, b"z"])[2]
@@ -395,8 +452,8 @@ def test_inclusion_proof_against_latest_checkpoint(
         tlog.proof_for(99)
 
 
-def test_proofs_in_a_large_log_verify(tmp_path: Path) -> None:
-    with SqliteTransparencyLog(tmp_path / "big.sqlite3") as log:
+def test_proofs_in_a_large_log_verify(open_log: OpenLog) -> None:
+    with open_log() as log:
         log.append_many(b"entry %d" % i for i in range(100_000))
         root = log.root()
         for index in (0, 1, 4095, 65535, 65536, 99_998, 99_999):
@@ -407,15 +464,32 @@ def test_proofs_in_a_large_log_verify(tmp_path: Path) -> None:
             assert verify_consistency(old, 100_000, log.root(old), root, proof)
 
 
+@pytest.fixture(params=BACKENDS)
+def fresh_log(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], TransparencyLog]:
+    """Opens a new, empty log at each call (Hypothesis runs many examples in one test)."""
+    if request.param == "sqlite":
+        return lambda: SqliteTransparencyLog(tmp_path_factory.mktemp("log") / "log.sqlite3")
+    server = request.getfixturevalue("postgres_server")
+
+    def make() -> TransparencyLog:
+        name = f"saoy_{uuid.uuid4().hex}"
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        return PgTransparencyLog(server.rsplit("/", 1)[0] + "/" + name)
+
+    return make
+
+
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.binary(max_size=8), min_size=1, max_size=60), st.data())
 def test_stored_proofs_verify_for_random_logs(
-    tmp_path_factory: pytest.TempPathFactory, entries: list[bytes], data: st.DataObject
+    fresh_log: Callable[[], TransparencyLog], entries: list[bytes], data: st.DataObject
 ) -> None:
-    path = tmp_path_factory.mktemp("log") / "log.sqlite3"
-    with SqliteTransparencyLog(path) as log:
+    with fresh_log() as log:
         log.append_many(entries)
         size = data.draw(st.integers(1, len(entries)))
         index = data.draw(st.integers(0, size - 1))
