@@ -39,12 +39,14 @@ from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer, open_pkcs11_session
 from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
 from saoy.core.verify import Verifier
+from saoy.core.workqueue import WorkQueue
 from saoy.server.administration import (
     AdministrationServicer,
     ensure_admin_token,
     load_token_digests,
 )
 from saoy.server.certification import CertificationServicer
+from saoy.server.dossiers import QueuedDossiers, QueueGauges
 from saoy.server.desk_web import add_desk_routes
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
@@ -122,6 +124,7 @@ class SaoyServer:
     blobs: VaultBlobStore | None = None
     face: FaceEngine | None = None
     desk: Desk | None = None
+    queue: WorkQueue | None = None  # a front's work queue (settings.queue_url)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -141,6 +144,8 @@ class SaoyServer:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
+        if self.queue is not None:
+            await self.queue.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.certifier.registry.close()
         self.certifier.signer.close()
@@ -283,6 +288,15 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             ("grpc.max_send_message_length", 2 * MiB),
         ],
     )
+    queue, dossiers = None, None
+    if settings.queue_url:
+        # A front: the dossiers are worked by saoy worker processes through the queue.
+        queue = WorkQueue(
+            settings.queue_url,
+            claim_idle=settings.queue_claim_seconds,
+            max_deliveries=settings.queue_max_deliveries,
+        )
+        dossiers = QueuedDossiers(queue, max_wait_seconds=settings.queue_max_wait_seconds)
     certification_pb2_grpc.add_CertificationServicer_to_server(
         CertificationServicer(
             certifier,
@@ -293,6 +307,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
             bind_kiosk=settings.tls == "mutual",
             reception=reception,
             watch=DossierWatch(desk, registry, executor, bind_kiosk=settings.tls == "mutual"),
+            runner=dossiers,
         ),
         server,
     )
@@ -352,6 +367,8 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     background.append(asyncio.ensure_future(gauges.run()))
     if revocations is not None:
         background.append(asyncio.ensure_future(revocations.watch()))
+    if queue is not None:
+        background.append(asyncio.ensure_future(QueueGauges(queue, metrics.registry).run()))
     policy = retention_policy(settings)
     if policy.active:
         background.append(
@@ -389,6 +406,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         limiter=limiter,
         desk=desk,
         blobs=blobs,
+        queue=queue,
     )
     return saoy
 

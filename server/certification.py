@@ -6,11 +6,9 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Protocol
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from saoy.core import pipeline as pl
 from saoy.core.delivery import check_email
@@ -27,99 +25,17 @@ from saoy.core.fees import MAX_COPIES
 from saoy.core.pki import KIOSK_ID
 from saoy.core.reception import Receipt, Reception
 from saoy.core.sessions import Identity, SessionStore
+from saoy.server.dossiers import TERMINAL, DossierRunner, LocalDossiers
+from saoy.server.events import event_to_proto
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB, Settings
 from saoy.server.tracking import receipt_to_proto
 from saoy.v1 import certification_pb2 as pb
 from saoy.v1 import certification_pb2_grpc as pb_grpc
-from saoy.v1 import common_pb2
 
 MAX_CHUNK_BYTES = 1 * MiB
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-
-
-def timestamp(at: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(at)
-    return ts
-
-
-def check_to_proto(check: pl.CheckResult) -> common_pb2.Check:
-    return common_pb2.Check(
-        name=check.name,
-        outcome=common_pb2.Check.Outcome.Value(check.outcome.name),
-        reason=check.reason,
-    )
-
-
-def event_to_proto(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
-    """Map a pipeline event onto the wire (the envelope's ids are set by the caller)."""
-    match event:
-        case pl.PageAccepted(page=page):
-            return pb.CertifyEvent(
-                page_accepted=pb.PageAccepted(
-                    page=page.index,
-                    format=page.format,
-                    width=page.width,
-                    height=page.height,
-                    sha256=page.sha256,
-                )
-            )
-        case pl.PageRejected(index=index, reason=reason, message=message):
-            return pb.CertifyEvent(
-                page_rejected=pb.PageRejected(page=index, reason=reason, message=message)
-            )
-        case pl.Recognized(pages=pages):
-            return pb.CertifyEvent(
-                recognized=pb.Recognized(
-                    pages=[
-                        pb.RecognizedPage(
-                            page=p.index,
-                            document_type=p.document_type,
-                            word_count=p.word_count,
-                            mean_confidence=p.mean_confidence,
-                            fields=[
-                                pb.Field(
-                                    name=f.name,
-                                    value=f.value,
-                                    confidence=round(100 * f.confidence, 1),
-                                    source=f.source,
-                                )
-                                for f in p.fields
-                            ],
-                            type_confidence=round(100 * p.type_confidence, 1),
-                            variant=p.variant,
-                            condition=p.condition,
-                            rotation=p.rotation,
-                        )
-                        for p in pages
-                    ]
-                )
-            )
-        case pl.Validated(checks=checks):
-            return pb.CertifyEvent(
-                validated=pb.Validated(checks=[check_to_proto(c) for c in checks])
-            )
-        case pl.Issued():
-            return pb.CertifyEvent(
-                issued=pb.Issued(
-                    code=event.code,
-                    url=event.url,
-                    sha256=event.sha256,
-                    pages=event.pages,
-                    size_bytes=event.size_bytes,
-                    issuer=event.issuer,
-                    issued_at=timestamp(event.issued_at),
-                )
-            )
-        case pl.NeedsReview(reasons=reasons, dossier_id=dossier_id):
-            return pb.CertifyEvent(
-                needs_review=pb.NeedsReview(reasons=list(reasons), dossier_id=dossier_id)
-            )
-        case pl.Rejected(reason=reason, message=message):
-            return pb.CertifyEvent(rejected=pb.Rejected(reason=reason, message=message))
-    raise TypeError(f"unknown event {event!r}")
 
 
 def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
@@ -187,8 +103,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         bind_kiosk: bool = False,
         reception: Reception | None = None,
         watch: DossierWatcher | None = None,
+        runner: DossierRunner | None = None,
     ) -> None:
         self.certifier = certifier
+        self.runner: DossierRunner = runner or LocalDossiers(certifier)
+        """Works the dossiers: in this process, or saoy worker processes through the queue."""
         self.reception = reception
         """Gives each dossier its code and receipt (the Received event); None: no receipts."""
         self.settings = settings
@@ -299,8 +218,8 @@ class CertificationServicer(pb_grpc.CertificationServicer):
         if earlier is not None:
             ctx.dossier_id = earlier.dossier_id
 
-        def envelope(event: pl.Event | pl.PageAccepted | pl.PageRejected) -> pb.CertifyEvent:
-            message = event_to_proto(event)
+        def envelope(event: pl.Event | pb.CertifyEvent) -> pb.CertifyEvent:
+            message = event if isinstance(event, pb.CertifyEvent) else event_to_proto(event)
             message.request_id = ctx.request_id
             message.dossier_id = ctx.dossier_id
             if message.needs_review.dossier_id:  # a replay: the dossier decided before
@@ -324,8 +243,11 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             yield envelope(replay)
             return
 
+        await self.runner.open(ctx)
         try:
+            pages = 0
             async for event in self._receive(stream, ctx):
+                pages += event.HasField("page_accepted")
                 yield envelope(event)
             reception = self.reception
             if reception is not None and center is not None:
@@ -336,31 +258,32 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                         kiosk_id=ctx.kiosk_id,
                         request_id=ctx.request_id,
                         center=center,
-                        pages=len(ctx.pages),
+                        pages=pages,
                         copies=header.copies or 1,
                         email=header.email.strip(),
                     ),
                 )
                 yield received(receipt)
             started = time.perf_counter()
-            async for event in self.certifier.process(ctx):
-                if isinstance(event, pl.Issued | pl.NeedsReview | pl.Rejected):
-                    outcome = type(event).__name__.lower()
-                    self.metrics.dossiers.labels(outcome=outcome).inc()
-                    self.metrics.dossier_duration.labels(outcome=outcome).observe(
+            async for event in self.runner.process(ctx):
+                outcome = event.WhichOneof("event")
+                if outcome in TERMINAL:
+                    label = outcome.replace("_", "")  # needsreview, as before
+                    self.metrics.dossiers.labels(outcome=label).inc()
+                    self.metrics.dossier_duration.labels(outcome=label).observe(
                         time.perf_counter() - started
                     )
                 yield envelope(event)
-                if isinstance(event, pl.Issued) and self.reception is not None:
+                if outcome == "issued" and self.reception is not None:
                     # A released copy is handed over with the event that names it; one held
                     # back for its fee, once the fee is paid (Reception.confirm_payment).
                     await loop.run_in_executor(None, self.reception.handed_over, ctx.dossier_id)
         finally:
-            ctx.discard()
+            await self.runner.discard(ctx)
 
     async def _receive(
         self, stream: AsyncIterator[pb.CertifyRequest], ctx: pl.DossierContext
-    ) -> AsyncIterator[pl.PageAccepted | pl.PageRejected]:
+    ) -> AsyncIterator[pb.CertifyEvent]:
         """Assemble pages from chunks until End, admitting each page as it completes."""
         limits = self.settings
         buffer = bytearray()
@@ -411,8 +334,8 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                 )
             if not chunk.last:
                 continue
-            event = await self.certifier.add_page(ctx, current, bytes(buffer))
-            if isinstance(event, pl.PageAccepted):
+            event = await self.runner.add_page(ctx, current, bytes(buffer))
+            if event.HasField("page_accepted"):
                 accepted.add(current)
                 rejected.discard(current)
                 self.metrics.pages.labels(result="accepted").inc()

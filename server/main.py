@@ -1,4 +1,5 @@
-"""``saoy serve``: logging, settings, and the server until SIGTERM; ``saoy kiosk-cert``,
+"""``saoy serve``: logging, settings, and the server until SIGTERM; ``saoy worker``, which
+takes dossiers off the work queue; ``saoy kiosk-cert``,
 which issues a kiosk its mutual-TLS certificate from the same dev PKI, or revokes one; and
 ``saoy purge``, the retention policy applied by hand."""
 
@@ -31,6 +32,27 @@ def serve_command(argv: Sequence[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     asyncio.run(serve(settings))
+    return 0
+
+
+def worker_command(argv: Sequence[str]) -> int:
+    """``saoy worker --queue-url redis://…``: take dossiers off the work queue until SIGTERM.
+    It takes the same settings as ``saoy serve`` (the same registry, blobs and data dir as the
+    fronts; --public-url names the fronts' HTTP base printed on copies)."""
+    from saoy.server.worker import run_worker
+
+    try:
+        settings = parse_serve_args(argv, prog="saoy worker")
+        if not settings.queue_url:
+            raise ValueError("saoy worker needs --queue-url redis://… (or SAOY_QUEUE_URL)")
+    except ValueError as error:
+        print(f"error: {error}")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    asyncio.run(run_worker(settings))
     return 0
 
 

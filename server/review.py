@@ -18,7 +18,7 @@ from saoy.core.errors import InvalidInput, NotFound, Unauthenticated
 from saoy.core.officials import Official, Officials, SignInThrottled
 from saoy.core.registry import CopyRecord, Registry
 from saoy.core.review import Correction, Desk, DossierStatus
-from saoy.server.certification import timestamp
+from saoy.server.events import timestamp
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import common_pb2

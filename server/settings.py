@@ -50,6 +50,15 @@ class Settings:
     review_lease_seconds: float = 600.0  # how long an official's claim on a dossier holds
     identity: str = "required"  # "required": Certify needs a session token; "off": development
     redis_url: str = ""  # sessions and rate limits in Redis (shared by replicas); empty: in-process
+    # Dossier work over Redis Streams (redis://…): this process is a front and `saoy worker`
+    # processes (any number, any machine) read, decide and sign; empty: this process does all.
+    queue_url: str = ""
+    worker_concurrency: int = 2  # dossiers one worker process works at once
+    queue_claim_seconds: float = 15.0  # a dossier whose worker is silent this long is taken over
+    queue_max_deliveries: int = 3  # a dossier handed out this often goes to the dead letters
+    # A front refuses new dossiers (RESOURCE_EXHAUSTED, RetryInfo) when the backlog would take
+    # the workers longer than this to clear.
+    queue_max_wait_seconds: float = 60.0
     session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
     face_providers: str = "auto"  # ONNX Runtime for the face models: "auto", "cpu" or "cuda"
     face_threads: int = 1  # intra-op threads per face model; the executor runs one job per core
@@ -150,6 +159,12 @@ class Settings:
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
         if self.delivery_interval_seconds <= 0 or self.delivery_retry_seconds <= 0:
             raise ValueError("delivery_interval_seconds and delivery_retry_seconds must be > 0")
+        if self.worker_concurrency < 1 or self.queue_max_deliveries < 1:
+            raise ValueError("worker_concurrency and queue_max_deliveries must be >= 1")
+        if self.queue_claim_seconds <= 0 or self.queue_max_wait_seconds <= 0:
+            raise ValueError("queue_claim_seconds and queue_max_wait_seconds must be > 0")
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("queue_url must be a redis:// (or rediss://, unix://) URL")
         if self.kpi_refresh_seconds <= 0:
             raise ValueError("kpi_refresh_seconds must be > 0")
         if self.delivery_max_attempts < 1:
@@ -222,7 +237,7 @@ def _convert(name: str, raw: str, default: object) -> object:
         raise ValueError(f"setting {name}: cannot read {raw!r}") from None
 
 
-def parse_serve_args(argv: Sequence[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(prog="saoy serve", description="Run the saoy server.")
+def parse_serve_args(argv: Sequence[str] | None = None, prog: str = "saoy serve") -> Settings:
+    parser = argparse.ArgumentParser(prog=prog, description="Run the saoy server.")
     Settings.add_arguments(parser)
     return Settings.load(vars(parser.parse_args(argv)))

@@ -12,7 +12,8 @@ import grpc
 from saoy.core.errors import InvalidInput, NotFound, TooLarge
 from saoy.core.publication import LogPublisher
 from saoy.core.verify import VerificationReport, Verifier
-from saoy.server.certification import MAX_CHUNK_BYTES, check_to_proto, timestamp
+from saoy.server.certification import MAX_CHUNK_BYTES
+from saoy.server.events import check_to_proto, timestamp
 from saoy.server.metrics import Metrics
 from saoy.server.settings import MiB
 from saoy.v1 import verification_pb2 as pb

@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -30,6 +26,7 @@ from PIL import Image
 from saoy.clients.simulator import docgen, faces
 from saoy.core.identity.face import FaceEngine, decode_image
 from tests.ports import free_port
+from tests.redisd import start_redis
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "face_recognition" / "tests" / "test_images"
@@ -137,41 +134,9 @@ def face_engine() -> FaceEngine:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server of our own on a free port (never the machine's 6379), no disk."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make system` (Debian's redis-server)")
     port = free_port()
-    work = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_redis(tmp_path_factory.mktemp("redis"), port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
