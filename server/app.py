@@ -18,7 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from saoy.core.admission import Limits
-from saoy.core.blobs import BlobStore, FileBlobStore
+from saoy.core.blob_stores import open_blob_backend
+from saoy.core.blobs import BlobStore
 from saoy.core.deskdb import DeskDb
 from saoy.core.documents import DocumentReader
 from saoy.core.documents.places import gazetteer
@@ -467,9 +468,12 @@ def open_dev_pki(settings: Settings) -> DevPki:
 
 
 def open_blobs(settings: Settings) -> VaultBlobStore:
-    """The blob store: new dossiers sealed in the vault under ``<data_dir>/sealed``, their data
-    keys wrapped by the signer backend's keys (key files under ``<data_dir>/keys/wrapping``, or
-    the HSM with ``signer_backend = pkcs11``); blobs stored before under ``<data_dir>/blobs``."""
+    """The blob store where ``blob_url`` says (an S3 bucket, its bucket created if missing; by
+    default files under the data dir): new dossiers sealed in the vault (``sealed/``), their
+    data keys wrapped by the signer backend's keys (key files under ``<data_dir>/keys/wrapping``,
+    or the HSM with ``signer_backend = pkcs11``); blobs stored before under ``blobs/``."""
+    backend = open_blob_backend(settings.blob_url, settings.data_dir)
+    log.info("page scans and copies in %s", backend.where)
     wrapper: KeyWrapper
     if settings.signer_backend == "pkcs11":
         wrapper = Pkcs11KeyWrapper(
@@ -479,9 +483,7 @@ def open_blobs(settings: Settings) -> VaultBlobStore:
         )
     else:
         wrapper = FileKeyWrapper(settings.data_dir / "keys" / "wrapping")
-    return VaultBlobStore(
-        FileBlobStore(settings.data_dir / "blobs"), Vault(settings.data_dir / "sealed", wrapper)
-    )
+    return VaultBlobStore(backend.plain, Vault(backend.sealed, wrapper))
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:

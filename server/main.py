@@ -31,7 +31,11 @@ def serve_command(argv: Sequence[str]) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SaoyError as error:  # a store it needs cannot be reached: said in one line
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,6 +145,7 @@ def purge_command(argv: Sequence[str]) -> int:
     names = (
         "data_dir",
         "registry_url",
+        "blob_url",
         "retention_days",
         "copy_retention_days",
         "signer_backend",

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from saoy.core.blob_stores import check_blob_url
 from saoy.core.deadlines import parse_day_swaps
 
 MiB = 1024 * 1024
@@ -24,6 +25,10 @@ class Settings:
     http_port: int = 8080
     data_dir: Path = Path("var")
     registry_url: str = ""  # postgresql://user@host/db for the registry; empty: <data_dir> SQLite
+    # Page scans and signed copies: s3://BUCKET[/PREFIX]?endpoint=http://host:port&region=NAME
+    # (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or file:///folder; empty:
+    # files under <data_dir>
+    blob_url: str = ""
     public_url: str = ""  # base of verification URLs; default http://<host>:<http_port>
     workers: int = 0  # CPU worker threads; 0 = one per core
     # "tesseract", "cascade" (Tesseract, what it is unsure of read again by the ONNX line
@@ -157,6 +162,7 @@ class Settings:
         if self.purge_interval_seconds <= 0:
             raise ValueError("purge_interval_seconds must be positive")
         parse_day_swaps(self.day_swaps)  # ValueError names the swap that does not read
+        check_blob_url(self.blob_url)  # ValueError says what is wrong with it
         if self.delivery_interval_seconds <= 0 or self.delivery_retry_seconds <= 0:
             raise ValueError("delivery_interval_seconds and delivery_retry_seconds must be > 0")
         if self.worker_concurrency < 1 or self.queue_max_deliveries < 1:
