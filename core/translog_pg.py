@@ -442,6 +442,8 @@ class PgTransparencyLog(TransparencyLog):
                     (start, end),
                 ).fetchall()
             else:
+                if end << level > self._sizes(conn)[1]:  # past the tree: integrate first
+                    self._ready(conn, None)
                 rows = conn.execute(
                     "SELECT idx, hash FROM tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s"
                     " ORDER BY idx",

@@ -38,7 +38,8 @@ from saoy.core.review import Desk, OfficialSigners, TokenConfig
 from saoy.core.secretfiles import ensure_subject_key
 from saoy.core.sessions import SessionStore, create_session_store
 from saoy.core.signing import create_copy_signer, open_pkcs11_session
-from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
+from saoy.core.translog import CheckpointSigner, TransparencyLog, ensure_log_key
+from saoy.core.translog_backends import open_transparency_log
 from saoy.core.verify import Verifier
 from saoy.core.workqueue import WorkQueue
 from saoy.server.administration import (
@@ -53,6 +54,7 @@ from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
 from saoy.server.kpi import KpiGauges, KpiServicer
+from saoy.server.log_http import add_log_routes
 from saoy.server.metrics import Metrics
 from saoy.server.ratelimit import RateLimitInterceptor, buckets_of, rate_limit_middleware
 from saoy.server.review import DossierWatch, ReviewMetrics, ReviewServicer
@@ -119,7 +121,7 @@ class SaoyServer:
     verifier: Verifier
     readiness: Readiness
     background: list[asyncio.Future[None]]
-    translog: SqliteTransparencyLog
+    translog: TransparencyLog
     sessions: SessionStore | None = None  # None: identity checks are off
     limiter: RateLimiter | None = None
     blobs: VaultBlobStore | None = None
@@ -188,7 +190,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     swept = sweep_orphans(registry, blobs, older_than=ORPHAN_AGE)
     if swept:
         log.warning("removed %d orphan blob(s) left by an interrupted store", swept)
-    translog = SqliteTransparencyLog(data_dir / "translog.sqlite3")
+    translog = open_transparency_log(settings.registry_url, data_dir)
     publisher = LogPublisher(
         translog,
         CheckpointSigner.from_file(ensure_log_key(data_dir / "keys"), settings.log_origin),
@@ -232,6 +234,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
     add_status_routes(http_app, lambda: holder.get("reception"), executor)
     review_metrics = ReviewMetrics(metrics.registry)
     add_desk_routes(http_app, lambda: holder.get("desk"), executor, review_metrics)
+    add_log_routes(http_app, translog, executor)
     runner = web.AppRunner(http_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port)

@@ -99,8 +99,7 @@ def start_server(data_dir: Path, **overrides: Any) -> RunningServer:
         http_port=0,
         data_dir=data_dir,
         workers=2,
-        checkpoint_seconds=0.2,
-        **{**RATE_LIMITS_OFF, **overrides},
+        **{"checkpoint_seconds": 0.2, **RATE_LIMITS_OFF, **overrides},
     )
     loop = asyncio.new_event_loop()
     started: Future[SaoyServer] = Future()
