@@ -59,38 +59,46 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of the ``postgres`` database of a server of our own (never the machine's 5432)."""
-    bin_dir = _binaries()
-    run_as = _run_as()
-    # As root, in /tmp: the postgres user may not traverse root's own TMPDIR.
-    work = Path(tempfile.mkdtemp(prefix="saoy-pg-", dir="/tmp" if run_as else None))
-    if run_as:
-        os.chown(work, run_as["user"], run_as["group"])
-    data, log = work / "data", work / "postgres.log"
-    common = {"cwd": work, "stdin": subprocess.DEVNULL, **run_as}
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        with log.open("ab") as out:
+class PostgresServer:
+    """A PostgreSQL server of the tests' own in a temporary directory: started, stopped (as
+    ``pg_ctl stop -m immediate`` does, for the fault tests) and started again on its data."""
+
+    def __init__(self) -> None:
+        self.bin_dir = _binaries()
+        self.run_as = _run_as()
+        # As root, in /tmp: the postgres user may not traverse root's own TMPDIR.
+        self.work = Path(tempfile.mkdtemp(prefix="saoy-pg-", dir="/tmp" if self.run_as else None))
+        if self.run_as:
+            os.chown(self.work, self.run_as["user"], self.run_as["group"])
+        self.data, self.log = self.work / "data", self.work / "postgres.log"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        with self.log.open("ab") as out:
             done = subprocess.run(
                 [
-                    bin_dir / "initdb",
-                    *("-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8"),
+                    self.bin_dir / "initdb",
+                    *("-D", self.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8"),
                     *("--no-locale", "--no-sync"),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 timeout=120,
                 check=False,
-                **common,
+                cwd=self.work,
+                stdin=subprocess.DEVNULL,
+                **self.run_as,
             )
         if done.returncode != 0:
-            pytest.fail(f"initdb failed ({done.returncode}):\n{_tail(log)}")
-        port = free_port()
+            pytest.fail(f"initdb failed ({done.returncode}):\n{_tail(self.log)}")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
         settings = {
             "listen_addresses": "127.0.0.1",
-            "port": port,
+            "port": self.port,
             "unix_socket_directories": "",
             "fsync": "off",
             "synchronous_commit": "off",
@@ -98,34 +106,53 @@ def postgres_server() -> Iterator[str]:
             "max_connections": 200,
         }
         flags = [f"-c{name}={value}" for name, value in settings.items()]
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [bin_dir / "postgres", "-D", data, *flags],
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [self.bin_dir / "postgres", "-D", self.data, *flags],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                **common,
+                cwd=self.work,
+                stdin=subprocess.DEVNULL,
+                **self.run_as,
             )
-        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + 30
         while True:
             try:
-                psycopg.connect(url, connect_timeout=1).close()
-                break
+                psycopg.connect(self.url, connect_timeout=1).close()
+                return
             except psycopg.OperationalError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"PostgreSQL did not start on port {port}:\n{_tail(log)}")
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"PostgreSQL did not start on port {self.port}:\n{_tail(self.log)}")
             time.sleep(0.05)
-        yield url
+
+    def stop(self, *, immediate: bool = False) -> None:
+        """Fast shutdown (SIGINT: clients disconnected, then a clean stop), or immediate
+        (SIGQUIT: no checkpoint, recovery at the next start — ``pg_ctl stop -m immediate``)."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of the ``postgres`` database of a server of our own (never the machine's 5432)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server.url
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture
