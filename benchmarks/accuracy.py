@@ -65,9 +65,11 @@ from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.documents import DocumentReader, PageAnalysis, analyze_view, judge, page_view
 from saoy.core.documents.analysis import analyze_page, quarter_turns_upright, read_turned
+from saoy.core.documents.text import group_lines
 from saoy.core.imaging import PreparedPage, prepare, result_to_source, turned
 from saoy.core.model import AdmittedPage, OcrResult, Outcome
-from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
+from saoy.core.ocr import OcrEngine, OcrUnavailable
+from saoy.core.ocr_engines import create_engine
 
 TODAY = date(2025, 6, 1)
 
@@ -267,7 +269,9 @@ def corpus(cards: int, seed: int) -> Iterator[Sample]:
 def line_errors(page: Page, result: OcrResult) -> tuple[int, int, int, int]:
     """(errors, characters) over every drawn line, and the same without MRZ lines."""
     errors = chars = errors_text = chars_text = 0
-    for line, read in zip(page.lines, line_reads(page.lines, result), strict=True):
+    for line, read in zip(
+        page.lines, line_reads(page.lines, group_lines(result.words)), strict=True
+    ):
         e = levenshtein(" ".join(line.text.split()), read)
         errors += e
         chars += len(line.text)
@@ -495,7 +499,9 @@ def cer_by_role(page: Page, result: OcrResult) -> dict[str, tuple[int, int]]:
     """(errors, characters) per kind of text: card text, MRZ, letter, table (a transcript's
     cells and the rest of its page alike)."""
     out: dict[str, list[int]] = {}
-    for line, read in zip(page.lines, line_reads(page.lines, result), strict=True):
+    for line, read in zip(
+        page.lines, line_reads(page.lines, group_lines(result.words)), strict=True
+    ):
         if line.role == "mrz":
             key = "mrz"
         elif page.layout in ("letter", "table", "birth"):

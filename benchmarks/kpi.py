@@ -26,7 +26,8 @@ from typing import Any
 
 from saoy.core.centers import Center, Centers, ReceptionDb
 from saoy.core.kpi import KpiReport
-from saoy.core.registry import SqlRegistry, create_registry
+from saoy.core.registries import create_registry
+from saoy.core.registry import SqlRegistry
 
 CENTERS = 20
 DAYS = 30

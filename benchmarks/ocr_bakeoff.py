@@ -54,8 +54,10 @@ import accuracy
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.documents import DocumentReader, judge
+from saoy.core.documents.text import group_lines
 from saoy.core.model import OcrResult
-from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
+from saoy.core.ocr import OcrEngine, OcrUnavailable
+from saoy.core.ocr_engines import create_engine
 
 ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
     "cascade": ("cascade", {"threads": 1, "providers": "cpu"}),
@@ -122,7 +124,7 @@ def page_group(kind: str) -> str:
 
 def add_lines(score: Score, kind: str, lines: Iterable[Any], result: OcrResult) -> None:
     lines = list(lines)
-    for line, read in zip(lines, line_reads(lines, result), strict=True):
+    for line, read in zip(lines, line_reads(lines, group_lines(result.words)), strict=True):
         truth = " ".join(line.text.split())
         bucket = bucket_of(kind, getattr(line, "role", ""))
         score.errors[bucket] += levenshtein(truth, read)

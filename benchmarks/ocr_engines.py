@@ -28,8 +28,10 @@ from PIL import Image
 
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import levenshtein, line_reads
+from saoy.core.documents.text import group_lines
 from saoy.core.model import OcrResult
-from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine
+from saoy.core.ocr import OcrEngine, OcrUnavailable
+from saoy.core.ocr_engines import create_engine
 
 
 @dataclass
@@ -60,7 +62,7 @@ def pages(people: int) -> list[Page]:
 def line_errors(lines: tuple[docgen.TextLine, ...], result: OcrResult) -> tuple[int, int]:
     """(edit errors, characters) over the drawn lines."""
     errors = chars = 0
-    for line, read in zip(lines, line_reads(lines, result), strict=True):
+    for line, read in zip(lines, line_reads(lines, group_lines(result.words)), strict=True):
         truth = " ".join(line.text.split())
         errors += levenshtein(truth, read)
         chars += len(truth)

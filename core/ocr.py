@@ -422,27 +422,3 @@ def _words(api: Any, ril: Any, width: int, height: int) -> list[tuple[Word, int]
             words.append((word, max(0, line)))
         if not it.Next(ril.WORD):
             return words
-
-
-def create_engine(name: str, **opts: Any) -> OcrEngine:
-    """The OCR engine called ``name`` ("cascade" | "tesseract" | "onnx" | "trueocr" | "none"),
-    built with ``opts``."""
-    if name == "tesseract":
-        return TesseractEngine(**opts)
-    if name == "cascade":
-        from saoy.core.ocr_cascade import CascadeEngine  # ONNX Runtime loads only when asked for
-
-        return CascadeEngine(**opts)
-    if name == "onnx":
-        from saoy.core.ocr_onnx import OnnxEngine  # ONNX Runtime loads only when asked for
-
-        return OnnxEngine(**opts)
-    if name == "trueocr":
-        from saoy.core.ocr_trueocr import TrueOcrEngine  # needs the optional package trueocr
-
-        return TrueOcrEngine(**opts)
-    if name == "none":
-        return NoOcrEngine()
-    raise ValueError(
-        f"unknown OCR engine {name!r}: use 'cascade', 'tesseract', 'onnx', 'trueocr' or 'none'"
-    )

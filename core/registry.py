@@ -4,8 +4,8 @@
 (statements, record/row conversions, migrations, error mapping); :class:`SqliteRegistry` is the
 embedded default (one SQLite file in WAL mode) and
 :class:`~saoy.core.registry_pg.PostgresRegistry` the server database, both passing the same
-tests; :func:`create_registry` picks one from a path or URL. Rows point at blobs by their
-SHA-256; :func:`store_dossier` is the one atomic step that writes both, and
+tests; :func:`saoy.core.registries.create_registry` picks one from a path or URL. Rows point
+at blobs by their SHA-256; :func:`store_dossier` is the one atomic step that writes both, and
 :func:`sweep_orphans` cleans up after a process killed half way through it.
 
 Timestamps come back as aware datetimes in UTC; naive datetimes are refused. SQLite stores them
@@ -777,19 +777,6 @@ class SqliteRegistry(SqlRegistry):
         self._db.close()
 
 
-def create_registry(location: str | Path) -> Registry:
-    """The registry at ``location``: a ``postgresql://`` (or ``postgres://``) URL opens a
-    :class:`~saoy.core.registry_pg.PostgresRegistry`; a path, a SQLite file."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        from saoy.core.registry_pg import PostgresRegistry  # psycopg is loaded only when used
-
-        return PostgresRegistry(text)
-    if "://" in text:
-        raise ValueError(f"registry location {text.split('://')[0]}://... is not supported")
-    return SqliteRegistry(Path(location))
-
-
 # -- rows and blobs together -------------------------------------------------------------------
 
 # Blob keys that a store in this process is writing and has not yet committed (or given up).
@@ -941,7 +928,6 @@ __all__ = [
     "SqliteRegistry",
     "Statements",
     "as_utc",
-    "create_registry",
     "store_dossier",
     "sweep_orphans",
     "validate_records",

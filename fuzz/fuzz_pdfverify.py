@@ -25,7 +25,7 @@ import atheris
 with atheris.instrument_imports(include=["saoy", "pyhanko"]):
     from saoy.core.blobs import FileBlobStore
     from saoy.core.errors import InvalidInput, TooLarge
-    from saoy.core.registry import create_registry
+    from saoy.core.registries import create_registry
     from saoy.core.verify import Verdict, Verifier
 
 _verifier: Verifier | None = None

@@ -26,13 +26,14 @@ from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
 from saoy.core.keywrap import FileKeyWrapper, KeyWrapper, Pkcs11KeyWrapper
 from saoy.core.kpi import KpiReport
-from saoy.core.ocr import create_engine
+from saoy.core.ocr_engines import create_engine
 from saoy.core.officials import Officials
 from saoy.core.pipeline import Certifier, PipelineConfig
 from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.publication import LogPublisher
 from saoy.core.ratelimit import RateLimiter, create_rate_limiter
-from saoy.core.registry import Registry, create_registry, sweep_orphans
+from saoy.core.registries import create_registry
+from saoy.core.registry import Registry, sweep_orphans
 from saoy.core.retention import RetentionPolicy, Vault, VaultBlobStore, purge
 from saoy.core.review import Desk, OfficialSigners, TokenConfig
 from saoy.core.secretfiles import ensure_subject_key
@@ -48,8 +49,8 @@ from saoy.server.administration import (
     load_token_digests,
 )
 from saoy.server.certification import CertificationServicer
-from saoy.server.dossiers import QueuedDossiers, QueueGauges
 from saoy.server.desk_web import add_desk_routes
+from saoy.server.dossiers import QueuedDossiers, QueueGauges
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor

@@ -22,7 +22,7 @@ from saoy.core.deskdb import DeskDb
 from saoy.core.errors import SaoyError
 from saoy.core.officials import ROLES, Enrolment, Officials
 from saoy.core.register import Register, year_of
-from saoy.core.registry import create_registry
+from saoy.core.registries import create_registry
 from saoy.core.review import TokenConfig, move_key_into_token
 from saoy.server.app import open_dev_pki
 from saoy.server.settings import Settings

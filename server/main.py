@@ -14,7 +14,7 @@ from pathlib import Path
 
 from saoy.core.errors import SaoyError
 from saoy.core.pki import REVOCATION_REASONS
-from saoy.core.registry import create_registry
+from saoy.core.registries import create_registry
 from saoy.core.retention import purge
 from saoy.server.app import open_blobs, open_dev_pki, retention_policy, serve
 from saoy.server.interceptors import REVOCATION_POLL_SECONDS

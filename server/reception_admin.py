@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from saoy.core.centers import REVIEW_POLICIES, Center, Centers, ReceptionDb
 from saoy.core.errors import SaoyError
-from saoy.core.registry import create_registry
+from saoy.core.registries import create_registry
 from saoy.core.vietqr import Payee
 from saoy.server.settings import Settings
 

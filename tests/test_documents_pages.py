@@ -18,7 +18,8 @@ from saoy.core.documents.qr import read_card_qr
 from saoy.core.documents.seal import find_seals
 from saoy.core.imaging import prepare
 from saoy.core.model import OcrResult, Outcome, Word
-from saoy.core.ocr import OcrEngine, OcrUnavailable, create_engine, find_tessdata
+from saoy.core.ocr import OcrEngine, OcrUnavailable, find_tessdata
+from saoy.core.ocr_engines import create_engine
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
 PERSON = docgen.random_person(11)

@@ -16,6 +16,7 @@ from saoy.core.admission import Limits, admit_decoded
 from saoy.core.documents import CCCD_FRONT, PageView, analyze_view, page_view
 from saoy.core.documents.analysis import analyze_page
 from saoy.core.documents.seal import Seal, lift_seal_ink
+from saoy.core.documents.text import group_lines
 from saoy.core.documents.view import ruled_lines
 from saoy.core.imaging import PreparedPage, prepare
 from saoy.core.ocr import OcrUnavailable, TesseractEngine
@@ -61,8 +62,8 @@ def test_the_signer_block_under_a_seal_is_read_once_the_seal_ink_is_lifted(
     signer.append(doc.lines[-1])  # the signer's name, drawn last
     cropped = prepared.transform is not None
     assert not cropped  # a flat scan: capture pixels are page pixels, boxes compare as drawn
-    under_seal = line_reads(signer, engine.recognize(view.gray))
-    lifted = line_reads(signer, engine.recognize(view.ocr_gray))
+    under_seal = line_reads(signer, group_lines(engine.recognize(view.gray).words))
+    lifted = line_reads(signer, group_lines(engine.recognize(view.ocr_gray).words))
     assert lifted == [ln.text for ln in signer]
     assert under_seal != lifted
 
@@ -102,7 +103,7 @@ def test_the_card_qr_is_read_then_painted_over_and_the_motto_beside_it_is_read(
 
     result = engine.recognize(view.ocr_gray)
     motto = [ln for ln in card.lines if ln.text.startswith("CỘNG HÒA")]
-    assert line_reads(motto, result) == [motto[0].text]
+    assert line_reads(motto, group_lines(result.words)) == [motto[0].text]
     today = date(2025, 6, 1)
     from_view = analyze_view(0, view, result, today)
     again = analyze_page(0, view.gray, view.rgb, result, today)  # looks for the QR itself

@@ -17,7 +17,7 @@ from saoy.core import qrpayload
 from saoy.core.admission import Limits, admit
 from saoy.core.blobs import FileBlobStore
 from saoy.core.errors import InvalidInput
-from saoy.core.registry import create_registry
+from saoy.core.registries import create_registry
 from saoy.core.verify import Verifier
 
 

@@ -12,6 +12,7 @@ import pytest
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import line_reads
 from saoy.core.admission import Limits, admit
+from saoy.core.documents.text import group_lines
 from saoy.core.imaging import prepare
 from saoy.core.model import Word
 from saoy.core.ocr import (
@@ -22,10 +23,10 @@ from saoy.core.ocr import (
     _digit_count,
     _is_mrz_word,
     _segments,
-    create_engine,
     find_tessdata,
     undouble_mrz_name,
 )
+from saoy.core.ocr_engines import create_engine
 
 Card = tuple[docgen.Person, docgen.Rendered, np.ndarray]
 
@@ -114,12 +115,12 @@ def test_a_small_label_beside_a_large_value_is_read_apart_with_its_spaces(
         ln for ln in rendered.lines if ln.text in ("Giới tính / Sex:", "Quốc tịch / Nationality:")
     ]
     assert len(labels) == 2
-    reads = line_reads(labels, engine.recognize(gray))
+    reads = line_reads(labels, group_lines(engine.recognize(gray).words))
     assert reads == [ln.text for ln in labels]
     # Read with its value as one line, the label loses the spaces around its slash.
     whole = TesseractEngine(segments=False)
     try:
-        assert line_reads(labels, whole.recognize(gray)) != reads
+        assert line_reads(labels, group_lines(whole.recognize(gray).words)) != reads
     finally:
         whole.close()
 
@@ -240,4 +241,4 @@ def test_a_turned_line_is_scored_against_its_own_reading_not_its_neighbours() ->
         docgen.TextLine(" ".join(second), (10, 30, 460, 90)),
     ]
     result = OcrResult(tuple(words), "", 95.0)
-    assert line_reads(drawn, result) == [" ".join(first), " ".join(second)]
+    assert line_reads(drawn, group_lines(result.words)) == [" ".join(first), " ".join(second)]

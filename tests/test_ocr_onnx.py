@@ -17,7 +17,8 @@ from saoy.clients.simulator import docgen
 from saoy.core.admission import Limits, admit
 from saoy.core.imaging import prepare
 from saoy.core.model import OcrResult, Word
-from saoy.core.ocr import OcrUnavailable, create_engine
+from saoy.core.ocr import OcrUnavailable
+from saoy.core.ocr_engines import create_engine
 from saoy.core.ocr_onnx import OnnxEngine, choose_providers, package_file
 
 Card = tuple[docgen.Person, docgen.Rendered, np.ndarray, OcrResult]

@@ -26,12 +26,12 @@ from saoy.core.model import CheckResult, Outcome
 from saoy.core.officials import Official, Officials
 from saoy.core.pki import DevPki, ensure_dev_pki
 from saoy.core.register import RegisterNumber, Statement, year_of
+from saoy.core.registries import create_registry
 from saoy.core.registry import (
     DossierRecord,
     PageRecord,
     Registry,
     SqliteRegistry,
-    create_registry,
     store_dossier,
 )
 from saoy.core.review import Desk, OfficialSigners

@@ -25,6 +25,7 @@ from saoy.core import codes
 from saoy.core.blobs import FileBlobStore
 from saoy.core.errors import InvalidInput, NotFound
 from saoy.core.model import CheckResult, Outcome
+from saoy.core.registries import create_registry
 from saoy.core.registry import (
     SCHEMA_VERSION,
     CopyRecord,
@@ -34,7 +35,6 @@ from saoy.core.registry import (
     Registry,
     SqliteRegistry,
     SqlRegistry,
-    create_registry,
     store_dossier,
     sweep_orphans,
 )

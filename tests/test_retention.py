@@ -19,7 +19,8 @@ from cryptography.exceptions import InvalidTag
 from saoy.clients.sdk import CertifyResult
 from saoy.core.blobs import FileBlobStore, key_of
 from saoy.core.keywrap import FileKeyWrapper, KeyDestroyed, Pkcs11KeyWrapper
-from saoy.core.registry import create_registry, store_dossier
+from saoy.core.registries import create_registry
+from saoy.core.registry import store_dossier
 from saoy.core.retention import (
     COPY,
     MAGIC,

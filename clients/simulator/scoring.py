@@ -1,13 +1,39 @@
 """Scoring OCR against the ground truth of generated documents: edit distance, and what was
-read on each drawn line."""
+read on each drawn line.
+
+A reading is given as its lines of words, each word with its text and box in page pixels
+(:class:`ReadWord`, :class:`ReadLine`): the server's words grouped as the copy's text layer
+groups them (``saoy.core.documents.text.group_lines``) fit as they are, so the caller groups
+and this module needs nothing but the generated documents."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from saoy.clients.simulator.docgen import TextLine
-from saoy.core.documents.text import group_lines
-from saoy.core.model import OcrResult, Word
+
+
+class ReadWord(Protocol):
+    """One word read: its text and its box in page pixels (origin top-left)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def left(self) -> int: ...
+    @property
+    def top(self) -> int: ...
+    @property
+    def right(self) -> int: ...
+    @property
+    def bottom(self) -> int: ...
+
+
+class ReadLine(Protocol):
+    """The words of one line of a reading."""
+
+    @property
+    def words(self) -> Sequence[ReadWord]: ...
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -23,15 +49,14 @@ def levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
-def line_reads(lines: Sequence[TextLine], result: OcrResult) -> list[str]:
+def line_reads(lines: Sequence[TextLine], read_lines: Sequence[ReadLine]) -> list[str]:
     """What was read on each drawn line: the words read inside its box (padded a quarter of
-    its height across), from the lines of the reading (words grouped into lines as the copy's
-    text layer groups them) that make it read closest to the drawn text — the closest one,
-    then any other that brings it closer (a row the reading split at a wide gap). Under
-    perspective a drawn line's box is the box around its turned corners and takes in the ends
-    of the lines above and below: the text decides between them, not the nearest centre,
-    which would cut every turned line into pieces of its neighbours."""
-    read_lines = group_lines(result.words)
+    its height across), from the lines of the reading (``read_lines``: words grouped into
+    lines as the copy's text layer groups them) that make it read closest to the drawn text —
+    the closest one, then any other that brings it closer (a row the reading split at a wide
+    gap). Under perspective a drawn line's box is the box around its turned corners and takes
+    in the ends of the lines above and below: the text decides between them, not the nearest
+    centre, which would cut every turned line into pieces of its neighbours."""
     out = []
     for line in lines:
         left, top, right, bottom = line.box
@@ -48,11 +73,11 @@ def line_reads(lines: Sequence[TextLine], result: OcrResult) -> list[str]:
             if inside:
                 pieces.append(inside)
 
-        def text(words: list[Word]) -> str:
+        def text(words: list[ReadWord]) -> str:
             return " ".join(w.text for w in sorted(words, key=lambda w: w.left))
 
         pieces.sort(key=lambda p: levenshtein(truth, text(p)))
-        chosen: list[Word] = []
+        chosen: list[ReadWord] = []
         best = levenshtein(truth, "")
         for piece in pieces:
             d = levenshtein(truth, text(chosen + piece))
