@@ -1,16 +1,15 @@
 """``saoy verify --offline``: check a copy PDF, or a photo of its QR, without the server.
 
 Contributed to the ``saoy`` command through the ``saoy.commands`` entry point group (name
-``verify-offline``), like ``saoy serve``: the command line in clients/ depends on the generated
-stubs only, and this module brings the domain (``saoy.core.offline``) to it. The result is
-printed exactly as ``saoy verify`` prints an online one.
+``verify-offline``): the command line in clients/ parses the arguments and prints the result,
+as it prints the result of an online ``saoy verify``; this module brings the domain
+(``saoy.core.offline``) and answers with the same generated message,
+``saoy.v1.VerificationResult``. So the command line depends on the generated stubs only, and
+the server on no client.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,62 +17,33 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import pem as asn1_pem
 from cryptography import x509
 
-from saoy.clients.cli import EXIT_ERROR, _print_verification
 from saoy.core.errors import SaoyError
 from saoy.core.offline import load_qr_certificates, verify_offline
 from saoy.server.verification import report_to_proto
+from saoy.v1 import verification_pb2 as vpb
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="saoy verify --offline",
-        description=(
-            "Check a copy PDF, or a photo or scan of its QR code, with the issuer's QR "
-            "certificate only: no server, no network. Revocation cannot be known offline."
-        ),
-    )
-    parser.add_argument("target", help="a copy PDF, or an image (PNG, JPEG) of its QR code")
-    parser.add_argument(
-        "--cert",
-        required=True,
-        help="the issuer's QR certificate in PEM, followed by its issuing CA (the server's "
-        "/pki/qr.pem)",
-    )
-    parser.add_argument(
-        "--trust",
-        action="append",
-        default=[],
-        help="a trusted root certificate in PEM (the server's /pki/root.pem): also checks the "
-        "QR certificate's chain and the PDF's signatures; may be repeated",
-    )
-    parser.add_argument(
-        "--crl",
-        action="append",
-        default=[],
-        help="an issuer CRL, DER or PEM (the server's /pki/issuing-ca.crl); may be repeated",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
-
-
-def verify_offline_command(argv: Sequence[str]) -> int:
-    """Run ``saoy verify --offline`` with ``argv`` (the arguments after it); the exit status
-    is that of ``saoy verify``: 0 VALID, 1 another verdict, 2 an error."""
-    args = build_parser().parse_args(list(argv))
+def verify_offline_command(
+    target: Path, *, cert: Path, trust: Sequence[Path] = (), crls: Sequence[Path] = ()
+) -> vpb.VerificationResult:
+    """The result of checking the copy PDF or QR image at ``target`` with the issuer's QR
+    certificate (``cert``, PEM with its issuing CA), optional trusted roots and issuer CRLs.
+    Unreadable input raises :class:`OSError` or :class:`ValueError` whose text is meant for
+    the person at the terminal (a domain error is raised as a ``ValueError`` from it)."""
     try:
-        data = Path(args.target).read_bytes()
-        qr_cert, chain = load_qr_certificates(Path(args.cert).read_bytes())
-        roots = [c for path in args.trust for c in _pem_certificates(Path(path))]
-        crls = [_crl(Path(path)) for path in args.crl]
-        report = verify_offline(data, qr_cert=qr_cert, qr_chain=chain, trust_roots=roots, crls=crls)
-    except (OSError, ValueError, SaoyError) as error:
-        message = error.message if isinstance(error, SaoyError) else str(error)
-        if args.json:
-            print(json.dumps({"verdict": None, "error": type(error).__name__, "reason": message}))
-        else:
-            print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
-    return _print_verification(report_to_proto(report), args.json)
+        data = target.read_bytes()
+        qr_cert, chain = load_qr_certificates(cert.read_bytes())
+        roots = [c for path in trust for c in _pem_certificates(path)]
+        report = verify_offline(
+            data,
+            qr_cert=qr_cert,
+            qr_chain=chain,
+            trust_roots=roots,
+            crls=[_crl(path) for path in crls],
+        )
+    except SaoyError as error:
+        raise ValueError(error.message) from error
+    return report_to_proto(report)
 
 
 def _pem_certificates(path: Path) -> list[x509.Certificate]:
