@@ -9,7 +9,6 @@ start-up.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 
 from saoy.core.registry import CopyRecord, Registry
@@ -38,40 +37,28 @@ def revoked_entry(copy: CopyRecord) -> bytes:
 class LogPublisher:
     """Appends copies to the log, issues checkpoints, and answers proofs about a code."""
 
-    def __init__(
-        self, log: TransparencyLog, signer: CheckpointSigner, registry: Registry
-    ) -> None:
+    def __init__(self, log: TransparencyLog, signer: CheckpointSigner, registry: Registry) -> None:
         self.log = log
         self.signer = signer
         self.registry = registry
-        self._lock = threading.Lock()  # one kind of entry per code is appended once
 
-    def _append_once(self, copy: CopyRecord, entry: bytes) -> int:
-        with self._lock:
-            for index in self.log.indexes_of(copy.code):
-                if self.log.entry(index) == entry:
-                    return index
-            return self.log.append(entry)
+    # Each entry is appended once (append_once), whichever processes publish or reconcile it.
 
     def issued(self, copy: CopyRecord) -> int:
-        return self._append_once(copy, issued_entry(copy))
+        return self.log.append_once(issued_entry(copy))
 
     def revoked(self, copy: CopyRecord) -> int:
-        return self._append_once(copy, revoked_entry(copy))
+        return self.log.append_once(revoked_entry(copy))
 
     def approved(self, copy: CopyRecord) -> int:
         """An official approved this copy (issued after review)."""
         entry = LogEntry("approved", copy.code, copy.blob_key, copy.issued_at, copy.issuer)
-        return self._append_once(copy, encode_entry(entry))
+        return self.log.append_once(encode_entry(entry))
 
     def refused(self, reference: str, record_sha256: str, at: datetime, issuer: str) -> int:
         """An official refused a dossier: its refusal's reference code and record hash."""
         entry = encode_entry(LogEntry("refused", reference, record_sha256, at, issuer))
-        with self._lock:
-            for index in self.log.indexes_of(reference):
-                if self.log.entry(index) == entry:
-                    return index
-            return self.log.append(entry)
+        return self.log.append_once(entry)
 
     def reconcile(self) -> int:
         """Append what the registry holds and the log lacks; the number appended."""

@@ -566,6 +566,11 @@ class TransparencyLog(ABC):
         """Append leaves in order, with consecutive indexes; their indexes."""
 
     @abstractmethod
+    def append_once(self, entry: bytes) -> int:
+        """The index of the first leaf holding exactly ``entry``, appending it when there is
+        none: callers racing with the same entry, in any process, get one leaf."""
+
+    @abstractmethod
     def size(self) -> int:
         """The number of leaves."""
 
@@ -717,29 +722,41 @@ class SqliteTransparencyLog(TransparencyLog):
         """Append leaves in order, all in one transaction; their indexes."""
         at = _ts(self._now())
         batch = [checked_entry(e) for e in entries]
-        indexes: list[int] = []
         with self._append_lock, self._transaction(write=True) as db:
             size = self._size(db)
-            for entry in batch:
-                index = size
-                h = leaf_hash(entry)
-                db.execute(
-                    "INSERT INTO leaves (idx, leaf_hash, entry, code, appended_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (index, h, entry, _code_of(entry), at),
-                )
-                # Each leaf that completes a perfect subtree completes it and possibly its
-                # ancestors: while the node is a right child, hash it with its left sibling.
-                level, i = 0, index
-                while i & 1:
-                    h = node_hash(self._node(db, level, i - 1), h)
-                    level, i = level + 1, i >> 1
-                    db.execute(
-                        "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", (level, i, h)
-                    )
-                indexes.append(index)
-                size += 1
-        return indexes
+            return [self._insert(db, size + offset, e, at) for offset, e in enumerate(batch)]
+
+    @_busy_to_unavailable
+    def append_once(self, entry: bytes) -> int:
+        entry = checked_entry(entry)
+        at = _ts(self._now())
+        with self._append_lock, self._transaction(write=True) as db:  # BEGIN IMMEDIATE
+            code = _code_of(entry)  # by the index of codes; the rare entry with none, by a scan
+            where = "code = ?" if code is not None else "code IS NULL AND ? IS NULL"
+            row = db.execute(
+                f"SELECT idx FROM leaves WHERE {where} AND leaf_hash = ? AND entry = ?"
+                " ORDER BY idx LIMIT 1",
+                (code, leaf_hash(entry), entry),
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            return self._insert(db, self._size(db), entry, at)
+
+    def _insert(self, db: sqlite3.Connection, index: int, entry: bytes, at: str) -> int:
+        """Store leaf ``index`` and the subtree hashes it completes; the index."""
+        h = leaf_hash(entry)
+        db.execute(
+            "INSERT INTO leaves (idx, leaf_hash, entry, code, appended_at) VALUES (?, ?, ?, ?, ?)",
+            (index, h, entry, _code_of(entry), at),
+        )
+        # Each leaf that completes a perfect subtree completes it and possibly its
+        # ancestors: while the node is a right child, hash it with its left sibling.
+        level, i = 0, index
+        while i & 1:
+            h = node_hash(self._node(db, level, i - 1), h)
+            level, i = level + 1, i >> 1
+            db.execute("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", (level, i, h))
+        return index
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ T = TypeVar("T")
 
 _SCHEMA_LOCK: Final = 0x5A0_746C_6F67  # pg_advisory_xact_lock key: one schema creator
 _INTEGRATOR_LOCK: Final = 0x5A0_746C_6F68  # pg_advisory_xact_lock key: one integrator
+_ONCE_LOCKS: Final = 0x746C_6F69  # first of two int4 keys (apart from the bigint keys above)
 INTEGRATION_BATCH: Final = 4096
 """Leaves read and hashed per round of integration."""
 
@@ -226,24 +227,48 @@ class PgTransparencyLog(TransparencyLog):
         batch = [checked_entry(e) for e in entries]
         return self._sequencer.submit(batch) if batch else []
 
+    @_unavailable
+    def append_once(self, entry: bytes) -> int:
+        entry = checked_entry(entry)
+        h = leaf_hash(entry)
+        with self._connection() as conn:
+            # Racers with the same entry queue on a lock of its hash (held to the commit), so
+            # the second one's look finds the first one's leaf.
+            key = int.from_bytes(h[:4], "big", signed=True)
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_ONCE_LOCKS, key))
+            code = _code_of(entry)  # by the index of codes; the rare entry with none, by a scan
+            where = "code = %s" if code is not None else "code IS NULL AND %s::text IS NULL"
+            row = conn.execute(
+                f"SELECT idx FROM tlog_leaves WHERE {where} AND leaf_hash = %s AND entry = %s"
+                " ORDER BY idx LIMIT 1",
+                (code, h, entry),
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            return self._sequence_on(conn, [entry])
+
     def _sequence(self, entries: list[bytes]) -> int:
         """One transaction: take the next ``len(entries)`` indexes and insert the leaves."""
-        at = self._now()
         with self._connection() as conn:
-            row = conn.execute(
-                "UPDATE tlog_sequence SET next = next + %s WHERE id = 0 RETURNING next - %s",
-                (len(entries), len(entries)),
-            ).fetchone()
-            assert row is not None, "tlog_sequence has lost its row"
-            first = int(row[0])
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(
-                    "COPY tlog_leaves (idx, leaf_hash, entry, code, appended_at) FROM STDIN"
-                ) as copy,
-            ):
-                for offset, entry in enumerate(entries):
-                    copy.write_row((first + offset, leaf_hash(entry), entry, _code_of(entry), at))
+            return self._sequence_on(conn, entries)
+
+    def _sequence_on(self, conn: Conn, entries: list[bytes]) -> int:
+        """Take the next ``len(entries)`` indexes and insert the leaves; the first index."""
+        at = self._now()
+        row = conn.execute(
+            "UPDATE tlog_sequence SET next = next + %s WHERE id = 0 RETURNING next - %s",
+            (len(entries), len(entries)),
+        ).fetchone()
+        assert row is not None, "tlog_sequence has lost its row"
+        first = int(row[0])
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                "COPY tlog_leaves (idx, leaf_hash, entry, code, appended_at) FROM STDIN"
+            ) as copy,
+        ):
+            for offset, entry in enumerate(entries):
+                copy.write_row((first + offset, leaf_hash(entry), entry, _code_of(entry), at))
         return first
 
     # -- integration ---------------------------------------------------------------------------

@@ -329,6 +329,31 @@ def test_concurrent_appends_get_distinct_indexes(open_log: OpenLog) -> None:
     assert logs[1].root() == root_from_leaves(leaves)
 
 
+def test_racing_publishers_append_each_entry_once(open_log: OpenLog) -> None:
+    logs = [open_log(), open_log()]  # two "processes" publishing and reconciling the same copies
+    entries = [encode_entry(_entry()) for _ in range(12)] + [b"no code", b"no code either"]
+    got: list[list[int]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(6)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        mine = [logs[n % 2].append_once(e) for e in (entries if n % 3 else entries[::-1])]
+        with lock:
+            got.append(mine if n % 3 else mine[::-1])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(indexes == got[0] for indexes in got)
+    assert sorted(got[0]) == list(range(len(entries))) and logs[0].size() == len(entries)
+    assert [logs[1].entry(i) for i in got[0]] == entries
+    logs[0].append(entries[0])  # a plain append repeats; append_once finds the first
+    assert logs[1].append_once(entries[0]) == got[0][0]
+
+
 def test_entries_are_found_by_code(tlog: TransparencyLog) -> None:
     issued = _entry()
     tlog.append(b"not an entry")
