@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
 import sqlite3
 import tempfile
 import time
@@ -22,8 +23,9 @@ from grpc_status import rpc_status
 from saoy.clients.sdk import CertifyResult
 from saoy.core.blob_stores import open_blob_backend
 from saoy.core.blobs import key_of
-from saoy.core.blobs_s3 import parse_s3_url
+from saoy.core.blobs_s3 import S3BlobStore, S3Bucket, parse_s3_url
 from saoy.core.errors import Unavailable
+from saoy.server.main import serve_command
 from saoy.server.settings import Settings
 from saoy.v1 import verification_pb2 as vpb
 from tests.ports import free_port
@@ -111,9 +113,8 @@ def test_the_blob_url_comes_from_the_flag_or_the_environment() -> None:
 # -- failures of the store ----------------------------------------------------------------------
 
 
-def test_an_unreachable_store_fails_in_seconds_and_says_what_to_check(
-    s3_env: SeaweedFS, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("some_credentials")
+def test_an_unreachable_store_fails_in_seconds_and_says_what_to_check(tmp_path: Path) -> None:
     url = f"s3://saoy-copies?endpoint=http://127.0.0.1:{free_port()}"
     start = time.monotonic()
     with pytest.raises(Unavailable) as raised:
@@ -122,6 +123,43 @@ def test_an_unreachable_store_fails_in_seconds_and_says_what_to_check(
     message = raised.value.message
     assert "127.0.0.1" in message and "cannot be reached" in message and "blob_url" in message
     assert "Traceback" not in message and raised.value.status == "UNAVAILABLE"
+
+
+@pytest.fixture
+def some_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Credentials in the environment, and no AWS configuration of the machine."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "saoy-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("some_credentials")
+def test_a_store_that_never_answers_fails_within_its_bounds() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        where = parse_s3_url(
+            f"s3://saoy-copies?endpoint=http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        store = S3BlobStore(S3Bucket(where, read_timeout=1, attempts=2))
+        start = time.monotonic()
+        with pytest.raises(Unavailable, match="cannot be reached"):
+            store.put(b"a page")
+        assert time.monotonic() - start < 6
+
+
+@pytest.mark.usefixtures("some_credentials")
+def test_saoy_serve_says_in_one_line_that_the_store_is_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"s3://saoy-copies?endpoint=http://127.0.0.1:{free_port()}"
+    flags = ["--data-dir", str(tmp_path), "--blob-url", url, "--grpc-port", "0"]
+    flags += ["--http-port", "0", "--identity", "off", "--ocr-engine", "none"]
+    assert serve_command(flags) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cannot be reached" in err and "Traceback" not in err
 
 
 def test_refused_credentials_are_named_and_the_secret_is_never_shown(
