@@ -19,7 +19,16 @@ from saoy.core.blobs import key_of
 from saoy.core.errors import InvalidInput, NotFound
 from saoy.core.keywrap import FileKeyWrapper
 from saoy.core.registry import SqliteRegistry, store_dossier, sweep_orphans
-from saoy.core.retention import COPY, MAGIC, SCANS, Purged, Vault, VaultBlobStore
+from saoy.core.retention import (
+    COPY,
+    MAGIC,
+    SCANS,
+    Purged,
+    RetentionPolicy,
+    Vault,
+    VaultBlobStore,
+    purge,
+)
 from tests.s3 import blob_url, s3_env, seaweedfs
 
 from .test_registry import failing, sample
@@ -223,3 +232,28 @@ def test_a_dossier_stored_through_the_vault_reads_back_and_a_failure_leaves_noth
     ):
         store_dossier(registry, blobs, **failed)
     assert list(blobs.vault.dossiers()) == [dossier_id]
+
+
+def test_the_retention_purge_shreds_sealed_scans_and_then_copies(
+    blob_backend: BlobBackend, registry: SqliteRegistry, tmp_path: Path
+) -> None:
+    vault = _vault(blob_backend, tmp_path)
+    blobs = VaultBlobStore(blob_backend.plain, vault)
+    kw = sample()
+    store_dossier(registry, blobs, **kw)
+    dossier_id, copy, page = kw["dossier"].id, kw["copy"], kw["pages"][0]
+    decided = kw["dossier"].decided_at
+
+    report = purge(registry, blobs, RetentionPolicy(scans_days=5), now=decided + timedelta(days=6))
+    assert report.scans == 1
+    with pytest.raises(Purged):
+        blobs.get_for(dossier_id, page.blob_key)
+    assert set(blobs.for_dossier(dossier_id, copy.blob_key).keys()) == {copy.blob_key}
+    assert blobs.get_for(dossier_id, copy.blob_key, copy=True) == kw["pdf"]
+
+    report = purge(registry, blobs, RetentionPolicy(5, 5), now=decided + timedelta(days=6))
+    assert report.copies == 1
+    with pytest.raises(Purged):
+        blobs.get_for(dossier_id, copy.blob_key, copy=True)
+    assert list(blobs.for_dossier(dossier_id, copy.blob_key).keys()) == []
+    assert vault.live_epochs() == set()  # no data key left: the epoch's wrapping key may go
