@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +84,14 @@ class BlobStore(ABC):
 
     def discard_dossier(self, dossier_id: str) -> None:  # noqa: B027 - nothing kept apart
         """Remove what :meth:`for_dossier` wrote for a dossier that was never recorded."""
+
+    def recorded(self, dossier_id: str) -> None:  # noqa: B027 - nothing kept apart
+        """Say that a dossier written through :meth:`for_dossier` is now in the registry."""
+
+    def discard_unrecorded(self, is_recorded: Callable[[str], bool], older_than: timedelta) -> int:
+        """Remove what :meth:`for_dossier` wrote, more than ``older_than`` ago, for dossiers
+        that were never recorded (a process killed before its commit); how many dossiers."""
+        return 0
 
     def get_for(self, dossier_id: str, key: str, *, copy: bool = False) -> bytes:
         """A blob of a dossier (``copy``: its signed copy), wherever that dossier's blobs lie."""

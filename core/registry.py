@@ -849,6 +849,11 @@ def store_dossier(
                 _discard_dossier(registry, blobs, dossier.id)
             elif not stored and created:
                 _discard_unreferenced(registry, blobs, created)
+    if own is not blobs:
+        try:
+            blobs.recorded(dossier.id)
+        except Exception:  # the sweep finds it recorded and forgets the mark
+            log.exception("could not clear the in-flight mark of a stored dossier")
 
 
 def _discard_dossier(registry: Registry, blobs: BlobStore, dossier_id: str) -> None:
@@ -875,10 +880,14 @@ def _discard_unreferenced(registry: Registry, blobs: BlobStore, keys: Sequence[s
 
 def sweep_orphans(registry: Registry, blobs: BlobStore, older_than: timedelta) -> int:
     """Remove blobs that no row references and that were last written more than
-    ``older_than`` ago (left by a process killed between blob write and commit), and partial
-    writes as old; how many files were removed. Younger blobs are left alone: a store in flight
-    in another process may be about to register them."""
+    ``older_than`` ago (left by a process killed between blob write and commit), partial
+    writes as old, and what a store sealing each dossier apart wrote as long ago for dossiers
+    never recorded; how many blobs (or unrecorded dossiers) were removed. Younger ones are left
+    alone: a store in flight in another process may be about to register them."""
     removed = blobs.discard_partial(older_than)
+    removed += blobs.discard_unrecorded(
+        lambda dossier_id: registry.get_dossier(dossier_id) is not None, older_than
+    )
     cutoff = _now() - older_than
     batch: list[str] = []
 

@@ -51,6 +51,8 @@ NONCE_BYTES = 12
 DAY = 86400.0
 _DOSSIER_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_NAME = re.compile(r"[0-9a-f]{32}/[a-z]+\.key")
+PENDING = "pending"
+"""The vault's folder of marks of dossiers being stored (see :meth:`Vault.begin`)."""
 EPOCH_GRACE = timedelta(hours=1)
 """An epoch's wrapping key outlives the epoch by this much, for stores in flight at its end."""
 
@@ -324,6 +326,32 @@ class Vault:
     def discard(self, dossier_id: str) -> None:
         """Remove everything of a dossier that was never recorded (a failed store)."""
         self.storage.remove_folder(_check_dossier(dossier_id))
+        self.storage.remove(f"{PENDING}/{dossier_id}")
+
+    # -- stores in flight -------------------------------------------------------------------
+
+    def begin(self, dossier_id: str) -> None:
+        """Mark a dossier whose blobs are being sealed and that is not yet recorded, so that a
+        sweep finds it if the process dies before the commit."""
+        self.storage.create(f"{PENDING}/{_check_dossier(dossier_id)}", b"")
+
+    def end(self, dossier_id: str) -> None:
+        """The dossier is recorded: forget its mark."""
+        self.storage.remove(f"{PENDING}/{_check_dossier(dossier_id)}")
+
+    def unfinished(self, before: datetime) -> list[str]:
+        """The dossiers marked by :meth:`begin` before ``before`` and not ended since."""
+        found = []
+        for name in self.storage.names(PENDING):
+            dossier_id = name.rpartition("/")[2]
+            if not _DOSSIER_ID.fullmatch(dossier_id):
+                continue
+            try:
+                if self.storage.modified_at(name) < before:
+                    found.append(dossier_id)
+            except FileNotFoundError:
+                continue
+        return found
 
 
 def unseal(data_key: bytes, dossier_id: str, kind: str, key: str, stored: bytes) -> bytes:
@@ -387,6 +415,19 @@ class VaultBlobStore(BlobStore):
     def discard_dossier(self, dossier_id: str) -> None:
         self.vault.discard(dossier_id)
 
+    def recorded(self, dossier_id: str) -> None:
+        self.vault.end(dossier_id)
+
+    def discard_unrecorded(self, is_recorded: Callable[[str], bool], older_than: timedelta) -> int:
+        discarded = 0
+        for dossier_id in self.vault.unfinished(datetime.now(UTC) - older_than):
+            if is_recorded(dossier_id):
+                self.vault.end(dossier_id)  # recorded, but its mark outlived the commit
+            else:
+                self.vault.discard(dossier_id)
+                discarded += 1
+        return discarded
+
     def get_for(self, dossier_id: str, key: str, *, copy: bool = False) -> bytes:
         kind = COPY if copy else SCANS
         if self.vault.holds(dossier_id, kind):
@@ -402,11 +443,15 @@ class _DossierBlobs(BlobStore):
         self.vault = vault
         self.dossier_id = dossier_id
         self.copy_key = copy_key
+        self._begun = False
 
     def _kind(self, key: str) -> str:
         return COPY if key == self.copy_key else SCANS
 
     def put(self, data: bytes) -> tuple[str, bool]:
+        if not self._begun:
+            self.vault.begin(self.dossier_id)
+            self._begun = True
         return self.vault.seal(self.dossier_id, self._kind(key_of(data)), data)
 
     def get(self, key: str) -> bytes:

@@ -257,3 +257,25 @@ def test_the_retention_purge_shreds_sealed_scans_and_then_copies(
         blobs.get_for(dossier_id, copy.blob_key, copy=True)
     assert list(blobs.for_dossier(dossier_id, copy.blob_key).keys()) == []
     assert vault.live_epochs() == set()  # no data key left: the epoch's wrapping key may go
+
+
+def test_the_sweep_discards_sealed_dossiers_a_killed_process_never_recorded(
+    blob_backend: BlobBackend, registry: SqliteRegistry, tmp_path: Path
+) -> None:
+    vault = _vault(blob_backend, tmp_path)
+    blobs = VaultBlobStore(blob_backend.plain, vault)
+    recorded = sample()
+    store_dossier(registry, blobs, **recorded)
+    killed = sample()  # sealed, then the process died before its commit
+    own = blobs.for_dossier(killed["dossier"].id, killed["copy"].blob_key)
+    for data in [*killed["page_files"], killed["pdf"]]:
+        own.put(data)
+    assert set(vault.dossiers()) == {recorded["dossier"].id, killed["dossier"].id}
+
+    assert sweep_orphans(registry, blobs, older_than=timedelta(hours=1)) == 0  # in flight?
+    time.sleep(1.1)  # S3 keeps whole seconds
+    assert sweep_orphans(registry, blobs, older_than=timedelta(0)) == 1
+    assert list(vault.dossiers()) == [recorded["dossier"].id]
+    assert list(vault.storage.names("pending")) == []
+    copy = recorded["copy"]
+    assert blobs.get_for(recorded["dossier"].id, copy.blob_key, copy=True) == recorded["pdf"]
