@@ -15,8 +15,10 @@ or metric labels.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -145,6 +147,10 @@ class PipelineConfig:
     limits: Limits
     base_url: str  # verification URLs are f"{base_url}/v/{code}"
     today: Callable[[], date] = local_today  # the day validity rules judge expiry on
+    economical: bool = True
+    """Spend the CPU a dossier needs and no more, for the same reading: native kernels on one
+    thread each (the executor already runs a page per core). False: as before, for
+    ``benchmarks/cost.py`` to compare."""
 
     def url_for(self, code: str) -> str:
         return f"{self.base_url}/v/{code}"
@@ -325,6 +331,7 @@ class Certifier:
         queued = time.perf_counter()
 
         def timed() -> T:
+            kernel_threads(1 if self.config.economical else None)
             start = time.perf_counter()
             if self.observer is not None:
                 self.observer.observe_queue_wait(start - queued)
@@ -626,6 +633,32 @@ class Certifier:
                 raise
             return replay
         return None
+
+
+_openmp_lock = threading.Lock()
+_openmp: list[Any] = []  # [libgomp or None, OpenMP's default team size], once looked up
+_thread = threading.local()
+
+
+def kernel_threads(count: int | None) -> None:
+    """Run the OpenMP loops that the calling thread starts (the native kernels', see
+    ``saoy.native``) on ``count`` threads; None: OpenMP's default, one per core. Each CPU
+    worker reads a page of its own, so a kernel that spreads over every core adds only
+    threads that wait for each other, spinning, and each page costs more CPU than it needs.
+    A no-op where OpenMP's runtime (libgomp) is not loaded."""
+    if getattr(_thread, "kernel_threads", "unset") == count:
+        return
+    with _openmp_lock:
+        if not _openmp:
+            try:
+                lib: Any = ctypes.CDLL("libgomp.so.1")
+                _openmp.extend([lib, int(lib.omp_get_max_threads())])
+            except (OSError, AttributeError):
+                _openmp.extend([None, 0])
+    lib, default = _openmp
+    if lib is not None:
+        lib.omp_set_num_threads(count if count is not None else default)  # this thread's
+    _thread.kernel_threads = count
 
 
 def _read(engine: OcrEngine, view: PageView, prepared: PreparedPage) -> tuple[OcrResult, OcrResult]:
