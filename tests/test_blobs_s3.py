@@ -25,7 +25,7 @@ from saoy.core.blob_stores import open_blob_backend
 from saoy.core.blobs import key_of
 from saoy.core.blobs_s3 import S3BlobStore, S3Bucket, parse_s3_url
 from saoy.core.errors import Unavailable
-from saoy.server.main import serve_command
+from saoy.server.main import purge_command, serve_command
 from saoy.server.settings import Settings
 from saoy.v1 import verification_pb2 as vpb
 from tests.ports import free_port
@@ -204,6 +204,14 @@ def test_a_copy_certified_by_a_server_on_s3_lies_in_the_bucket_and_verifies_by_c
             assert client.download(code) == pdf
         assert verified.verdict == vpb.VerificationResult.VALID
         assert local_blob_files(data_dir) == []  # nothing of it on the server's disk
+
+        # saoy purge, given the same --blob-url, shreds the scans in the bucket
+        time.sleep(0.2)  # past a retention period of 1e-6 days (86 ms)
+        flags = ["--data-dir", str(data_dir), "--blob-url", blob_url]
+        assert purge_command([*flags, "--retention-days", "0.000001"]) == 0
+        left = s3_env.objects(bucket, prefix)
+        assert f"{sealed}scans/{key_of(letter)}" not in left and f"{sealed}scans.key" not in left
+        assert download(running, code) == pdf  # the copy stays
     finally:
         running.stop()
 
