@@ -71,6 +71,15 @@ class BlobStore(ABC):
 
         Sweeps use it to leave alone blobs that a store in flight may be about to register."""
 
+    def ages(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored key with :meth:`modified_at`, for sweeps; a store whose listing tells
+        both at once (S3) overrides this to save a look-up per blob."""
+        for key in self.keys():
+            try:
+                yield key, self.modified_at(key)
+            except NotFound:  # removed since it was listed
+                continue
+
     def discard_partial(self, older_than: timedelta) -> int:
         """Remove incomplete writes left by a killed process, older than ``older_than``; how
         many. Stores without such leftovers keep this default."""

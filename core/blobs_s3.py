@@ -327,10 +327,14 @@ class S3BlobStore(BlobStore):
         return self.bucket.delete(self._key(key))
 
     def keys(self) -> Iterator[str]:
-        for name, _ in self.bucket.listing(self.prefix):
+        for key, _ in self.ages():
+            yield key
+
+    def ages(self) -> Iterator[tuple[str, datetime]]:
+        for name, written in self.bucket.listing(self.prefix):
             leaf = name[len(self.prefix) :]
             if len(leaf) == 64 and "/" not in leaf:
-                yield leaf
+                yield leaf, written
 
     def modified_at(self, key: str) -> datetime:
         when = self.bucket.modified_at(self._key(key))

@@ -906,12 +906,8 @@ def sweep_orphans(registry: Registry, blobs: BlobStore, older_than: timedelta) -
         batch.clear()
         return count
 
-    listing = blobs.keys()  # a generator over the store, not a dict
-    for key in listing:
-        try:
-            if blobs.modified_at(key) >= cutoff:
-                continue
-        except NotFound:
+    for key, written in blobs.ages():  # a generator over the store, not a dict
+        if written >= cutoff:
             continue
         batch.append(key)
         if len(batch) >= _BATCH:

@@ -406,6 +406,9 @@ class VaultBlobStore(BlobStore):
     def modified_at(self, key: str) -> datetime:
         return self.plain.modified_at(key)
 
+    def ages(self) -> Iterator[tuple[str, datetime]]:
+        return self.plain.ages()
+
     def discard_partial(self, older_than: timedelta) -> int:
         return self.plain.discard_partial(older_than)
 

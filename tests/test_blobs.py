@@ -66,6 +66,8 @@ def test_put_then_get(blob_backend: BlobBackend) -> None:
     when = blobs.modified_at(key)
     assert when.tzinfo is not None
     assert abs(datetime.now(UTC) - when) < timedelta(seconds=30)
+    [(listed, written)] = blobs.ages()
+    assert listed == key and abs(written - when) < timedelta(seconds=2)
 
 
 def test_putting_the_same_bytes_again_creates_nothing(blob_backend: BlobBackend) -> None:
