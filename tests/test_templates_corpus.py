@@ -36,6 +36,13 @@ def test_check_digit_matches_the_icao_example() -> None:
     assert tpl.mrz_check("120415") == "9"
 
 
+def test_the_generator_gives_each_province_its_official_code() -> None:
+    assert set(tpl.PROVINCE_CODES) == set(tpl.PLACES)
+    for province, code in tpl.PROVINCE_CODES.items():
+        official = PROVINCES[code]
+        assert official == province or official.endswith(" " + province), (province, code)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_persons_have_valid_numbers_and_mrz(seed: int) -> None:
     rng = random.Random(seed)
