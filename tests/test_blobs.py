@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from saoy.core.blob_stores import BlobBackend, open_blob_backend
-from saoy.core.blobs import key_of
+from saoy.core.blobs import FileBlobStore, key_of
 from saoy.core.errors import InvalidInput, NotFound
 from saoy.core.keywrap import FileKeyWrapper
 from saoy.core.registry import SqliteRegistry, store_dossier, sweep_orphans
@@ -97,7 +97,20 @@ def test_concurrent_puts_of_the_same_bytes_create_once(blob_backend: BlobBackend
     assert list(blobs.keys()) == [key_of(b"x" * 100_000)]
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "A" * 64, "a" * 63, "", "/" + "a" * 63])
+BAD_KEYS = [
+    "../etc/passwd",
+    "../../" + "a" * 58,
+    "A" * 64,
+    "a" * 63,
+    "a" * 65,
+    "",
+    "g" * 64,
+    "a" * 63 + "\n",
+    "/" + "a" * 63,
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
 def test_bad_keys_are_refused(blob_backend: BlobBackend, key: str) -> None:
     blobs = blob_backend.plain
     for operation in (blobs.get, blobs.exists, blobs.delete, blobs.modified_at):
@@ -132,6 +145,32 @@ def test_putting_a_blob_again_makes_it_young(blob_backend: BlobBackend) -> None:
     time.sleep(1.1)  # S3 keeps whole seconds
     assert blobs.put(b"an old orphan") == (key, False)
     assert blobs.modified_at(key) > first
+
+
+def test_files_lie_under_ab_cd_written_whole(tmp_path: Path) -> None:
+    blobs = FileBlobStore(tmp_path / "blobs")
+    key, _ = blobs.put(b"scan")
+    path = blobs.open_path(key)
+    assert path == blobs.root / key[:2] / key[2:4] / key
+    assert path.read_bytes() == b"scan"
+    with pytest.raises(NotFound):
+        blobs.open_path("0" * 64)
+    for bad in BAD_KEYS:
+        with pytest.raises(InvalidInput):
+            blobs.open_path(bad)
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        blobs.put(b"x" * 100_000)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    files = {p.name for p in blobs.root.rglob("*") if p.is_file()}
+    assert files == {key, key_of(b"x" * 100_000)}  # no temp file left behind
 
 
 # -- the atomic step and the sweep --------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 
 from saoy.core import codes
 from saoy.core.blobs import FileBlobStore
-from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.errors import NotFound
 from saoy.core.model import CheckResult, Outcome
 from saoy.core.registries import create_registry
 from saoy.core.registry import (
@@ -635,78 +635,4 @@ def test_a_kill_between_blob_and_commit_leaves_an_orphan_the_sweep_removes(tmp_p
         assert list(blobs.keys()) == []
 
 
-# -- the blob store -----------------------------------------------------------------------------
-
-
-def test_put_then_get(blobs):
-    key, created = blobs.put(b"scan")
-    assert created
-    assert key == hashlib.sha256(b"scan").hexdigest()
-    assert blobs.get(key) == b"scan"
-    assert blobs.exists(key)
-    path = blobs.open_path(key)
-    assert path == blobs.root / key[:2] / key[2:4] / key
-    assert path.read_bytes() == b"scan"
-    assert list(blobs.keys()) == [key]
-    assert blobs.modified_at(key).tzinfo is not None
-
-
-def test_putting_the_same_bytes_again_creates_nothing(blobs):
-    key, created = blobs.put(b"")
-    assert created
-    assert blobs.put(b"") == (key, False)
-    assert blob_files(blobs.root) == {key}
-
-
-def test_concurrent_puts_of_the_same_bytes_create_once(blobs):
-    barrier = threading.Barrier(8)
-    results: list[bool] = []
-
-    def work() -> None:
-        barrier.wait()
-        results.append(blobs.put(b"x" * 100_000)[1])
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 7 + [True]
-    assert len(blob_files(blobs.root)) == 1  # no temp file left behind
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "../etc/passwd",
-        "../../" + "a" * 58,
-        "A" * 64,
-        "a" * 63,
-        "a" * 65,
-        "",
-        "g" * 64,
-        "a" * 63 + "\n",
-        "/" + "a" * 63,
-    ],
-)
-def test_bad_keys_are_refused(blobs, key):
-    for operation in (blobs.get, blobs.exists, blobs.delete, blobs.open_path, blobs.modified_at):
-        with pytest.raises(InvalidInput) as caught:
-            operation(key)
-        assert caught.value.status == "INVALID_ARGUMENT"
-
-
-def test_a_missing_blob_is_not_found(blobs):
-    missing = "0" * 64
-    for operation in (blobs.get, blobs.open_path, blobs.modified_at):
-        with pytest.raises(NotFound):
-            operation(missing)
-    assert not blobs.exists(missing)
-    assert blobs.delete(missing) is False
-
-
-def test_delete_removes_a_blob(blobs):
-    key, _ = blobs.put(b"to go")
-    assert blobs.delete(key) is True
-    assert not blobs.exists(key)
-    assert blobs.put(b"to go") == (key, True)
+# The blob store's own contract, on files and on S3: tests/test_blobs.py.
