@@ -4,7 +4,9 @@ A key names its content, so a blob is written once and never changed: storing th
 again is a no-op, and a reader holding a key from the registry always gets exactly the bytes
 that were registered. :class:`FileBlobStore` keeps each blob as a file under
 ``root/ab/cd/<sha256>``, written crash-safely (temp file, fsync, atomic link, fsync of the
-directory), so a blob either is there in full or not at all.
+directory), so a blob either is there in full or not at all. Other backends live in modules of
+their own (:mod:`saoy.core.blobs_s3`: S3 object storage), picked by ``blob_url`` in
+:mod:`saoy.core.blob_stores`.
 """
 
 from __future__ import annotations
