@@ -190,6 +190,12 @@ class SeaweedFS:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # SeaweedFS also listens on /tmp/seaweedfs-<server>-grpc-<port>.sock, a path it fixes;
+        # a killed server leaves those of our ports behind.
+        for name in ("master", "volume", "filer", "s3"):
+            Path(f"/tmp/seaweedfs-{name}-grpc-{self.ports[name + '_grpc']}.sock").unlink(
+                missing_ok=True
+            )
 
 
 def seaweedfs_at(work: Path) -> SeaweedFS:
