@@ -182,6 +182,8 @@ def certify(client: KioskClient, pages: Sequence[bytes]) -> Outcome:
         return Outcome(f"error {error.code().name}", None)
     except PageRejectedError:
         return Outcome("page rejected", None)
+    except Exception as error:  # a failed dossier is counted, not fatal to the run
+        return Outcome(f"error {type(error).__name__}", None)
     if terminal_at is None:
         return Outcome("no terminal event", None)
     return Outcome(result.state, terminal_at - start)
