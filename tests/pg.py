@@ -45,14 +45,28 @@ def _binaries() -> Path:
 
 
 def _run_as() -> dict[str, Any]:
-    """Popen arguments that drop root to the postgres user; none for anyone else."""
+    """The postgres user's ids when the tests run as root; none for anyone else."""
     if os.geteuid() != 0:
         return {}
     try:
         user = pwd.getpwnam("postgres")
     except KeyError:
         pytest.skip("PostgreSQL refuses to run as root and there is no postgres user to run as")
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    return {"user": user.pw_uid, "group": user.pw_gid}
+
+
+def _as(run_as: dict[str, Any]) -> list[str]:
+    """The command prefix that runs a program as that user. setpriv rather than Popen's user=:
+    without it Popen can spawn without forking the test process, whose gRPC threads must not
+    run their fork handlers in a child (a restart mid-test happens beside live channels)."""
+    if not run_as:
+        return []
+    return [
+        "setpriv",
+        f"--reuid={run_as['user']}",
+        f"--regid={run_as['group']}",
+        "--clear-groups",
+    ]
 
 
 def _tail(path: Path) -> str:
@@ -76,6 +90,7 @@ class PostgresServer:
         with self.log.open("ab") as out:
             done = subprocess.run(
                 [
+                    *_as(self.run_as),
                     self.bin_dir / "initdb",
                     *("-D", self.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8"),
                     *("--no-locale", "--no-sync"),
@@ -86,7 +101,6 @@ class PostgresServer:
                 check=False,
                 cwd=self.work,
                 stdin=subprocess.DEVNULL,
-                **self.run_as,
             )
         if done.returncode != 0:
             pytest.fail(f"initdb failed ({done.returncode}):\n{_tail(self.log)}")
@@ -108,12 +122,11 @@ class PostgresServer:
         flags = [f"-c{name}={value}" for name, value in settings.items()]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [self.bin_dir / "postgres", "-D", self.data, *flags],
+                [*_as(self.run_as), self.bin_dir / "postgres", "-D", self.data, *flags],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.work,
                 stdin=subprocess.DEVNULL,
-                **self.run_as,
             )
         deadline = time.monotonic() + 30
         while True:
