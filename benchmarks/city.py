@@ -17,6 +17,7 @@ without a terminal event; 2 on bad arguments.
 
     python benchmarks/city.py                              # the city's peak for 120 s
     python benchmarks/city.py --duration 60 --workers 2 --json
+    python benchmarks/city.py --workers 2 --worker-processes   # front + 2 saoy worker processes
     python benchmarks/city.py --server localhost:50051 --http http://localhost:8080
 
 The servers it starts run with ``--identity off``: this measures the certification path, and
@@ -154,6 +155,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="server CPU workers (0 = one per core); N > 1 also measures the scaling 1 -> N",
     )
     parser.add_argument(
+        "--worker-processes",
+        action="store_true",
+        help="the city shape: --workers counts saoy worker processes (one CPU thread each)"
+        " behind one front, the work carried by a redis-server started here",
+    )
+    parser.add_argument(
         "--saturation-seconds",
         type=float,
         default=30.0,
@@ -190,17 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     scaling: dict[str, float | int] | None = None
     kiosks = args.saturation_kiosks or 2 * args.workers + 2
-    with server_target(args.server, args.http, args.workers) as target:
+    processes = args.worker_processes
+    with server_target(args.server, args.http, args.workers, processes=processes) as target:
         run_kiosks(target.grpc, pages, 1, 1, "warmup")
-        before = stage_totals(target.http)
+        before = stage_totals(target)
         run = open_loop(target.grpc, pages, schedule, args.drain)
-        after = stage_totals(target.http)
+        after = stage_totals(target)
         if args.workers > 1:
             many, many_done = saturated_throughput(
                 target.grpc, pages, kiosks, args.saturation_seconds, f"sat{args.workers}"
             )
     if args.workers > 1:
-        with local_server(1) as single:
+        with local_server(1, processes=processes) as single:
             one, one_done = saturated_throughput(
                 single.grpc, pages, kiosks, args.saturation_seconds, "sat1"
             )
@@ -250,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration": args.duration,
             "seed": args.seed,
             "workers": args.workers,
+            "worker_processes": args.worker_processes,
             "arrivals": len(schedule),
             "completed": len(values),
             "latency": p,

@@ -44,6 +44,7 @@ class Target:
 
     grpc: str
     http: str
+    metrics: tuple[str, ...] = ()  # every process's HTTP base with /metrics (default: http)
 
 
 @dataclass(frozen=True)
@@ -89,46 +90,71 @@ def _saoy(*args: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Process:
+    """One process of a server under test, and the HTTP base that answers /healthz and
+    /metrics once it is up ('' for none)."""
+
+    command: list[str]
+    http: str = ""
+
+
 def server_commands(
-    workers: int, grpc_port: int, http_port: int, data_dir: Path
-) -> list[list[str]]:
-    """The processes that make up one server under test, the front first. Today that is one
-    ``saoy serve`` whose ``workers`` sets its CPU worker threads (0: one per core). A
-    deployment with ``saoy worker`` processes (stateless fronts, dossier work over a queue) is
-    plugged in here: the front with the queue's URL, followed by its worker processes, each
-    given its share of ``workers``; :func:`local_server` starts and stops them all alike."""
-    front = _saoy(
-        "serve",
-        "--grpc-port",
-        str(grpc_port),
-        "--http-port",
-        str(http_port),
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "WARNING",
-        "--identity",
-        "off",
-    )
-    return [front]
+    workers: int, grpc_port: int, http_port: int, data_dir: Path, *, processes: bool = False
+) -> list[Process]:
+    """The processes that make up one server under test, started in this order, each once the
+    one before answers. Without ``processes``: one ``saoy serve`` whose ``workers`` sets its
+    CPU worker threads (0: one per core). With it: redis-server, a front (``saoy serve
+    --queue-url``) and ``workers`` ``saoy worker`` processes of one CPU thread each."""
+    common = ["--data-dir", str(data_dir), "--log-level", "WARNING", "--identity", "off"]
+    common += [f"--{s}-rate=0" for s in ("authenticate", "certify", "http", "upload")]
+    front_http = f"http://127.0.0.1:{http_port}"
+    ports = ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+    if not processes:
+        return [Process(_saoy("serve", *ports, "--workers", str(workers), *common), front_http)]
+    redis_port = free_port()
+    queue = ["--queue-url", f"redis://127.0.0.1:{redis_port}/0"]
+    redis = [
+        "redis-server",
+        *("--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        *("--dir", str(data_dir), "--loglevel", "warning"),
+    ]
+    started = [
+        Process(redis),
+        Process(_saoy("serve", *ports, "--workers", "1", *queue, *common), front_http),
+    ]
+    for _ in range(max(workers, 1)):
+        port = free_port()
+        worker = _saoy(
+            "worker",
+            *("--grpc-port", "0", "--http-port", str(port), "--workers", "1"),
+            *("--public-url", front_http, *queue, *common),
+        )
+        started.append(Process(worker, f"http://127.0.0.1:{port}"))
+    return started
 
 
 @contextmanager
-def local_server(workers: int = 0) -> Iterator[Target]:
+def local_server(workers: int = 0, *, processes: bool = False) -> Iterator[Target]:
     """Start a server (:func:`server_commands`) on free ports with a throwaway data dir and
     identity checks off (it warns about that at start-up); stop it on leaving."""
     grpc_port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="saoy-bench-") as data_dir, ExitStack() as stack:
-        processes = []
-        for command in server_commands(workers, grpc_port, http_port, Path(data_dir)):
-            process = subprocess.Popen(command)
-            stack.callback(_stop, process)
-            processes.append(process)
-        http = f"http://127.0.0.1:{http_port}"
-        _wait_healthy(http, processes)
-        yield Target(f"127.0.0.1:{grpc_port}", http)
+        running: list[subprocess.Popen[bytes]] = []
+        commands = server_commands(
+            workers, grpc_port, http_port, Path(data_dir), processes=processes
+        )
+        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+        for process in commands:
+            started = subprocess.Popen(process.command, env=env)
+            stack.callback(_stop, started)
+            running.append(started)
+            if process.http:
+                _wait_healthy(process.http, running)
+            else:
+                time.sleep(0.5)  # redis-server: up in well under that
+        metrics = tuple(p.http for p in commands if p.http)
+        yield Target(f"127.0.0.1:{grpc_port}", metrics[0], metrics)
 
 
 def _wait_healthy(http: str, processes: Sequence[subprocess.Popen[bytes]]) -> None:
@@ -156,13 +182,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def server_target(server: str | None, http: str | None, workers: int = 0) -> Iterator[Target]:
+def server_target(
+    server: str | None, http: str | None, workers: int = 0, *, processes: bool = False
+) -> Iterator[Target]:
     """The running server at ``server`` (``http`` its HTTP base, for /metrics), or one started
-    here with ``workers`` CPU workers."""
+    here with ``workers`` CPU workers (worker processes with ``processes``)."""
     if server:
         yield Target(server, http or "")
     else:
-        with local_server(workers) as target:
+        with local_server(workers, processes=processes) as target:
             yield target
 
 
@@ -252,23 +280,23 @@ def format_percentiles(p: dict[str, float]) -> str:
     return f"p50 {p['p50']:.2f} s  p95 {p['p95']:.2f} s  p99 {p['p99']:.2f} s"
 
 
-def stage_totals(http: str) -> dict[str, tuple[float, float]]:
-    """(sum of seconds, count) per stage from the server's histogram; empty without ``http``."""
-    if not http:
-        return {}
-    with urllib.request.urlopen(http + "/metrics", timeout=10) as response:
-        text = response.read().decode()
+def stage_totals(target: Target) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) per stage from the histograms of every process of the server
+    (a front and its workers); empty when /metrics is out of reach."""
     totals: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name not in ("saoy_stage_duration_seconds", "saoy_executor_queue_seconds"):
-            continue
-        for sample in family.samples:
-            stage = sample.labels.get("stage", "(queue wait)")
-            entry = totals.setdefault(stage, [0.0, 0.0])
-            if sample.name.endswith("_sum"):
-                entry[0] = sample.value
-            elif sample.name.endswith("_count"):
-                entry[1] = sample.value
+    for http in target.metrics or ((target.http,) if target.http else ()):
+        with urllib.request.urlopen(http + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name not in ("saoy_stage_duration_seconds", "saoy_executor_queue_seconds"):
+                continue
+            for sample in family.samples:
+                stage = sample.labels.get("stage", "(queue wait)")
+                entry = totals.setdefault(stage, [0.0, 0.0])
+                if sample.name.endswith("_sum"):
+                    entry[0] += sample.value
+                elif sample.name.endswith("_count"):
+                    entry[1] += sample.value
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
 

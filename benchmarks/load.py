@@ -38,13 +38,13 @@ def main() -> int:
 
     with harness.server_target(args.server, args.http, args.workers) as target:
         harness.run_kiosks(target.grpc, pages, 1, 1, "warmup")
-        before = harness.stage_totals(target.http)
+        before = harness.stage_totals(target)
         base_outcomes, _ = harness.run_kiosks(target.grpc, pages, 1, args.baseline, "base")
-        middle = harness.stage_totals(target.http)
+        middle = harness.stage_totals(target)
         load_outcomes, load_wall = harness.run_kiosks(
             target.grpc, pages, args.kiosks, args.dossiers, "load"
         )
-        after = harness.stage_totals(target.http)
+        after = harness.stage_totals(target)
 
     base = harness.latencies(base_outcomes, "ISSUED")
     load = harness.latencies(load_outcomes, "ISSUED")

@@ -497,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
     sub.add_parser(
+        "worker",
+        help="take dossiers off the work queue of fronts run with --queue-url (flags as serve)",
+        add_help=False,
+    )
+    sub.add_parser(
         "kiosk-cert",
         help="issue a kiosk its mutual-TLS certificate from the server's dev PKI, or revoke"
         " one with --revoke SERIAL|KIOSK_ID (flags: saoy kiosk-cert --help)",
@@ -587,8 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "serve":
-        return _plugin("serve", argv[1:])
+    if argv and argv[0] in ("serve", "worker"):
+        return _plugin(argv[0], argv[1:])
     if argv and argv[0] == "verify" and "--offline" in argv[1:]:
         return cmd_verify_offline([a for a in argv[1:] if a != "--offline"])
     if argv and argv[0] in ("kiosk-cert", "purge"):
