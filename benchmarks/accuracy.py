@@ -70,6 +70,7 @@ from saoy.core.imaging import PreparedPage, prepare, result_to_source, turned
 from saoy.core.model import AdmittedPage, OcrResult, Outcome
 from saoy.core.ocr import OcrEngine, OcrUnavailable
 from saoy.core.ocr_engines import create_engine
+from saoy.core.pipeline import reader_for
 
 TODAY = date(2025, 6, 1)
 
@@ -371,7 +372,7 @@ def _read_prepared(
     t1 = time.perf_counter()
     result = engine.recognize(view.ocr_gray)
     t2 = time.perf_counter()
-    analysis = analyze_view(index, view, result, today, reader)
+    analysis = analyze_view(index, view, result, today, reader_for(reader, result))
     t3 = time.perf_counter()
     return Read(result_to_source(result, prepared), analysis, t2 - t1, t1 - t0 + t3 - t2)
 

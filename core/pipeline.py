@@ -40,6 +40,8 @@ from saoy.core.documents import (
     reconcile,
 )
 from saoy.core.documents.analysis import quarter_turns_upright, read_turned
+from saoy.core.documents.grammar import vietnamese_word
+from saoy.core.documents.reader import Orientation
 from saoy.core.documents.rules import dossier_checks
 from saoy.core.errors import DeadlineExceeded
 from saoy.core.imaging import (
@@ -149,7 +151,8 @@ class PipelineConfig:
     today: Callable[[], date] = local_today  # the day validity rules judge expiry on
     economical: bool = True
     """Spend the CPU a dossier needs and no more, for the same reading: native kernels on one
-    thread each (the executor already runs a page per core). False: as before, for
+    thread each (the executor already runs a page per core); no orientation detection on a
+    page whose reading shows it upright (see :func:`reader_for`). False: as before, for
     ``benchmarks/cost.py`` to compare."""
 
     def url_for(self, code: str) -> str:
@@ -391,9 +394,8 @@ class Certifier:
     ) -> tuple[OcrResult, PageAnalysis]:
         view = await self._run("clean", page_view, page, prepared)
         raw, on_scan = await self._run("ocr", _read, self.ocr, view, prepared)
-        analysis = await self._run(
-            "analyze", analyze_view, page.index, view, raw, today, self.reader
-        )
+        reader = reader_for(self.reader, raw) if self.config.economical else self.reader
+        analysis = await self._run("analyze", analyze_view, page.index, view, raw, today, reader)
         return on_scan, analysis
 
     async def process(self, ctx: DossierContext) -> AsyncIterator[Event]:
@@ -633,6 +635,58 @@ class Certifier:
                 raise
             return replay
         return None
+
+
+UPRIGHT_CONFIDENCE = 80.0
+"""A page read with this mean word confidence (0-100) and more, in level lines of Vietnamese
+words, is upright. Read upside down, pages and cards of both corpora score under 55; read on
+their side, Tesseract reads the lines as vertical text (boxes taller than wide)."""
+UPRIGHT_WORDS = 20  # words of three characters and more read with confidence 50 and more
+UPRIGHT_LEVEL = 0.9  # of those, the share whose box is wider than tall
+UPRIGHT_SYLLABLES = 0.6  # of the words of letters, the share that are Vietnamese syllables
+
+
+def reads_upright(result: OcrResult) -> bool:
+    """Whether the page's reading shows the page upright: confident, in level lines, and in
+    Vietnamese words (upside down, a reader's nonsense is no language)."""
+    if result.mean_confidence < UPRIGHT_CONFIDENCE:
+        return False
+    words = [w for w in result.words if len(w.text) >= 3 and w.confidence >= 50]
+    if len(words) < UPRIGHT_WORDS:
+        return False
+    level = sum(w.right - w.left > w.bottom - w.top for w in words)
+    if level < UPRIGHT_LEVEL * len(words):
+        return False
+    letters = [t for t in (w.text.strip(".,:;!?()\"'") for w in result.words) if t.isalpha()]
+    syllables = sum(vietnamese_word(t) for t in letters)
+    return syllables >= UPRIGHT_SYLLABLES * max(1, len(letters))
+
+
+class _KnownUpright(DocumentReader):
+    """The document reader for one page whose reading shows it upright: orientation detection
+    answers so without looking; every other reading is the wrapped reader's (its Tesseract
+    API objects, shared)."""
+
+    def __init__(self, reader: DocumentReader) -> None:  # the wrapped reader is set up
+        self._reader = reader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def orientation(self, gray: Any) -> Orientation | None:
+        return Orientation(0, 100.0)
+
+    def close(self) -> None:
+        """The wrapped reader is closed by its owner."""
+
+
+def reader_for(reader: DocumentReader | None, result: OcrResult) -> DocumentReader | None:
+    """The document reader to analyse a page read as ``result`` with: ``reader``, but where
+    the reading shows the page upright (:func:`reads_upright`) one that skips orientation
+    detection (Tesseract's OSD costs as much as reading a card)."""
+    if reader is None or not reads_upright(result):
+        return reader
+    return _KnownUpright(reader)
 
 
 _openmp_lock = threading.Lock()
