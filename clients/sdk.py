@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -236,6 +237,7 @@ class KioskClient:
                     hints,
                     copies,
                     email,
+                    resume=attempt > 0,
                 )
             except grpc.RpcError as error:
                 attempt += 1
@@ -254,8 +256,15 @@ class KioskClient:
         hints: Sequence[cpb.DocumentHint],
         copies: int = 0,
         email: str = "",
+        *,
+        resume: bool = False,
     ) -> CertifyResult:
         followups: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
+        # A retry resumes: the server first names the pages it holds, which are not sent again.
+        answered = threading.Event()
+        held: set[int] = set()
+        if not resume:
+            answered.set()
 
         def requests() -> Iterator[cpb.CertifyRequest]:
             yield cpb.CertifyRequest(
@@ -266,9 +275,13 @@ class KioskClient:
                     hints=list(hints),
                     copies=copies,
                     email=email,
+                    resume=resume,
                 )
             )
+            answered.wait(self.timeout)
             for index, data in enumerate(pages):
+                if index in held:
+                    continue
                 for message in _chunks(index, data):
                     yield message
                     if on_sent:
@@ -286,11 +299,16 @@ class KioskClient:
         call = self._certification.Certify(requests(), timeout=self.timeout)
         try:
             for event in call:
+                kind = event.WhichOneof("event")
+                if kind == "resumed":
+                    held.update(event.resumed.pages)
+                answered.set()
+                if kind == "resumed":
+                    continue
                 result.events.append(event)
                 result.dossier_id = event.dossier_id or result.dossier_id
                 if on_event:
                     on_event(event)
-                kind = event.WhichOneof("event")
                 if kind == "page_accepted":
                     verdicts[event.page_accepted.page] = True
                 elif kind == "page_rejected":
@@ -313,6 +331,7 @@ class KioskClient:
                     # A replayed decision ends the stream before the pages are all sent.
                     followups.put(None)
         finally:
+            answered.set()
             followups.put(None)
         return result
 

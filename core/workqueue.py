@@ -9,8 +9,10 @@ Three kinds of stream:
   once they have been idle ``claim_idle`` seconds (a live worker keeps its claims fresh). An
   entry delivered ``max_deliveries`` times goes to ``<prefix>:work:dead`` instead.
 - ``<prefix>:d:<dossier>:in`` — what the front received for the dossier, in order: each page's
-  bytes, then the end (or a cancel when the kiosk's stream was cut). A worker that takes a
-  dossier over reads it again from the start.
+  bytes, then the end; a cancel when the dossier was refused, a detach when the kiosk's stream
+  dropped (the kiosk may come back through any front to resume it: ``<prefix>:r:<kiosk>:
+  <request>`` names the dossier in flight). A worker that takes a dossier over reads it again
+  from the start.
 - ``<prefix>:d:<dossier>:out`` — what the worker has to say, in order: the answer to each page,
   the dossier's events, or an error. Each answer names the input it answers, so a front can
   drop the answers a second worker gives again after a takeover.
@@ -32,7 +34,7 @@ from typing import Any
 from saoy.core.errors import Unavailable
 
 GROUP = "workers"
-PAGE, END, CANCEL = "page", "end", "cancel"
+PAGE, END, CANCEL, DETACH, RESUME = "page", "end", "cancel", "detach", "resume"
 ANSWER, EVENT, ERROR = "answer", "event", "error"
 
 
@@ -227,6 +229,40 @@ class WorkQueue:
                     )
                 )
         return result
+
+    def _request_key(self, kiosk_id: str, request_id: str) -> str:
+        return f"{self.prefix}:r:{kiosk_id}:{request_id}"
+
+    async def remember(self, job: DossierJob, entry: str) -> None:
+        """Name the dossier in flight for its kiosk and request, for a resumed stream."""
+        key = self._request_key(job.kiosk_id, job.request_id)
+        await self._call("set", key, f"{job.dossier_id} {entry}", ex=int(self.keep_seconds))
+
+    async def recall(self, kiosk_id: str, request_id: str) -> Delivery | None:
+        """The dossier in flight for this kiosk and request, if its work is still there."""
+        found = await self._call("get", self._request_key(kiosk_id, request_id))
+        if not found:
+            return None
+        _, entry = _text(found).split(" ", 1)
+        rows = await self._call("xrange", self.work, min=entry, max=entry, count=1)
+        if not rows:
+            return None
+        fields = {k: v.decode() for k, v in _fields(rows[0][1]).items()}
+        return Delivery(entry, DossierJob.of(fields))
+
+    async def all_inputs(self, dossier_id: str) -> list[Input]:
+        """Everything the fronts sent for the dossier so far."""
+        found = await self._call("xrange", self.inbox(dossier_id), "-", "+")
+        return [
+            Input(
+                entry=_text(entry),
+                kind=fields["kind"].decode(),
+                index=int(fields.get("index", b"0")),
+                data=fields.get("data", b""),
+            )
+            for entry, raw in found
+            for fields in (_fields(raw),)
+        ]
 
     async def alive(self, entry: str) -> bool:
         """Whether a work entry is still there (waiting or taken); False after Redis lost it."""

@@ -17,6 +17,7 @@ from saoy.core.errors import (
     DeadlineExceeded,
     InvalidInput,
     OutOfOrder,
+    SaoyError,
     TooLarge,
     Unauthenticated,
     Unavailable,
@@ -243,10 +244,14 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             yield envelope(replay)
             return
 
-        await self.runner.open(ctx)
+        first = await self.runner.open(ctx, resume=header.resume)
+        held = {e.page_accepted.page for e in first if e.HasField("page_accepted")}
+        dropped = True  # until the stream ends, finished or refused
         try:
-            pages = 0
-            async for event in self._receive(stream, ctx):
+            for event in first:
+                yield envelope(event)
+            pages = len(held)
+            async for event in self._receive(stream, ctx, held):
                 pages += event.HasField("page_accepted")
                 yield envelope(event)
             reception = self.reception
@@ -278,17 +283,24 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                     # A released copy is handed over with the event that names it; one held
                     # back for its fee, once the fee is paid (Reception.confirm_payment).
                     await loop.run_in_executor(None, self.reception.handed_over, ctx.dossier_id)
+            dropped = False
+        except SaoyError:
+            dropped = False  # refused: nothing to resume
+            raise
         finally:
-            await self.runner.discard(ctx)
+            await self.runner.discard(ctx, dropped=dropped)
 
     async def _receive(
-        self, stream: AsyncIterator[pb.CertifyRequest], ctx: pl.DossierContext
+        self,
+        stream: AsyncIterator[pb.CertifyRequest],
+        ctx: pl.DossierContext,
+        held: set[int],
     ) -> AsyncIterator[pb.CertifyEvent]:
         """Assemble pages from chunks until End, admitting each page as it completes."""
         limits = self.settings
         buffer = bytearray()
         current: int | None = None  # page being received
-        accepted: set[int] = set()
+        accepted: set[int] = set(held)  # a resumed dossier's pages already in
         rejected: set[int] = set()
         total = 0
         while True:
@@ -351,7 +363,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
             return  # a rescan of a rejected page
         if page in accepted:
             raise OutOfOrder(f"page {page + 1} was already accepted", field="chunk.page")
-        expected = len(accepted) + len(rejected)
+        expected = min(set(range(len(accepted) + len(rejected) + 1)) - accepted - rejected)
         if page != expected:
             raise OutOfOrder(
                 f"page {page + 1} arrived but page {expected + 1} was expected",

@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,10 +20,12 @@ from saoy.core import pipeline as pl
 from saoy.core.workqueue import (
     ANSWER,
     CANCEL,
+    DETACH,
     END,
     ERROR,
     EVENT,
     PAGE,
+    RESUME,
     DossierJob,
     Output,
     WorkQueue,
@@ -37,8 +39,11 @@ TERMINAL = ("issued", "needs_review", "rejected")
 
 
 class DossierRunner(Protocol):
-    async def open(self, ctx: pl.DossierContext) -> None:
-        """The dossier's header was accepted: make room for it (or refuse it, when saturated)."""
+    async def open(self, ctx: pl.DossierContext, *, resume: bool) -> list[pb.CertifyEvent]:
+        """The dossier's header was accepted: make room for it (or refuse it, when saturated).
+        With ``resume``, take up the dossier in flight for the same kiosk and request if there
+        is one; return what the kiosk is told first (Resumed, then each held page's verdict)."""
+        ...
 
     async def add_page(self, ctx: pl.DossierContext, index: int, data: bytes) -> pb.CertifyEvent:
         """Admit one page; the answer is page_accepted or page_rejected. Bad files raise."""
@@ -48,8 +53,14 @@ class DossierRunner(Protocol):
         """Every page is in: recognize, validate, decide; the last event is terminal."""
         ...
 
-    async def discard(self, ctx: pl.DossierContext) -> None:
-        """The stream ended, finished or cut: drop whatever of the dossier is still in flight."""
+    async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
+        """The stream ended: finished or refused (drop whatever of the dossier is still in
+        flight), or ``dropped`` (keep it a while for a resumed stream, where one can be)."""
+
+
+def resumed(pages: Sequence[int] = (), ended: bool = False) -> pb.CertifyEvent:
+    """The first answer to a resumed stream: the pages held, and whether End was in."""
+    return pb.CertifyEvent(resumed=pb.Resumed(pages=list(pages), ended=ended))
 
 
 class LocalDossiers:
@@ -58,8 +69,8 @@ class LocalDossiers:
     def __init__(self, certifier: pl.Certifier) -> None:
         self.certifier = certifier
 
-    async def open(self, ctx: pl.DossierContext) -> None:
-        return None
+    async def open(self, ctx: pl.DossierContext, *, resume: bool) -> list[pb.CertifyEvent]:
+        return [resumed()] if resume else []  # nothing outlives its stream here
 
     async def add_page(self, ctx: pl.DossierContext, index: int, data: bytes) -> pb.CertifyEvent:
         return event_to_proto(await self.certifier.add_page(ctx, index, data))
@@ -68,7 +79,7 @@ class LocalDossiers:
         async for event in self.certifier.process(ctx):
             yield event_to_proto(event)
 
-    async def discard(self, ctx: pl.DossierContext) -> None:
+    async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
         ctx.discard()
 
 
@@ -118,6 +129,7 @@ class _Ticket:
     after: str = "0-0"
     forwarded: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
+    ended: bool = False  # End is on the queue (a resumed dossier may have it already)
 
 
 class QueuedDossiers:
@@ -134,9 +146,45 @@ class QueuedDossiers:
         self.max_wait_seconds = max_wait_seconds
         self.poll_seconds = poll_seconds
         self.dossier_seconds = 3.0  # running mean of a dossier's time at the workers
-        self._tickets: dict[str, _Ticket] = {}
+        self._tickets: dict[int, _Ticket] = {}  # by stream (its context), not by dossier
 
-    async def open(self, ctx: pl.DossierContext) -> None:
+    async def open(self, ctx: pl.DossierContext, *, resume: bool) -> list[pb.CertifyEvent]:
+        if resume:
+            found = await self.queue.recall(ctx.kiosk_id, ctx.request_id)
+            if found is not None:
+                return await self._resume(ctx, found.job, found.entry)
+        await self._submit(ctx)
+        return [resumed()] if resume else []
+
+    async def _resume(
+        self, ctx: pl.DossierContext, job: DossierJob, entry: str
+    ) -> list[pb.CertifyEvent]:
+        """Take up a dossier whose stream dropped: what was sent is on the queue; wait for the
+        worker's verdict on each page sent, and tell the kiosk which pages it need not send."""
+        ctx.dossier_id = job.dossier_id
+        ticket = _Ticket(job, entry)
+        self._tickets[id(ctx)] = ticket
+        inputs = await self.queue.all_inputs(job.dossier_id)
+        ticket.sent = [(i.kind, i.index, i.data) for i in inputs if i.kind in (PAGE, END)]
+        ticket.ended = any(i.kind == END for i in inputs)
+        pending = {i.entry: i.index for i in inputs if i.kind == PAGE}
+        verdicts: dict[int, pb.CertifyEvent] = {}
+        if pending:
+            async for output in self._outputs(ticket, [""]):
+                if output.kind == ERROR:
+                    raise error_of(output.payload)
+                if output.kind == ANSWER and output.answers in pending:
+                    index = pending.pop(output.answers)
+                    verdicts[index] = pb.CertifyEvent.FromString(output.payload)
+                if not pending:
+                    break
+        ticket.after = "0-0"  # the dossier's events, if any, are told again from the first
+        held = sorted(i for i, event in verdicts.items() if event.HasField("page_accepted"))
+        if not ticket.ended:
+            await self.queue.send(job.dossier_id, RESUME)  # the worker waits on for the rest
+        return [resumed(held, ticket.ended), *(verdicts[i] for i in held)]
+
+    async def _submit(self, ctx: pl.DossierContext) -> None:
         backlog = await self.queue.backlog()
         if backlog.workers == 0:
             raise errors.Unavailable(
@@ -167,7 +215,8 @@ class QueuedDossiers:
         )
         ticket = _Ticket(job)
         ticket.entry = await self.queue.submit(job)
-        self._tickets[ctx.dossier_id] = ticket
+        await self.queue.remember(job, ticket.entry)
+        self._tickets[id(ctx)] = ticket
 
     async def _send(self, ticket: _Ticket, kind: str, index: int = 0, data: bytes = b"") -> str:
         ticket.sent.append((kind, index, data))
@@ -179,6 +228,7 @@ class QueuedDossiers:
         log.warning("the work queue lost a dossier in flight: submitting it again")
         ticket.after = "0-0"
         ticket.entry = await self.queue.submit(ticket.job)
+        await self.queue.remember(ticket.job, ticket.entry)
         last = ""
         for kind, index, data in ticket.sent:
             last = await self.queue.send(ticket.job.dossier_id, kind, index, data)
@@ -200,7 +250,7 @@ class QueuedDossiers:
                 yield output
 
     async def add_page(self, ctx: pl.DossierContext, index: int, data: bytes) -> pb.CertifyEvent:
-        ticket = self._tickets[ctx.dossier_id]
+        ticket = self._tickets[id(ctx)]
         waiting_for = [await self._send(ticket, PAGE, index, data)]
         async for output in self._outputs(ticket, waiting_for):
             if output.kind == ERROR:
@@ -210,9 +260,12 @@ class QueuedDossiers:
         raise AssertionError("unreachable")
 
     async def process(self, ctx: pl.DossierContext) -> AsyncIterator[pb.CertifyEvent]:
-        ticket = self._tickets[ctx.dossier_id]
+        ticket = self._tickets[id(ctx)]
         ticket.started = time.monotonic()
-        waiting_for = [await self._send(ticket, END)]
+        waiting_for = [""]
+        if not ticket.ended:
+            ticket.ended = True
+            waiting_for[0] = await self._send(ticket, END)
         async for output in self._outputs(ticket, waiting_for):
             if output.kind == ERROR:
                 raise error_of(output.payload)
@@ -229,13 +282,13 @@ class QueuedDossiers:
                 self.dossier_seconds = 0.8 * self.dossier_seconds + 0.2 * spent
                 return
 
-    async def discard(self, ctx: pl.DossierContext) -> None:
-        ticket = self._tickets.pop(ctx.dossier_id, None)
+    async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
+        ticket = self._tickets.pop(id(ctx), None)
         ctx.discard()
         if ticket is None or any(k in TERMINAL for k in ticket.forwarded):
             return
         with contextlib.suppress(errors.Unavailable):  # else the worker gives it up when idle
-            await self.queue.send(ticket.job.dossier_id, CANCEL)
+            await self.queue.send(ticket.job.dossier_id, DETACH if dropped else CANCEL)
 
 
 class QueueGauges:

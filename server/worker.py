@@ -23,7 +23,18 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from saoy.core import pipeline as pl
 from saoy.core.errors import SaoyError
-from saoy.core.workqueue import ANSWER, CANCEL, END, ERROR, EVENT, PAGE, Delivery, WorkQueue
+from saoy.core.workqueue import (
+    ANSWER,
+    CANCEL,
+    DETACH,
+    END,
+    ERROR,
+    EVENT,
+    PAGE,
+    RESUME,
+    Delivery,
+    WorkQueue,
+)
 from saoy.server.dossiers import error_payload
 from saoy.server.events import event_to_proto
 from saoy.server.metrics import Metrics
@@ -84,6 +95,7 @@ class Worker:
         self.input_idle_seconds = input_idle_seconds
         self.metrics = metrics
         self._held: dict[asyncio.Task[None], Delivery] = {}
+        self._detached: set[str] = set()  # dossiers whose stream dropped: held, not worked
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.queue.ensure_group()
@@ -98,7 +110,7 @@ class Worker:
                     await self.queue.present(self.name)
                     await self.queue.touch(self.name, [d.entry for d in self._held.values()])
                     last_touch = now
-                free = self.concurrency - len(self._held)
+                free = self.concurrency - (len(self._held) - len(self._detached))
                 if free > 0:
                     taken = await self.queue.reclaim(self.name, free)
                     if taken and self.metrics is not None:
@@ -182,6 +194,12 @@ class Worker:
                 last_input = time.monotonic()
                 for item in inputs:
                     after = item.entry
+                    if item.kind == DETACH:  # its stream dropped: a resumed one may follow
+                        self._detached.add(dossier_id)
+                        continue
+                    self._detached.discard(dossier_id)
+                    if item.kind == RESUME:
+                        continue
                     if item.kind == PAGE:
                         await self._page(ctx, item.entry, item.index, item.data)
                     elif item.kind == END:
@@ -209,6 +227,7 @@ class Worker:
             await self.queue.bury(delivery, "failed in the worker")
             self._count("failed")
         finally:
+            self._detached.discard(dossier_id)
             ctx.discard()
 
     async def _page(self, ctx: pl.DossierContext, entry: str, index: int, data: bytes) -> None:

@@ -35,6 +35,35 @@ def _command(name: str) -> list[str]:
 RATE_LIMITS_OFF = [f"--{s}-rate=0" for s in ("authenticate", "certify", "http", "upload")]
 
 
+def spawn(data_dir: Path, name: str, args: list[str], ready: bytes) -> subprocess.Popen[bytes]:
+    """Start a saoy process logging to ``<data_dir>/<name>.log``; wait for ``ready`` there."""
+    log = data_dir / f"{name}.log"
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    while ready not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"{name} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def start_worker(
+    data_dir: Path, name: str, common: list[str], public_url: str
+) -> subprocess.Popen[bytes]:
+    """A ``saoy worker`` with the fronts' settings (``common``), printing ``public_url``."""
+    args = [
+        *_command("worker_command"),
+        *common,
+        "--grpc-port=0",
+        "--http-port=0",
+        f"--public-url={public_url}",
+    ]
+    return spawn(data_dir, name, args, b"taking dossiers")
+
+
 class City:
     """Front and worker processes. ``start_front`` may be called again after ``kill_front``:
     the new front takes the same ports, as a restarted replica behind its address would."""
@@ -77,22 +106,10 @@ class City:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def _spawn(self, name: str, args: list[str], ready: bytes) -> subprocess.Popen[bytes]:
-        log = self.data_dir / f"{name}.log"
-        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-        with log.open("ab") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 120
-        while ready not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"{name} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        return proc
-
     def start_front(self) -> None:
         self.fronts += 1
-        self.front = self._spawn(
+        self.front = spawn(
+            self.data_dir,
             f"front-{self.fronts}",
             [
                 *_command("serve_command"),
@@ -109,17 +126,8 @@ class City:
         self.front.wait(10)
 
     def add_worker(self) -> subprocess.Popen[bytes]:
-        proc = self._spawn(
-            f"worker-{len(self.workers)}",
-            [
-                *_command("worker_command"),
-                *self.common,
-                "--grpc-port=0",
-                "--http-port=0",
-                f"--public-url={self.http}",
-            ],
-            b"taking dossiers",
-        )
+        name = f"worker-{len(self.workers)}"
+        proc = start_worker(self.data_dir, name, self.common, self.http)
         self.workers.append(proc)
         return proc
 

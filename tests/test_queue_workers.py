@@ -3,10 +3,8 @@ a worker killed mid-dossier, Redis killed and wiped mid-dossier, no workers, a b
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +15,17 @@ import redis
 
 from saoy.clients.sdk import KioskClient
 from saoy.core.workqueue import DossierJob, WorkQueue
+from saoy.v1 import certification_pb2 as cpb
+from tests import face_photos
+from tests.city import RATE_LIMITS_OFF, start_worker
 from tests.conftest import RunningServer, start_server
-from tests.face_photos import redis_url  # noqa: F401  (a fixture)
+from tests.linkcut import Relay
 from tests.ports import free_port
 from tests.redisd import start_redis
 from tests.test_rate_limits import retry_delay
 
-WORKER = [
-    sys.executable,
-    "-c",
-    "import sys; from saoy.server.main import worker_command;"
-    " sys.exit(worker_command(sys.argv[1:]))",
-]
 CLAIM_SECONDS = 2.0
+redis_url = face_photos.redis_url  # the tests' own redis-server (a fixture)
 
 
 class City:
@@ -48,31 +44,19 @@ class City:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def add_worker(self) -> subprocess.Popen[bytes]:
-        n = len(self.workers)
-        out = (self.data_dir / f"worker-{n}.log").open("wb")
-        args = [
-            *WORKER,
+        common = [
             f"--data-dir={self.data_dir}",
             f"--queue-url={self.queue_url}",
             "--host=127.0.0.1",
-            "--grpc-port=0",
-            "--http-port=0",
-            f"--public-url={self.front.http}",
             "--identity=off",
             "--workers=1",
             f"--queue-claim-seconds={CLAIM_SECONDS}",
             "--checkpoint-seconds=0.5",
-            *(f"--{s}-rate=0" for s in ("authenticate", "certify", "http", "upload")),
+            *RATE_LIMITS_OFF,
         ]
-        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        name = f"worker-{len(self.workers)}"
+        proc = start_worker(self.data_dir, name, common, self.front.http)
         self.workers.append(proc)
-        deadline = time.monotonic() + 120
-        log = self.data_dir / f"worker-{n}.log"
-        while b"taking dossiers" not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
         return proc
 
     def stop(self) -> None:
@@ -277,3 +261,34 @@ async def _backlog(url: str):  # type: ignore[no-untyped-def]
         return await queue.backlog()
     finally:
         await queue.close()
+
+
+def test_a_kiosk_whose_link_drops_resumes_without_sending_its_pages_again(
+    tmp_path: Path, queue_url: str, reference_dossier: list[tuple[str, bytes]]
+) -> None:
+    city = City(tmp_path, queue_url)
+    relay = Relay(city.front.server.grpc_port)
+    try:
+        city.add_worker()
+        pages = [data for _, data in reference_dossier]
+        cut: list[bool] = []
+
+        def on_event(event: cpb.CertifyEvent) -> None:
+            if not cut and event.HasField("page_accepted") and event.page_accepted.page == 1:
+                cut.append(True)
+                relay.cut()  # the kiosk's network drops mid-dossier
+
+        with KioskClient(relay.target, retries=4) as kiosk:
+            result = kiosk.certify(pages, on_event=on_event)
+        assert cut
+        kinds = [e.WhichOneof("event") for e in result.events]
+        assert kinds.count("page_accepted") == len(pages), kinds  # the held ones told again
+        assert kinds[-1] == "issued", result.events[-1]
+        assert copies_of(city, result.request_id) == 1
+        received = city.front.server.metrics.registry.get_sample_value("saoy_received_bytes_total")
+        # Every page crossed the link once; at most one, cut mid-way, went again.
+        assert received is not None
+        assert sum(map(len, pages)) <= received <= sum(map(len, pages)) + max(map(len, pages))
+    finally:
+        relay.close()
+        city.stop()
