@@ -8,7 +8,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -363,7 +363,7 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     readiness.serving = True
     checkpoints = asyncio.ensure_future(
-        _checkpoint_loop(publisher, executor, settings.checkpoint_seconds)
+        _checkpoint_loop(publisher, executor, settings.checkpoint_seconds, metrics)
     )
     background: list[asyncio.Future[None]] = [checkpoints]
     if delivery is not None:
@@ -561,16 +561,24 @@ def _load_identity(settings: Settings) -> tuple[FaceEngine | None, SessionStore 
 
 
 async def _checkpoint_loop(
-    publisher: LogPublisher, executor: ThreadPoolExecutor, every: float
+    publisher: LogPublisher, executor: ThreadPoolExecutor, every: float, metrics: Metrics
 ) -> None:
-    """Sign a checkpoint whenever the log has grown, every ``every`` seconds."""
+    """Sign a checkpoint whenever the log has grown, every ``every`` seconds; export the log's
+    size, the entries no checkpoint covers yet, and the latest checkpoint's age."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(every)
         try:
-            await loop.run_in_executor(executor, publisher.checkpoint_if_grown)
+            latest = await loop.run_in_executor(executor, publisher.checkpoint_if_grown)
+            size = await loop.run_in_executor(executor, publisher.log.size)
         except Exception:  # a failed checkpoint is retried on the next tick
             log.exception("checkpoint failed")
+            continue
+        metrics.log_size.set(size)
+        metrics.log_unsigned.set(size - (latest.size if latest is not None else 0))
+        if latest is not None:
+            age = (datetime.now(UTC) - latest.created_at).total_seconds()
+            metrics.checkpoint_age.set(max(0.0, age))
 
 
 async def serve(settings: Settings) -> None:

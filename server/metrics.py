@@ -62,6 +62,17 @@ class Metrics:
         )
         self.in_flight = Gauge("saoy_dossiers_in_flight", "Certify streams open now.", registry=r)
         self.build = Info("saoy_build", "Engines and providers in use.", registry=r)
+        self.log_size = Gauge("saoy_log_entries", "Entries in the transparency log.", registry=r)
+        self.log_unsigned = Gauge(
+            "saoy_log_unsigned_entries",
+            "Entries not yet covered by a signed checkpoint (the log's integration lag).",
+            registry=r,
+        )
+        self.checkpoint_age = Gauge(
+            "saoy_log_checkpoint_age_seconds",
+            "Age of the latest signed checkpoint.",
+            registry=r,
+        )
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_duration.labels(stage=stage).observe(seconds)

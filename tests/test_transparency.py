@@ -131,3 +131,21 @@ def test_reconcile_appends_what_a_crash_left_out(tmp_path, server: RunningServer
     finally:
         log.close()
         registry.close()
+
+
+def test_the_logs_size_lag_and_checkpoint_age_are_exported(
+    server: RunningServer, reference_dossier: list[tuple[str, bytes]]
+) -> None:
+    code = certify_one(server, reference_dossier[1][1], "kiosk-log-metrics")
+    proven(server, code)
+    registry = server.server.metrics.registry
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the loop exports after its next tick (0.2 s here)
+        size = registry.get_sample_value("saoy_log_entries") or 0
+        if size >= 1 and registry.get_sample_value("saoy_log_unsigned_entries") == 0:
+            break
+        time.sleep(0.1)
+    assert registry.get_sample_value("saoy_log_entries") >= 1
+    assert registry.get_sample_value("saoy_log_unsigned_entries") == 0
+    age = registry.get_sample_value("saoy_log_checkpoint_age_seconds")
+    assert age is not None and 0 <= age < 60
