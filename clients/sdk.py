@@ -21,6 +21,8 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from saoy.v1 import administration_pb2 as apb
 from saoy.v1 import administration_pb2_grpc as agrpc
@@ -37,6 +39,33 @@ from saoy.v1 import verification_pb2_grpc as vgrpc
 
 CHUNK_BYTES = 1024 * 1024
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def retry_info(error: grpc.RpcError) -> float | None:
+    """The seconds the server asked to wait before a retry (google.rpc.RetryInfo), if any."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (ValueError, AttributeError):
+        return None
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
+
+
+def retry_wait(error: grpc.RpcError, attempt: int, longest: float) -> float | None:
+    """How long to wait before retry number ``attempt``, or None not to retry: a server that
+    is away (UNAVAILABLE) is retried with a growing backoff, or after its RetryInfo; one that
+    refuses for now (RESOURCE_EXHAUSTED with a RetryInfo: a rate limit, a backlog) after the
+    time it asked, when that is at most ``longest`` seconds."""
+    asked = retry_info(error)
+    backoff = min(0.5 * 2**attempt, 5.0)
+    if error.code() in RETRYABLE:
+        return backoff if asked is None else min(max(asked, backoff), max(longest, backoff))
+    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and asked is not None:
+        return asked if asked <= longest else None
+    return None
 
 Rescan = Callable[[int, cpb.PageRejected], bytes | None]
 """Called with (page index, rejection); returns the rescanned file, or None to give up."""
@@ -145,6 +174,7 @@ class KioskClient:
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 300.0,
         retries: int = 3,
+        max_retry_wait: float = 30.0,
     ) -> None:
         self.channel = open_channel(
             target, credentials, [("grpc.max_receive_message_length", 4 * CHUNK_BYTES)]
@@ -153,6 +183,8 @@ class KioskClient:
         self.session_token = session_token
         self.timeout = timeout
         self.retries = retries
+        self.max_retry_wait = max_retry_wait
+        """The longest wait a server may ask for (RetryInfo) that is still waited out."""
         self._certification = cgrpc.CertificationStub(self.channel)
         self._identity = igrpc.IdentityStub(self.channel)
         self._verification = vgrpc.VerificationStub(self.channel)
@@ -241,9 +273,10 @@ class KioskClient:
                 )
             except grpc.RpcError as error:
                 attempt += 1
-                if error.code() not in RETRYABLE or attempt > self.retries:
+                wait = retry_wait(error, attempt, self.max_retry_wait)
+                if wait is None or attempt > self.retries:
                     raise
-                time.sleep(min(0.5 * 2**attempt, 5.0))
+                time.sleep(wait)
 
     def _certify_once(
         self,

@@ -4,6 +4,7 @@ RESOURCE_EXHAUSTED with RetryInfo, or HTTP 429 with Retry-After, and is counted 
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from saoy.clients.cli import main as cli
-from saoy.clients.sdk import new_request_id, tls_credentials
+from saoy.clients.sdk import KioskClient, new_request_id, tls_credentials
 from saoy.core.ratelimit import (
     Bucket,
     InMemoryRateLimiter,
@@ -302,5 +303,30 @@ def test_with_mutual_tls_the_bucket_is_the_certificates_kiosk(tmp_path: Path) ->
         # speaking for other kiosks spends kiosk-a's own budget, not theirs
         assert certify("kiosk-b") == certify("kiosk-c") == grpc.StatusCode.PERMISSION_DENIED
         assert certify("kiosk-a") == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        running.stop()
+
+
+def test_the_sdk_waits_out_the_retry_info_it_is_given_and_no_longer(
+    tmp_path: Path, reference_dossier: list[tuple[str, bytes]]
+) -> None:
+    """A kiosk refused for now (RESOURCE_EXHAUSTED with RetryInfo) retries after the time the
+    server asked, if that is no longer than it is willing to wait."""
+    running = start_server(
+        tmp_path, identity="off", ocr_engine="none", certify_rate=0.2, certify_burst=1
+    )
+    page = [reference_dossier[2][1]]
+    try:
+        with KioskClient(running.target, kiosk_id="kiosk-patient") as kiosk:
+            assert kiosk.certify(page).terminal is not None
+            started = time.monotonic()
+            assert kiosk.certify(page).terminal is not None  # refused, then retried: <= 5 s
+            assert 1.0 < time.monotonic() - started < 20
+        assert refusals(running, "certify") >= 1
+        with KioskClient(running.target, kiosk_id="kiosk-hasty", max_retry_wait=0.5) as kiosk:
+            kiosk.certify(page)
+            with pytest.raises(grpc.RpcError) as raised:
+                kiosk.certify(page)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         running.stop()
