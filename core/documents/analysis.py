@@ -26,7 +26,7 @@ from saoy.core.documents.fields import (
 from saoy.core.documents.mrz import Mrz, combine_reads, find_td1, parse_td1, well_formed
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
-from saoy.core.documents.seal import Seal, find_red_boxes, find_seals
+from saoy.core.documents.seal import Seal, find_red_boxes, find_seals, stamp_words
 from saoy.core.documents.text import Line, fold, group_lines
 from saoy.core.model import OcrResult
 
@@ -136,9 +136,12 @@ def confidential_marking(
     """The confidentiality marking on a page (Decree 23/2015, art. 22(3)), else "".
 
     Page OCR skips framed stamps as pictures, so red rectangular stamps found by colour are
-    read apart when a reader and the colour image are at hand."""
+    read apart when a reader and the colour image are at hand: inside the frame, and where
+    that reads as nothing (a stamp turned a few degrees has its frame's sides cutting across
+    the inner margin), the stamp's red words alone, without the frame."""
     if gray is not None and rgb is not None and reader is not None:
         h, w = gray.shape
+        ch, cw = rgb.shape[:2]
         for left, top, right, bottom in find_red_boxes(rgb)[:4]:
             crop = gray[
                 int(top * h) : int(np.ceil(bottom * h)), int(left * w) : int(np.ceil(right * w))
@@ -147,6 +150,14 @@ def confidential_marking(
             m = max(3, int(0.14 * crop.shape[0]))
             crop = np.pad(crop[m:-m, m:-m], 20, constant_values=255)
             marking = _CONFIDENTIAL_LINES.get(fold(reader.read_text(crop)))
+            if marking:
+                return marking
+            colour = rgb[
+                int(top * ch) : int(np.ceil(bottom * ch)),
+                int(left * cw) : int(np.ceil(right * cw)),
+            ]
+            words = np.pad(stamp_words(np.ascontiguousarray(colour)), 20, constant_values=255)
+            marking = _CONFIDENTIAL_LINES.get(fold(reader.read_text(words)))
             if marking:
                 return marking
     for w in result.words:

@@ -19,6 +19,7 @@ MIN_ROUNDNESS = 0.72  # convex hull area over the enclosing circle's area; a squ
 DISC_MARGIN = 1.15  # the disc whose ink is lifted, in radii found (rims are found inside)
 LIFT_FROM = 30  # red minus the larger of green and blue, below which a pixel is not seal ink
 LIFT_SPAN = 50  # ... and above which it is wholly ink
+FRAME_SPAN = 0.7  # a red piece this much of a stamp's width or height across is its frame
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,27 @@ def find_red_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         boxes.append((x / sw, y / sh, (x + bw) / sw, (y + bh) / sh))
     boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     return boxes
+
+
+def stamp_words(rgb: np.ndarray) -> np.ndarray:
+    """The words inside a red framed stamp (an H x W x 3 crop of the stamp with its frame),
+    black on white without the frame: the stamp-red pieces that touch the crop's edge or span
+    most of its width or height are the frame (its sides, however the stamp was turned, cut
+    diagonally across any inner margin) and are left out. An 8-bit grey image of the crop's
+    size; all white when nothing red is left."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 3 uint8 array, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    mask = red_mask(np.ascontiguousarray(rgb))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(count, dtype=bool)
+    for k in range(1, count):
+        x, y, bw, bh, _ = stats[k]
+        touches = x == 0 or y == 0 or x + bw >= w or y + bh >= h
+        keep[k] = not touches and bw < FRAME_SPAN * w and bh < FRAME_SPAN * h
+    out = np.full((h, w), 255, dtype=np.uint8)
+    out[keep[labels]] = 0
+    return out
 
 
 def lift_seal_ink(
