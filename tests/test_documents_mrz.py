@@ -15,6 +15,7 @@ from saoy.core.documents.mrz import (
     combine_reads,
     find_td1,
     parse_td1,
+    proven_failures,
     well_formed,
 )
 from saoy.core.documents.places import normalize_place
@@ -307,3 +308,107 @@ def test_the_nationality_is_found_after_its_label_read_garbled() -> None:
     fields = card_fields(group_lines(row))
     assert fields["nationality"].value == "Việt Nam"
     assert fields["nationality"].confidence == 0.95
+
+
+# The zone of a card without expiry (fillers, check digit 0), as the 2024 card prints it.
+NO_EXPIRY_ZONE = (
+    "IDVNM1610349091048161034909<<<",
+    "6109167F<<<<<<0VNM<<<<<<<<<<<5",
+    "LY<<THU<DUNG<<<<<<<<<<<<<<<<<<",
+)
+
+
+def test_a_letter_read_into_line_2_is_left_out_and_its_last_check_digit_kept() -> None:
+    today = date(2025, 6, 1)
+    assert parse_td1(NO_EXPIRY_ZONE, today).valid  # type: ignore[union-attr]
+    l1, l2, l3 = NO_EXPIRY_ZONE
+    # "0" read as "OQ" (a letter O, then a Q): 31 characters, the composite digit last.
+    read = (l1, l2.replace("<0VNM", "<OQVNM"), l3)
+    m = combine_reads([read, read], today)
+    assert m is not None and m.valid and m.lines[1] == l2
+    # The same card with its document-number digit forged: the zone is read as printed and
+    # the wrong digit, on line 1 that both reads gave undamaged, is proven, though line 2
+    # was damaged in both.
+    forged_l1 = l1[:14] + "8" + l1[15:]
+    forged = (forged_l1, read[1], l3)
+    m = combine_reads([forged, forged], today)
+    assert m is not None and m.lines[1] == l2 and "document_number" in m.failed
+    assert proven_failures([forged, forged], m) == ("document_number",)
+    # Read two ways after the document number (in the personal number): still proven.
+    later = (forged_l1[:20] + "7" + forged_l1[21:], read[1], l3)
+    m = combine_reads([forged, later], today)
+    assert m is not None and proven_failures([forged, later], m) == ("document_number",)
+    # The document number read two ways: a wrong digit there may be a misread, nothing is
+    # proven.
+    other = (forged_l1[:8] + "7" + forged_l1[9:], read[1], l3)
+    m = combine_reads([forged, other], today)
+    assert m is not None and not m.valid and proven_failures([forged, other], m) == ()
+
+
+def test_a_wrong_date_digit_is_proven_only_by_two_undamaged_reads_of_its_field() -> None:
+    today = date(2025, 6, 1)
+    l1, l2, l3 = NO_EXPIRY_ZONE
+    wrong = (l1, l2[:6] + "3" + l2[7:], l3)  # the birth date's check digit forged
+    m = combine_reads([wrong, wrong], today)
+    assert m is not None and proven_failures([wrong, wrong], m) == ("birth_date", "composite")
+    # Damage after the birth date (a filler lost) says nothing of it: still proven, the
+    # composite (over both whole lines) no longer.
+    short = (l1, wrong[1][:20] + wrong[1][21:], l3)
+    m = combine_reads([wrong, short], today)
+    assert m is not None and proven_failures([wrong, short], m) == ("birth_date",)
+    # A "0" read "O0" (a look-alike read twice) is the same reading: both proven.
+    doubled = (l1, wrong[1].replace("<0VNM", "<O0VNM"), l3)
+    m = combine_reads([wrong, doubled], today)
+    assert m is not None and proven_failures([wrong, doubled], m) == ("birth_date", "composite")
+    # A read with a character doubled before it, or a look-alike in it, proves nothing.
+    shifted = (l1, "6" + wrong[1][:-1], l3)
+    m = combine_reads([wrong, shifted], today)
+    assert m is not None and "birth_date" in m.failed
+    assert proven_failures([wrong, shifted], m) == ()
+    across = (l1, wrong[1][:2] + "O" + wrong[1][3:], l3)  # "0" read as "O"
+    m = combine_reads([wrong, across], today)
+    assert m is not None and proven_failures([wrong, across], m) == ()
+
+
+def test_a_digit_dropped_or_read_twice_is_mended_when_one_edit_makes_every_check_right() -> None:
+    today = date(2025, 6, 1)
+    good = ("IDVNM2003047525040200304752<<<", "0005050M4005058VNM<<<<<<<<<<<9", "MAI<<DUC")
+    inserted = (good[0][:8] + "4" + good[0][8:], good[1], good[2])  # a 4 read into line 1
+    dropped = (good[0][:8] + good[0][9:], good[1], good[2])  # line 1's "3" lost
+    for read in (inserted, dropped):
+        m = combine_reads([read, read], today)
+        assert m is not None and m.valid and m.lines[:2] == good[:2], read
+    # A digit lost from a run of like digits can be put back in several places that all
+    # pass: no edit is taken, the zone stays as read (an official compares).
+    ambiguous = (good[0], good[1][:2] + good[1][3:], good[2])  # "000505" read "00505"
+    m = combine_reads([ambiguous, ambiguous], today)
+    assert m is not None and not m.valid
+    # A forged check digit on a line read one character long gains no mending that passes.
+    forged = (good[0], good[1][:-1] + "2", good[2])
+    long = (forged[0][:8] + "4" + forged[0][8:], forged[1], forged[2])
+    m = combine_reads([long, long], today)
+    assert m is not None and not m.valid
+
+
+def test_a_q_where_a_digit_stands_is_read_as_the_0_or_the_9_the_check_digits_choose() -> None:
+    today = date(2025, 6, 1)
+    good = ("IDVNM2003047525040200304752<<<", "0005050M4005058VNM<<<<<<<<<<<9", "MAI<<DUC")
+    read = (good[0], good[1][:-1] + "Q", good[2])  # the composite 9 read as a Q
+    m = combine_reads([read, read], today)
+    assert m is not None and m.valid and m.lines[1] == good[1]
+    # A composite digit that is wrong on the card stays wrong, read as a Q or not.
+    forged = (good[0], good[1][:-1] + "3", good[2])
+    assert not combine_reads([forged, forged], today).valid  # type: ignore[union-attr]
+    zero = ("IDVNM2003047525040200304752<<<", "0005050M4005058VNM<<<<<<<<<<<0", "MAI<<DUC")
+    assert not combine_reads([zero, (zero[0], zero[1][:-1] + "Q", zero[2])], today).valid  # type: ignore[union-attr]
+
+
+def test_a_name_line_read_without_its_trailing_fillers_is_still_the_zone_s_third_line() -> None:
+    lines = [
+        "IDVNM1579759791031157975979<<<",
+        "5708286F<<<<<<0VNM<<<<<<<<<<<3",
+        "LE<<NGOC<YEN<<<",  # the fillers that end it read as three
+    ]
+    assert find_td1(["a label", *lines]) == tuple(lines)
+    # Without a name line after it, the zone is not found from two lines.
+    assert find_td1(lines[:2]) is None

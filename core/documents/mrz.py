@@ -5,6 +5,7 @@ the card. Parsing reads look-alike characters by position (a digit field never h
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,18 +131,49 @@ def _alpha(s: str) -> str:
     return s.translate(_TO_ALPHA)
 
 
+def _line1_by_position(l1: str) -> str:
+    """Line 1 of 30 characters with each read by what its position may hold (a look-alike
+    read for a digit where only a digit may stand, and the other way round)."""
+    l1 = _alpha(l1[:5]) + l1[5:14] + _digits(l1[14:15]) + l1[15:]
+    l1 = l1[:1].replace("1", "I") + l1[1:]
+    if l1[2:5] == "VNM":
+        # A Vietnamese card's document number is the last 9 digits of its 12-digit personal
+        # number, which the optional data holds: digits both, whatever ICAO allows elsewhere.
+        l1 = l1[:5] + _digits(l1[5:14]) + l1[14] + _digits(l1[15:27]) + l1[27:]
+    return l1
+
+
+def _line2_by_position(l2: str) -> str:
+    """Line 2 of 30 characters with each read by what its position may hold."""
+    return (
+        _digits(l2[0:7]) + l2[7:8] + _digits(l2[8:15]) + _alpha(l2[15:18]) + l2[18:29]
+        + _digits(l2[29:30])
+    )  # fmt: skip
+
+
 def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
     """The three MRZ lines among OCR'd text lines: a line that starts like a TD1 line 1 (a
     document code then a 3-letter state, e.g. "IDVNM"), about 30 MRZ characters long, and
-    the two lines after it, the next starting with a birth date."""
-    cleaned = [normalize_line(s) for s in lines]
-    candidates = [c for c in cleaned if 24 <= len(c) <= 36 and _MRZ_CHARS.match(c)]
-    for i, c in enumerate(candidates[:-2]):
+    the two lines after it, the next starting with a birth date. The name line may be read
+    short: OCR drops runs of the fillers that end it ("LE<<NGOC<YEN<<<")."""
+    cleaned = [c for c in (normalize_line(s) for s in lines) if c]
+    zone = [k for k, c in enumerate(cleaned) if 24 <= len(c) <= 36 and _MRZ_CHARS.match(c)]
+    for i, k in enumerate(zone[:-1]):
+        c, after = cleaned[k], cleaned[zone[i + 1]]
         starts = re.match(r"^[IAC1][A-Z<][A-Z<]{3}", c) is not None
-        born = sum(ch.isdigit() for ch in _digits(candidates[i + 1][:7])) >= 6
-        if starts and born:
-            return candidates[i], candidates[i + 1], candidates[i + 2]
+        born = sum(ch.isdigit() for ch in _digits(after[:7])) >= 6
+        if not (starts and born):
+            continue
+        rest = cleaned[zone[i + 1] + 1 :]
+        if rest and _NAME_LINE.fullmatch(rest[0]):
+            return c, after, rest[0]
+        if i + 2 < len(zone):
+            return c, after, cleaned[zone[i + 2]]
     return None
+
+
+# A name line read short: a surname, the double filler, a given name, maybe fillers.
+_NAME_LINE = re.compile(r"[A-Z]+<<[A-Z<]{2,34}")
 
 
 _TD1_LINE1 = re.compile(r"[A-Z][A-Z<][A-Z<]{3}[A-Z0-9<]{9}[0-9<][A-Z0-9<]{15}")
@@ -185,14 +217,38 @@ MAX_SWAPS = 6  # places where two reads differ that are tried either way
 _SAME_SHAPE = str.maketrans("OQDIBSZ", "0001852")  # characters OCR takes for one another
 
 
-def _undoubled(line: str, shaped: Callable[[str], bool]) -> list[str]:
-    """A damaged read of a zone line (not ``shaped``) with one or two characters read twice
-    read once ("0O" for "0", "00" for "0"), each variant padded back to a line with fillers
-    and kept only if it has the line's shape: OCR doubles a character and then loses the
-    line's last one or a filler. A read of the right shape gets no variant, so a wrong check
-    digit there stays wrong; nothing is added but fillers."""
+@dataclass(frozen=True)
+class _ZoneLine:
+    """What one line of the zone may hold: its shape as read, its characters read by position,
+    and where only a digit may stand (on a line of 30)."""
+
+    shaped: Callable[[str], bool]
+    by_position: Callable[[str], str]
+    digit_places: Callable[[str], Sequence[int]]
+
+
+def _line1_digits(line: str) -> Sequence[int]:
+    # A Vietnamese card's document number and personal number are digits; ICAO's are not.
+    return range(5, 27) if line[2:5] == "VNM" else (14,)
+
+
+def _line2_digits(line: str) -> Sequence[int]:
+    return (*range(0, 7), *range(8, 15), 29)
+
+
+_LINE1 = _ZoneLine(_line1_shaped, _line1_by_position, _line1_digits)
+_LINE2 = _ZoneLine(_line2_shaped, _line2_by_position, _line2_digits)
+
+
+def _undoubled(line: str, kind: _ZoneLine) -> list[str]:
+    """A damaged read of a zone line (not shaped) with one or two characters read twice read
+    once ("0O" for "0", "00" for "0"), each variant padded back to a line with fillers and
+    kept only if it has the line's shape once each character is read by its position (an
+    "O" where a digit stands is a "0" read round): OCR doubles a character and then loses
+    the line's last one or a filler. A read of the right shape gets no variant, so a wrong
+    check digit there stays wrong; nothing is added but fillers."""
     n = normalize_line(line)
-    if shaped(n):
+    if kind.shaped(n):
         return []
     shape = n.translate(_SAME_SHAPE)
     # Either character of a pair that looks alike may be the one read twice ("O0": the "O").
@@ -204,15 +260,46 @@ def _undoubled(line: str, shaped: Callable[[str], bool]) -> list[str]:
         for b in spots[i + 1 :]:
             out.append(n[:a] + n[a + 1 : b] + n[b + 1 :])
     padded = (v.ljust(TD1_LINE, "<") for v in out if len(v.rstrip("<")) <= TD1_LINE)
-    return [v for v in padded if shaped(v)]
+    return [v for v in padded if kind.shaped(kind.by_position(v))]
 
 
-def _with_hybrids(lines: Sequence[str], shaped: Callable[[str], bool]) -> list[str]:
+# Letters read where only a digit may stand that look like more than one digit (the tail of a
+# "Q" or a "G" is a 9's as much as the round of a 0 or a 6): the check digits choose.
+_DIGIT_LOOK_ALIKES = {"Q": "09", "G": "69"}
+MAX_LOOK_ALIKES = 3  # such letters on one line that are tried every way
+
+
+def _look_alike_digits(line: str, kind: _ZoneLine, reads: Sequence[str]) -> list[str]:
+    """A read with each letter that stands where a digit must and looks like two digits
+    (:data:`_DIGIT_LOOK_ALIKES`) read as either, the usual reading first; none when the read
+    has no such letter. Only where no read of the line gave a digit there: a digit read is
+    evidence of which one is printed, and the check digits must not overrule it."""
+    n = _fit(normalize_line(line))
+    others = [_fit(normalize_line(r)) for r in reads]
+    places = [
+        k
+        for k in kind.digit_places(n)
+        if n[k] in _DIGIT_LOOK_ALIKES and not any(o[k].isdigit() for o in others)
+    ]
+    spots = places[:MAX_LOOK_ALIKES]
+    if not spots:
+        return []
+    out = []
+    for choice in itertools.product(*(_DIGIT_LOOK_ALIKES[n[k]] for k in spots)):
+        chars = list(n)
+        for k, digit in zip(spots, choice, strict=True):
+            chars[k] = digit
+        out.append("".join(chars))
+    return out
+
+
+def _with_hybrids(lines: Sequence[str], kind: _ZoneLine) -> list[str]:
     """The reads of one zone line, and the lines made of the first read with the places
     where another read differs (a character read otherwise, doubled or dropped) taken from
-    that read, and each read with a doubled character read once (see :func:`_undoubled`):
-    every character comes from a read, so check digits choose among readings and never
-    invent one."""
+    that read, each read with a doubled character read once (see :func:`_undoubled`), and
+    each with a letter that looks like two digits read as either (see
+    :func:`_look_alike_digits`): every character comes from a read, so check digits choose
+    among readings and never invent one."""
     out = list(dict.fromkeys(lines))
     first = normalize_line(lines[0]) if lines else ""
     for other in lines[1:]:
@@ -230,35 +317,145 @@ def _with_hybrids(lines: Sequence[str], shaped: Callable[[str], bool]) -> list[s
                     i1, i2, text = swaps[k]
                     chars[i1:i2] = text
             out.append("".join(chars))
-    for line in lines:
-        out.extend(_undoubled(line, shaped))
+    undoubled = [v for line in lines for v in _undoubled(line, kind)]
+    out.extend(undoubled)
+    for line in [*lines, *undoubled]:
+        out.extend(_look_alike_digits(line, kind, lines))
     return list(dict.fromkeys(out))
+
+
+def _single_edits(line: str, kind: _ZoneLine) -> list[str]:
+    """A damaged read of a zone line one character too long or too short (not counting the
+    fillers that end it) mended by one edit: each character left out, or one inserted where
+    it can be checked (a digit in a digit field, a filler among fillers), kept if the
+    result has the line's shape once read by position. The check digits must then choose
+    (see :func:`_repaired`)."""
+    n = normalize_line(line)
+    if kind.shaped(n):
+        return []
+    # A Vietnamese card's line 1 read with its document code and state in place is mended
+    # after them (else a shifted header makes a foreign line whose digits pass by chance).
+    start = 5 if n[2:5] == "VNM" else 0
+    out = []
+    if len(n) == TD1_LINE + 1:
+        out = [n[:k] + n[k + 1 :] for k in range(start, len(n))]
+    elif len(n) == TD1_LINE - 1:
+        for k in range(start, len(n)):  # not at the end: the last character is a check digit
+            out.extend(n[:k] + c + n[k:] for c in "0123456789<")
+    return [v for v in dict.fromkeys(out) if kind.shaped(kind.by_position(v))]
+
+
+def _repaired(reads: Sequence[tuple[str, ...]], name: str, today: date | None) -> Mrz | None:
+    """The zone mended by one character left out of, or put into, one damaged line of a
+    read, when exactly one such mending makes all four check digits right (ICAO 9303's
+    check digits locate a character read twice or lost); else None."""
+    found: dict[tuple[str, str], Mrz] = {}
+    for k, (own, other) in enumerate(((_LINE1, _LINE2), (_LINE2, _LINE1))):
+        for read in reads:
+            edits = _single_edits(read[k], own)
+            if not edits:
+                continue
+            partners = _with_hybrids([r[1 - k] for r in reads], other)
+            for edit in edits:
+                for partner in partners:
+                    pair = (edit, partner) if k == 0 else (partner, edit)
+                    parsed = parse_td1((*pair, name), today)
+                    if parsed is not None and parsed.valid:
+                        found.setdefault((parsed.lines[0], parsed.lines[1]), parsed)
+                        if len(found) > 1:
+                            return None
+    return next(iter(found.values()), None)
 
 
 def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> Mrz | None:
     """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
     check digits) from whichever reads, or characters of them, make the most check digits
     right, the first read's where they tie; the name line
-    from the read without an inserted character (OCR tends to double a letter)."""
-    reads = [tuple(r) for r in reads if len(r) == 3]
-    if not reads:
+    from the read without an inserted character (OCR tends to double a letter). Where no
+    such zone has every check digit right, a read with a line one character too long or
+    short is mended when exactly one edit makes them all right (see :func:`_repaired`)."""
+    zones = [tuple(r) for r in reads if len(r) == 3]
+    if not zones:
         return None
     best: Mrz | None = None
-    best_score = -1
-    names = [normalize_line(r[2]).rstrip("<") for r in reads]
+    best_score = (-1, -1)
+    names = [normalize_line(r[2]).rstrip("<") for r in zones]
     name = names[0]
     for other in names[1:]:
         if _one_inserted(name, other):
             name = other
-    for l1 in _with_hybrids([r[0] for r in reads], _line1_shaped):
-        for l2 in _with_hybrids([r[1] for r in reads], _line2_shaped):
+    for l1 in _with_hybrids([r[0] for r in zones], _LINE1):
+        for l2 in _with_hybrids([r[1] for r in zones], _LINE2):
             parsed = parse_td1((l1, l2, name), today)
             if parsed is None:
                 continue
-            score = sum(c.ok for c in parsed.checks)
+            # Check digits right first; then, of readings they cannot tell apart (a damaged
+            # read fails a digit as a mended one does), the lines of the zone's shape.
+            score = (
+                sum(c.ok for c in parsed.checks),
+                _line1_shaped(parsed.lines[0]) + _line2_shaped(parsed.lines[1]),
+            )
             if score > best_score:
                 best, best_score = parsed, score
+    if best is not None and not best.valid:
+        best = _repaired(zones, name, today) or best
     return best
+
+
+# What each check digit covers, as (line, characters from the line's start up to the end of
+# the field and its digit), and the shape those characters have when read undamaged.
+_CHECK_SPANS = {
+    "document_number": ((0, 15),),
+    "birth_date": ((1, 7),),
+    "expiry_date": ((1, 15),),
+    "composite": ((0, TD1_LINE), (1, TD1_LINE)),
+}
+_PREFIX_SHAPES = {
+    (0, 15): re.compile(r"[A-Z][A-Z<][A-Z<]{3}[A-Z0-9<]{9}[0-9<]"),
+    (1, 7): re.compile(r"\d{7}"),
+    (1, 15): re.compile(r"\d{7}[MF<](\d{6}|<{6})\d"),
+}
+
+
+def _undamaged_to(read: str, line: int, end: int, m: Mrz) -> bool:
+    """The read of zone line ``line`` is undamaged from its start to ``end`` and gives there
+    exactly what ``m`` has: of the line's shape (the whole line's, to its end), no look-alike
+    read for a digit, no character dropped before it, nor one doubled but a look-alike read
+    twice ("0Q" for "0", see :func:`_undoubled`), which is the same reading."""
+    n = normalize_line(read)
+    kind = _LINE1 if line == 0 else _LINE2
+    return any(_gives_to(v, line, end, m) for v in (n, *_undoubled(n, kind)))
+
+
+def _gives_to(n: str, line: int, end: int, m: Mrz) -> bool:
+    if end >= TD1_LINE:
+        return (_line1_shaped if line == 0 else _line2_shaped)(n) and n == m.lines[line]
+    head = n[:end]
+    if head != m.lines[line][:end] or not _PREFIX_SHAPES[(line, end)].fullmatch(head):
+        return False
+    # A Vietnamese card's document number is digits only (see _line1_shaped).
+    return line != 0 or head[2:5] != "VNM" or head[5:15].isdigit()
+
+
+def proven_failures(reads: Sequence[Sequence[str]], m: Mrz) -> tuple[str, ...]:
+    """The check digits ``m`` fails that are wrong on the card itself, not in the reading:
+    those whose field and digit at least two reads gave undamaged and alike, as ``m`` has
+    them (the composite: both lines whole). Damage after a field says nothing of it: a
+    birth date and its digit read alike at the start of line 2 prove a wrong digit there
+    though one read doubled a character further on."""
+    reads = [tuple(r) for r in reads if len(r) == 3]
+    if len(reads) < 2:
+        return ()
+    return tuple(
+        c.field
+        for c in m.checks
+        if not c.ok
+        and all(
+            _undamaged_to(r[line], line, end, m)
+            for line, end in _CHECK_SPANS[c.field]
+            for r in reads
+        )
+    )
 
 
 def _vietnamese_name_line(line: str) -> str:
@@ -274,22 +471,11 @@ def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
     """Parse three TD1 lines; None when they cannot be a TD1 zone at all."""
     if len(lines) != 3:
         return None
-    l1, l2 = (_fit(normalize_line(s)) for s in lines[:2])
+    l1 = _line1_by_position(_fit(normalize_line(lines[0])))
+    l2 = _line2_by_position(_fit(normalize_line(lines[1])))
     l3 = _fit(undouble_mrz_name(normalize_line(lines[2])))
     if not l1 or not l2:
         return None
-    # Characters are read by what each position may hold.
-    l1 = _alpha(l1[:5]) + l1[5:]
-    l1 = l1[:5] + l1[5:14] + _digits(l1[14]) + l1[15:]
-    l2 = (
-        _digits(l2[0:7]) + l2[7] + _digits(l2[8:15]) + _alpha(l2[15:18]) + l2[18:29]
-        + _digits(l2[29])
-    )  # fmt: skip
-    l1 = l1[:1].replace("1", "I") + l1[1:]
-    if l1[2:5] == "VNM":
-        # A Vietnamese card's document number is the last 9 digits of its 12-digit personal
-        # number, which the optional data holds: digits both, whatever ICAO allows elsewhere.
-        l1 = l1[:5] + _digits(l1[5:14]) + l1[14] + _digits(l1[15:27]) + l1[27:]
     l3 = _alpha(l3)
     if l1[2:5] == "VNM":
         l3 = _vietnamese_name_line(l3)
