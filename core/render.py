@@ -31,6 +31,7 @@ from pathlib import Path
 import qrcode
 import qrcode.constants
 from PIL import Image
+from reportlab import rl_config
 from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -83,7 +84,14 @@ two threads corrupt each other's subsets (KeyError, IndexError in makeSubset). O
 def render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes:
     """Lay out the copy PDF (unsigned) for ``pages``, with ``block`` printed on every page."""
     with _render_lock:
-        return _render_copy(pages, block)
+        # Page streams deflated and left binary: reportlab's ASCII85 wrapping (in Python,
+        # where its C accelerator is not installed) costs CPU and a quarter more bytes,
+        # which every signature then hashes again.
+        a85, rl_config.useA85 = rl_config.useA85, 0
+        try:
+            return _render_copy(pages, block)
+        finally:
+            rl_config.useA85 = a85
 
 
 def _render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> bytes:

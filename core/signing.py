@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError, as_signing_certificate, simple_cms_attribute
@@ -198,6 +199,10 @@ class PadesCopySigner(CopySigner):
         self._validation = validation
         self._location = location if location is not None else self.issuer
         self._signing_time = signing_time
+        self._reserved: dict[str, int] = {}
+        """Room for each field's signature (hex digits), as pyHanko sized it for the first copy
+        by signing a dummy once more (its size with a margin of a half): the keys, chains
+        and time-stamper stay the same, and so does the room a signature needs."""
 
     @property
     def has_seal(self) -> bool:
@@ -264,8 +269,20 @@ class PadesCopySigner(CopySigner):
             system_time=self._signing_time,
         )
         writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+        reserved = self._reserved.get(field_name)
         try:
-            out = await pdf_signer.async_sign_pdf(writer, output=BytesIO())
+            try:
+                out = await pdf_signer.async_sign_pdf(
+                    writer, output=BytesIO(), bytes_reserved=reserved
+                )
+            except SigningError:
+                if reserved is None:
+                    raise
+                # Out of room after all (a longer time-stamp token): size it afresh.
+                self._reserved.pop(field_name, None)
+                writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+                out = await pdf_signer.async_sign_pdf(writer, output=BytesIO())
+                reserved = None
         except SigningError as exc:
             cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
             raise SaoyError(
@@ -273,7 +290,22 @@ class PadesCopySigner(CopySigner):
                 "may be revoked or expired, or the PKI's CRLs out of date",
                 reason="SIGNER_CERTIFICATE_INVALID",
             ) from exc
-        return bytes(out.getbuffer())
+        signed = bytes(out.getbuffer())
+        if reserved is None:
+            room = _signature_room(signed, field_name)
+            if room is not None:
+                self._reserved[field_name] = room
+        return signed
+
+
+def _signature_room(pdf: bytes, field_name: str) -> int | None:
+    """The hex digits reserved for the signature in ``field_name`` of a signed ``pdf`` (the
+    gap its /ByteRange leaves, less the string's brackets); None when it is not found."""
+    for signature in PdfFileReader(BytesIO(pdf), strict=False).embedded_signatures:
+        if signature.field_name == field_name:
+            byte_range = signature.sig_object["/ByteRange"]
+            return int(byte_range[2]) - int(byte_range[1]) - 2
+    return None
 
 
 class Pkcs12CopySigner(PadesCopySigner):

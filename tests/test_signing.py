@@ -396,6 +396,27 @@ def test_concurrent_signing_gives_independent_valid_copies(pki: DevPki, unsigned
         assert report.level == "B-LTA"
 
 
+def test_later_copies_reuse_the_room_sized_for_the_first_signature(
+    pki: DevPki, unsigned: bytes
+) -> None:
+    signer = signer_from_dev_pki(pki)
+
+    def gaps(pdf: bytes) -> dict[str, int]:
+        signatures = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        return {
+            s.field_name: int(s.sig_object["/ByteRange"][2]) - int(s.sig_object["/ByteRange"][1])
+            for s in signatures
+        }
+
+    first = asyncio.run(signer.sign(unsigned))
+    second = asyncio.run(signer.sign(unsigned))  # no dummy signature to size the room
+    assert gaps(second) == gaps(first)
+    for copy in (first, second):
+        report = _inspect(pki, copy)
+        assert report.bottom_line, report.reason
+        assert report.level == "B-LTA"
+
+
 def test_signing_with_a_revoked_certificate_is_refused(unsigned: bytes, tmp_path: Path) -> None:
     pki = ensure_dev_pki(tmp_path / "pki", organization=ORGANIZATION, passphrase=PASSPHRASE)
     signer = signer_from_dev_pki(pki)
