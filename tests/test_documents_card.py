@@ -10,7 +10,7 @@ from saoy.clients.simulator import docgen
 from saoy.core.documents import Field, PageAnalysis, judge
 from saoy.core.documents.card import corrected_name, reconcile
 from saoy.core.documents.grammar import plausible
-from saoy.core.documents.mrz import parse_td1
+from saoy.core.documents.mrz import check_digit, parse_td1
 from saoy.core.documents.qr import parse_card_qr
 from saoy.core.model import Outcome
 
@@ -188,3 +188,44 @@ def test_a_nationality_misread_is_put_right_by_the_mrz() -> None:
         assert decided((front, back))[0] is Outcome.PASS, misread
         fixed = reconcile((front, back))[0].field("nationality")
         assert fixed is not None and fixed.value == "Việt Nam" and "mrz" in fixed.source
+
+
+def _without_expiry(person: docgen.Person) -> tuple[str, str, str]:
+    """The person's zone with fillers for the expiry (its check digit 0), as a card that does
+    not expire carries it."""
+    l1, l2, l3 = docgen.mrz_lines(person)
+    l2 = l2[:8] + "<<<<<<0" + l2[15:29]
+    return l1, l2 + str(check_digit(l1[5:30] + l2[0:7] + l2[8:15] + l2[18:29])), l3
+
+
+def test_an_mrz_without_expiry_confirms_a_printed_no_expiry_read_unsurely() -> None:
+    for variant in ("2021", "2024"):
+        front, back = card(variant=variant, expiry_date="Không thời hạn")
+        back = replace(back, mrz=parse_td1(_without_expiry(PERSON), TODAY))
+        assert back.mrz is not None and back.mrz.valid and back.mrz.expiry_date is None
+        side = 0 if variant == "2021" else 1
+        pages = [front, back]
+        page = pages[side]
+        pages[side] = replace(
+            page,
+            fields=tuple(
+                replace(f, confidence=0.14) if f.name == "expiry_date" else f for f in page.fields
+            ),
+        )
+        reconciled = reconcile(tuple(pages))
+        expiry = reconciled[side].field("expiry_date")
+        assert expiry is not None and expiry.value == "Không thời hạn", variant
+        assert expiry.confidence == 0.99 and "mrz" in expiry.source
+        outcome, why = decided(tuple(pages))
+        assert outcome is PASS, why
+        # A date read unsurely where the zone says the card does not expire is not confirmed.
+        pages[side] = replace(
+            page,
+            fields=tuple(
+                replace(f, value="13/06/2031", confidence=0.14) if f.name == "expiry_date" else f
+                for f in page.fields
+            ),
+        )
+        expiry = reconcile(tuple(pages))[side].field("expiry_date")
+        assert expiry is not None and expiry.confidence < 0.8
+        assert decided(tuple(pages))[0] is not PASS

@@ -24,6 +24,7 @@ from saoy.core.documents.mrz import Mrz
 from saoy.core.documents.qr import CardQr
 from saoy.core.documents.text import ascii_upper, fold
 
+NO_EXPIRY = "Không thời hạn"  # printed where a card does not expire
 SURE = 0.80  # a field read at least this confidently counts as read
 CERTAIN = 0.99  # two sources agree
 CORRECTED = 0.95  # a misread put right from an authority
@@ -67,11 +68,19 @@ def mrz_values(mrz: Mrz | None, *, checked: bool = True) -> dict[str, str]:
         "id_number": mrz.id_number or "",
         "date_of_birth": mrz.birth_date.strftime("%d/%m/%Y") if mrz.birth_date else "",
         "sex": {"M": "Nam", "F": "Nữ"}.get(mrz.sex, ""),
-        "expiry_date": mrz.expiry_date.strftime("%d/%m/%Y") if mrz.expiry_date else "",
+        "expiry_date": _mrz_expiry(mrz),
         "full_name": mrz.full_name,
         "nationality": "Việt Nam" if mrz.nationality == "VNM" else "",
     }
     return {k: v for k, v in values.items() if v}
+
+
+def _mrz_expiry(mrz: Mrz) -> str:
+    """The MRZ's expiry in the printed form: a date, or "Không thời hạn" where the zone holds
+    fillers for it (a card without expiry; its check digit, a 0, covers the fillers too)."""
+    if mrz.expiry_date is not None:
+        return mrz.expiry_date.strftime("%d/%m/%Y")
+    return NO_EXPIRY if mrz.lines[1][8:14] == "<" * 6 else ""
 
 
 def qr_values(qr: CardQr | None) -> dict[str, str]:

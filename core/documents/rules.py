@@ -21,6 +21,7 @@ from saoy.core.documents.analysis import (
     is_card_shaped,
 )
 from saoy.core.documents.card import (
+    NO_EXPIRY,
     SURE,
     card_qr_of,
     mrz_values,
@@ -32,8 +33,6 @@ from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRON
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.text import ascii_upper, fold
 from saoy.core.model import CheckResult, Outcome
-
-NO_EXPIRY = "Không thời hạn"
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
 
