@@ -16,9 +16,11 @@ Two measurements per pipeline:
   overlapping the next upload), from the first page to the terminal event; median.
 
 Each pipeline named in ``--pipelines`` is measured in the same run and compared with the first
-(ratios): ``present`` is the pipeline with the reading economies off
-(:attr:`saoy.core.pipeline.PipelineConfig.economical` false and the OCR engine's own economies
-off), ``lean`` the default.
+(ratios): ``present`` is the pipeline with its economies off
+(:attr:`saoy.core.pipeline.PipelineConfig.economical` false: OpenMP kernels on every core,
+orientation detection on every page of no known type; and the signer sizing each signature
+afresh, :attr:`saoy.core.signing.PadesCopySigner.reuse_room`), ``lean`` the default. Not
+switched: copy page streams without ASCII85 (a few ms).
 
     python benchmarks/cost.py                       # present vs lean, 5 dossiers each
     python benchmarks/cost.py --pipelines lean --dossiers 9 --profile /tmp/cost.prof
@@ -45,6 +47,7 @@ from typing import Any
 
 from saoy.clients.simulator import docgen
 from saoy.core import pipeline as pl
+from saoy.core.signing import PadesCopySigner
 from saoy.server.app import create_server
 from saoy.server.settings import Settings
 
@@ -121,8 +124,9 @@ def _configure(certifier: pl.Certifier, pipeline: str) -> None:
         return
     if pipeline != "present":
         raise SystemExit(f"unknown pipeline {pipeline!r}: use 'present' or 'lean'")
-    if hasattr(certifier.config, "economical"):
-        certifier.config = dataclasses.replace(certifier.config, economical=False)
+    certifier.config = dataclasses.replace(certifier.config, economical=False)
+    if isinstance(certifier.signer, PadesCopySigner):
+        certifier.signer.reuse_room = False
 
 
 async def _certify(certifier: pl.Certifier, pages: list[bytes], *, serial: bool) -> pl.Terminal:

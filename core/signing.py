@@ -203,6 +203,8 @@ class PadesCopySigner(CopySigner):
         """Room for each field's signature (hex digits), as pyHanko sized it for the first copy
         by signing a dummy once more (its size with a margin of a half): the keys, chains
         and time-stamper stay the same, and so does the room a signature needs."""
+        self.reuse_room = True
+        """False: size every signature afresh, as pyHanko does by default (for comparison)."""
 
     @property
     def has_seal(self) -> bool:
@@ -269,7 +271,7 @@ class PadesCopySigner(CopySigner):
             system_time=self._signing_time,
         )
         writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        reserved = self._reserved.get(field_name)
+        reserved = self._reserved.get(field_name) if self.reuse_room else None
         try:
             try:
                 out = await pdf_signer.async_sign_pdf(
