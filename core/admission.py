@@ -453,9 +453,11 @@ WASHED_OUT_INK = 160  # ink lighter than this on bright paper: overexposed
 BRIGHT_PAPER = 230
 MIN_INK_TO_PAPER = 80  # grey levels between ink and paper below which text is unreadable
 MIN_FOCUS = 0.08  # PreparedPage.focus below this: motion or focus blur (about 1.5 px and more)
-# PreparedPage.focus_axis below this: smeared along one axis. A Gaussian blur of 1 px measures
-# 0.037-0.040 (passes), 1.5 px 0.016; a horizontal motion blur over 6 px 0.027, 9 px 0.013-0.016,
-# 12 px 0.009-0.011, 20 px 0.005-0.006 (cards and A4 pages at 300 dpi, JPEG 75).
+# PreparedPage.focus_axis below this: smeared along one direction, at any angle. A Gaussian blur
+# of 1 px measures 0.034-0.035 (passes), 1.5 px 0.015-0.018; a horizontal motion blur over 6 px
+# 0.027, 9 px 0.013-0.016, 12 px 0.009-0.011, 20 px 0.006; one at 45 degrees over 9 px
+# 0.008-0.010, at 30 degrees 0.011-0.012 (cards and A4 pages at 300 dpi, JPEG 75). Captures of
+# the template corpus in focus measure 0.033 and more, its motion-blurred ones 0.013 and less.
 MIN_FOCUS_AXIS = 0.02
 MAX_GLARE_MM2 = 60.0  # washed-out area over text above this: a word or two on two lines gone
 MAX_GLARE = 0.015  # on saturated paper (no text test possible): a blob above this fraction
@@ -483,8 +485,10 @@ class QualityIssue:
 def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIssue]:
     """What makes this page unfit to certify, most actionable first; empty for a normal scan.
 
-    A cut-off page is named first (the rest follows from it); glare and blur are judged only on
-    a page whose exposure is right (a dark or washed-out page distorts both measures).
+    A cut-off page is named first (the rest follows from it), unless it is blurred: a smear
+    drags the document's edges and print across the frame's edge, so a blurred frame looks cut
+    off whether or not it is, and the blur is what to fix first. Glare and blur are judged only
+    on a page whose exposure is right (a dark or washed-out page distorts both measures).
     """
     issues = []
     if prepared.cut_off:
@@ -536,13 +540,11 @@ def quality_issues(page: AdmittedPage, prepared: PreparedPage) -> list[QualityIs
         )
     smeared = prepared.focus_axis is not None and prepared.focus_axis < MIN_FOCUS_AXIS
     if (prepared.focus is not None and prepared.focus < MIN_FOCUS) or smeared:
-        issues.append(
-            QualityIssue(
-                "BLURRED",
-                "Ảnh bị nhòe / The image is blurred: hold still until the scan is taken, "
-                "then rescan",
-            )
+        blurred = QualityIssue(
+            "BLURRED",
+            "Ảnh bị nhòe / The image is blurred: hold still until the scan is taken, then rescan",
         )
+        issues.insert(0 if prepared.cut_off else len(issues), blurred)
     return issues
 
 

@@ -107,7 +107,7 @@ class PreparedPage:
     cut_off: bool = False  # the document runs past the edge of the frame
     skew_deg: float = 0.0  # how far the text ran counter-clockwise from level in the source
     focus: float | None = None  # sharpness (median Laplacian/grey variance over content tiles)
-    focus_axis: float | None = None  # sharpness along the blurrier axis (motion blur), _focus
+    focus_axis: float | None = None  # sharpness along the blurriest direction (motion), _focus
     glare: float = 0.0  # fraction of the page under washed-out light that hides text (_glare)
     paper_clipped: bool = False  # the paper itself is saturated: glare is judged by blob alone
     document: str = ""  # "id_card" | "a4" | "" (unknown) from the outline's aspect ratio
@@ -732,9 +732,14 @@ def _focus(
     sharp strokes, low for blur. Tiles are picked on the analysis copy (those with ink or edges,
     evenly spread), measured at full size.
 
-    Second: the same median of min(var(d²/dx²), var(d²/dy²)) / var(grey), the sharpness along
-    the blurrier axis: motion blur smears one direction only, which the Laplacian (the sum of
-    both) barely shows.
+    Second: the sharpness along the blurriest direction. Motion blur smears one direction
+    only, at any angle, which the Laplacian (the sum over two) barely shows: the second
+    difference is taken along four directions (across, down and both diagonals), each
+    direction's median over the tiles of var(second difference) / var(grey) is its sharpness,
+    and the lowest of the four is returned. A median per direction, not a minimum per tile:
+    a tile of text may hold strokes of one direction only, a smear spans the whole page. The
+    diagonal steps are sqrt(2) long, so their variance is divided by 4 (a smooth profile's
+    second difference grows with the step squared).
 
     Both fall steeply with the resolution for the same blur on the document (strokes wider in
     pixels, fewer in a tile): a page whose ``dpi`` is known to be well above
@@ -764,13 +769,31 @@ def _focus(
     keep = var >= (CONTENT_STD**2) / 2
     if keep.sum() < MIN_FOCUS_TILES:
         return None, None
-    along = []
-    for top, left in zip(tops[keep], lefts[keep], strict=True):
-        t = gray[top : top + tile, left : left + tile].astype(np.float32)
-        dxx = t[:, 2:] - 2 * t[:, 1:-1] + t[:, :-2]
-        dyy = t[2:] - 2 * t[1:-1] + t[:-2]
-        along.append(min(float(dxx.var()), float(dyy.var())) / max(float(t.var()), 1.0))
-    return float(np.median(lap[keep] / var[keep])), float(np.median(along))
+    along = np.array(
+        [
+            _directional_sharpness(gray[top - 1 : top + tile + 1, left - 1 : left + tile + 1])
+            for top, left in zip(tops[keep], lefts[keep], strict=True)
+        ]
+    )
+    return float(np.median(lap[keep] / var[keep])), float(np.median(along, axis=0).min())
+
+
+def _directional_sharpness(rimmed: np.ndarray) -> tuple[float, float, float, float]:
+    """var(second difference) / var(grey) of a tile along 0, 45, 90 and 135 degrees; the tile
+    is ``rimmed`` with one pixel of its surroundings, which the differences reach into."""
+    t = rimmed.astype(np.float32)
+    c = t[1:-1, 1:-1]
+    grey = max(float(c.var()), 1.0)
+    across = t[1:-1, 2:] - 2 * c + t[1:-1, :-2]
+    down = t[2:, 1:-1] - 2 * c + t[:-2, 1:-1]
+    falling = t[2:, 2:] - 2 * c + t[:-2, :-2]
+    rising = t[2:, :-2] - 2 * c + t[:-2, 2:]
+    return (
+        float(across.var()) / grey,
+        float(falling.var()) / 4 / grey,
+        float(down.var()) / grey,
+        float(rising.var()) / 4 / grey,
+    )
 
 
 def _tile_mosaic(

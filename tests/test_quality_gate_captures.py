@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import random
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -414,6 +415,43 @@ def test_motion_blur_on_a_camera_crop_is_blurred_not_cut_off() -> None:
     shot = camera_crop(rounded(card(300, seed=3), 300), *CAMERA[1])
     assert gate(shot) == []
     assert gate(_smear(shot, 14), quality=80) == ["BLURRED"]
+
+
+def _smear_at(img: Image.Image, length: int, degrees: float) -> Image.Image:
+    """Motion blur over ``length`` pixels along ``degrees`` (counter-clockwise from across),
+    the frame's edges mirrored beyond it."""
+    line = Image.new("F", (length + 2, length + 2), 0.0)
+    a = np.radians(degrees)
+    c, r = (length + 1) / 2, (length - 1) / 2
+    end = (r * np.cos(a), -r * np.sin(a))
+    ImageDraw.Draw(line).line((c - end[0], c - end[1], c + end[0], c + end[1]), fill=1.0)
+    kernel = np.array(line, dtype=np.float32)
+    kernel /= kernel.sum()
+    arr = np.asarray(img, dtype=np.float32)
+    out = np.stack(
+        [cv2.filter2D(arr[..., k], -1, kernel, borderType=cv2.BORDER_REFLECT) for k in range(3)],
+        axis=-1,
+    )
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("degrees", [30.0, 45.0, 60.0, 120.0, 150.0])
+def test_motion_blur_at_any_angle_is_refused_as_blurred(degrees: float) -> None:
+    assert gate(_smear_at(card(300), 12, degrees), quality=80) == ["BLURRED"]
+    assert gate(_smear_at(a4(300), 12, degrees), quality=80) == ["BLURRED"]
+    # A smear of a pixel or two, as a steady hand leaves, passes.
+    assert gate(_smear_at(card(300), 3, degrees), quality=80) == []
+
+
+@pytest.mark.parametrize(("camera", "degrees", "length"), [(1, 0.0, 20), (0, 35.0, 30)])
+def test_a_smeared_camera_crop_is_named_blurred_before_anything_else(
+    camera: int, degrees: float, length: int
+) -> None:
+    """A smear drags the card's edge over the frame's: whether or not the card is cut off
+    then, the citizen is asked to hold still first."""
+    shot = camera_crop(rounded(card(300, seed=3), 300), *CAMERA[camera])
+    assert gate(shot) == []
+    assert gate(_smear_at(shot, length, degrees), quality=85)[0] == "BLURRED"
 
 
 # 5. Content running off a frame with no background in it -------------------------------------
