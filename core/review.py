@@ -125,6 +125,7 @@ class QueueItem:
     lease_until: datetime | None
     thumbnails: tuple[bytes, ...] = ()  # JPEG, one per page
     appointment_at: datetime | None = None  # the legal deadline its receipt gave
+    center: str = ""  # the center that received it (the official's, or one of its province)
 
 
 @dataclass(frozen=True)
@@ -384,13 +385,33 @@ class Desk:
             raise NotFound(f"no dossier {dossier_id[:40]!r}", field="dossier_id")
         return row[0], row[1], row[2], self.db.dt(row[3]), row[4]
 
-    def _check_center(self, official: Official, center: str) -> None:
-        if official.center != center:
+    _PROVINCE_OF = "SELECT province FROM service_centers WHERE code = ?"
+
+    def _check_center(self, db: Any, official: Official, center: str) -> None:
+        """An official works on the dossiers of their own center, and of any center of the same
+        province (Decree 118/2025: within a province whatever the administrative boundaries)."""
+        if official.center == center:
+            return
+        theirs = db.execute(self._PROVINCE_OF, (official.center,)).fetchone()
+        its = db.execute(self._PROVINCE_OF, (center,)).fetchone()
+        if theirs is None or its is None or theirs[0] != its[0]:
             raise PermissionDenied(
-                f"this dossier belongs to center {center}; official {official.id} works for"
-                f" center {official.center}",
-                reason="OTHER_CENTER",
+                f"this dossier was received at center {center}, in another province than"
+                f" center {official.center}, where official {official.id} works",
+                reason="OTHER_PROVINCE",
             )
+
+    def _reach_args(self, official: Official) -> tuple[str, ...]:
+        default = self.officials.default_center
+        return (default, official.center, default, official.center)
+
+    def _in_reach(self) -> str:
+        """SQL: the dossier's center is the official's (first ?) or of its province (second)."""
+        center = self._center_sql()
+        return (
+            f"({center} = ? OR {center} IN (SELECT code FROM service_centers WHERE province ="
+            f" ({self._PROVINCE_OF})))"
+        )
 
     def _holder_name(self, login: str, db: Any = None) -> str:
         """``Full Name (login)`` of an official; with ``db``, read in that transaction."""
@@ -440,14 +461,15 @@ class Desk:
         with self.db.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT d.id, d.kiosk_id, d.created_at, d.reasons, d.page_count, r.holder,"
-                f" r.lease_until, rc.appointment_at {waiting} AND {self._center_sql()} = ?"
+                f" r.lease_until, rc.appointment_at, {self._center_sql()}"
+                f" {waiting} AND {self._in_reach()}"
                 " ORDER BY CASE WHEN rc.appointment_at IS NULL THEN 1 ELSE 0 END,"
                 " rc.appointment_at, d.created_at, d.id LIMIT ?",
-                (self.officials.default_center, official.center, limit),
+                (self.officials.default_center, *self._reach_args(official), limit),
             ).fetchall()
         items = []
         current = now()
-        for id_, kiosk, created, reasons, pages, holder, lease, appointment in rows:
+        for id_, kiosk, created, reasons, pages, holder, lease, appointment, center in rows:
             lease_until = self.db.dt(lease)
             if lease_until is not None and lease_until <= current:
                 holder, lease_until = None, None
@@ -463,6 +485,7 @@ class Desk:
                     lease_until=lease_until,
                     thumbnails=self._thumbnails(id_) if thumbnails else (),
                     appointment_at=self.db.dt(appointment),
+                    center=center,
                 )
             )
         return items
@@ -472,8 +495,8 @@ class Desk:
         with self.db.transaction(write=False) as db:
             return int(
                 db.execute(
-                    f"SELECT count(*) {self._WAITING} AND {self._center_sql()} = ?",
-                    (self.officials.default_center, official.center),
+                    f"SELECT count(*) {self._WAITING} AND {self._in_reach()}",
+                    self._reach_args(official),
                 ).fetchone()[0]
             )
 
@@ -481,7 +504,7 @@ class Desk:
         """One page's file as the kiosk sent it."""
         with self.db.transaction(write=False) as db:
             center = self._locate(db, dossier_id)[1]
-        self._check_center(official, center)
+            self._check_center(db, official, center)
         for p in self.registry.pages(dossier_id):
             if p.index == page:
                 return self._blob(dossier_id, p.blob_key)
@@ -508,7 +531,7 @@ class Desk:
         with self.db.transaction(write=True) as db:
             self._lock_dossier(db, dossier_id)
             state, center, holder, lease_until, outcome = self._locate(db, dossier_id)
-            self._check_center(official, center)
+            self._check_center(db, official, center)
             self._check_open(db, official, state, holder, lease_until, outcome)
             self._hold(db, dossier_id, official.id, until)
             if holder != official.id or lease_until is None or lease_until <= now():
@@ -533,7 +556,7 @@ class Desk:
         """Give the lease back (only its holder can)."""
         with self.db.transaction(write=True) as db:
             _state, center, holder, _lease_until, outcome = self._locate(db, dossier_id)
-            self._check_center(official, center)
+            self._check_center(db, official, center)
             if holder == official.id and outcome is None:
                 self._hold(db, dossier_id, None, None)
                 self.db.audit(db, official.id, "released", dossier_id)
@@ -544,7 +567,7 @@ class Desk:
     def get(self, official: Official, dossier_id: str) -> DossierView:
         with self.db.transaction(write=False) as db:
             _state, center, holder, lease_until, outcome = self._locate(db, dossier_id)
-        self._check_center(official, center)
+            self._check_center(db, official, center)
         dossier = self.registry.get_dossier(dossier_id)
         assert dossier is not None
         material = self._material(dossier_id)
@@ -640,7 +663,9 @@ class Desk:
         await self._run(self.claim, official, dossier_id)  # held (or renewed) while signing
         issued_at = now().replace(microsecond=0)
         number = await self._run(
-            self.register.reserve, work.center, dossier_id, official.id, issued_at
+            # The register and the statement are those of the center that certifies: the
+            # official's, which may not be the one that received the dossier.
+            self.register.reserve, official.center, dossier_id, official.id, issued_at
         )
         stored = False
         try:
@@ -661,7 +686,7 @@ class Desk:
         existing: tuple[CopyRecord, RegisterNumber] | None = None
         with self.db.transaction(write=False) as db:
             state, center, holder, lease_until, outcome = self._locate(db, dossier_id)
-            self._check_center(official, center)
+            self._check_center(db, official, center)
             if outcome == "issued" or state in ("ISSUED", "REVOKED"):
                 copy_row = db.execute(
                     _COPY_SELECT + " WHERE dossier_id = ?", (dossier_id,)
@@ -729,7 +754,7 @@ class Desk:
         self, official: Official, work: _Work, number: RegisterNumber, issued_at: datetime
     ) -> Approval:
         signer = await self._run(self.signers.for_official, official)
-        center = await self._run(self.officials.center, work.center)
+        center = await self._run(self.officials.center, official.center)
         code = codes.new_code()
         statement = Statement(
             number=number,
@@ -954,7 +979,7 @@ class Desk:
         with self.db.transaction(write=True) as db:
             self._lock_dossier(db, dossier_id)
             state, center, holder, lease_until, current = self._locate(db, dossier_id)
-            self._check_center(official, center)
+            self._check_center(db, official, center)
             self._check_open(db, official, state, holder, lease_until, current)
             db.execute(
                 "UPDATE dossiers SET state = 'REJECTED', decided_at = ?, reasons = ? WHERE id = ?",

@@ -192,6 +192,7 @@ class ReviewServicer(pb_grpc.ReviewServicer):
                 holder=item.holder or "",
                 holder_name=item.holder_name or "",
                 thumbnails=list(item.thumbnails),
+                center=item.center,
             )
             if item.lease_until is not None:
                 entry.lease_until.CopyFrom(timestamp(item.lease_until))

@@ -66,6 +66,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         Center(CENTER, "UBND Phường Bàn", "Thành phố Hà Nội", "Phường Bàn, Hà Nội")
     )
     desk.officials.set_center(CENTER, review="all", kiosks=(KIOSK,))
+    desk.officials.centers.register_center(  # another province: none of CENTER's dossiers
+        Center("000.00.79.XA", "UBND Phường Xa", "Thành phố Hồ Chí Minh", "Phường Xa, TP.HCM")
+    )
 
     def enrol(login: str, name: str, center: str) -> Enrolment:
         return desk.officials.add(
@@ -83,7 +86,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         lan=enrol("lan", "Nguyễn Thị Lan", CENTER),
         binh=enrol("binh", "Trần Văn Bình", CENTER),
         mai=enrol("mai", "Hoàng Thị Mai", CENTER),
-        xa=enrol("xa", "Đỗ Văn Xa", server.server.settings.center),
+        xa=enrol("xa", "Đỗ Văn Xa", "000.00.79.XA"),
         first=first,
         second=second,
     )
@@ -109,7 +112,7 @@ def _sign_in(page: Page, console: Console, enrolment: Enrolment, code: str) -> N
         page.click("#sign-in")
 
 
-def test_wrong_totp_missing_csrf_and_another_centers_official_are_refused(
+def test_wrong_totp_missing_csrf_and_another_provinces_official_are_refused(
     page: Page, browser: Browser, console: Console
 ) -> None:
     http = console.server.http
@@ -139,7 +142,7 @@ def test_wrong_totp_missing_csrf_and_another_centers_official_are_refused(
     page.goto(f"{http}/desk/queue")
     assert page.url.endswith("/desk/signin")
 
-    # an official of another center sees neither the dossier nor its pages
+    # an official of another province sees neither the dossier nor its pages
     other = browser.new_context()
     stranger = other.new_page()
     _sign_in(stranger, console, console.xa, _code(console.xa))
@@ -147,7 +150,7 @@ def test_wrong_totp_missing_csrf_and_another_centers_official_are_refused(
     assert stranger.locator("#empty").count() == 1
     answer = stranger.goto(f"{http}/desk/d/{dossier_id}")
     assert answer is not None and answer.status == 403
-    assert "belongs to center" in stranger.inner_text("#error")
+    assert "another province" in stranger.inner_text("#error")
     assert stranger.request.get(f"{http}/desk/d/{dossier_id}/page/0").status == 403
     other.close()
     anonymous = browser.new_context()

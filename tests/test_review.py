@@ -34,6 +34,8 @@ from saoy.v1 import verification_pb2 as vpb
 from .conftest import RunningServer, start_server
 
 CENTER = "000.00.01.THU"  # review=all
+NEAR = "000.00.02.BEN"  # another center of the same province
+FAR = "000.00.79.XA"  # a center of another province
 KIOSK = "kiosk-desk"
 OTHER_KIOSK = "kiosk-desk-2"
 
@@ -46,6 +48,8 @@ class Desks:
     head: DeskClient  # head of CENTER
     auditor: DeskClient
     stranger: DeskClient  # official of the server's own center
+    near: DeskClient  # official of NEAR (the same province as CENTER)
+    far: DeskClient  # official of FAR (another province)
 
     @property
     def desk(self) -> Desk:
@@ -80,6 +84,12 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
         Center(CENTER, "UBND Phường Thử", "Thành phố Hà Nội", "Phường Thử, Hà Nội")
     )
     desk.officials.set_center(CENTER, review="all", kiosks=(KIOSK,))
+    desk.officials.centers.register_center(
+        Center(NEAR, "UBND Phường Bên", "Thành phố Hà Nội", "Phường Bên, Hà Nội")
+    )
+    desk.officials.centers.register_center(
+        Center(FAR, "UBND Phường Xa", "Thành phố Hồ Chí Minh", "Phường Xa, TP. Hồ Chí Minh")
+    )
     own = server.server.settings.center
     clients = Desks(
         server,
@@ -88,9 +98,19 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
         head=_enrol(server, "hoa", "Lê Thị Hoa", CENTER, "head"),
         auditor=_enrol(server, "kiem", "Phạm Văn Kiểm", CENTER, "auditor"),
         stranger=_enrol(server, "xa", "Đỗ Văn Xa", own, "official"),
+        near=_enrol(server, "ben", "Vũ Thị Bên", NEAR, "official"),
+        far=_enrol(server, "vien", "Hồ Văn Viễn", FAR, "official"),
     )
     yield clients
-    for client in (clients.lan, clients.binh, clients.head, clients.auditor, clients.stranger):
+    for client in (
+        clients.lan,
+        clients.binh,
+        clients.head,
+        clients.auditor,
+        clients.stranger,
+        clients.near,
+        clients.far,
+    ):
         client.close()
     server.stop()
 
@@ -258,17 +278,18 @@ def test_a_dossier_another_official_holds_cannot_be_approved(
     desks.binh.claim(dossier_id)  # released: free to take
 
 
-def test_an_official_of_another_center_is_refused(desks: Desks, card: list[bytes]) -> None:
+def test_an_official_of_another_province_is_refused(desks: Desks, card: list[bytes]) -> None:
     dossier_id, _ = _certify(desks.server, card)
     for act in (
-        lambda: desks.stranger.dossier(dossier_id),
-        lambda: desks.stranger.claim(dossier_id),
-        lambda: desks.stranger.approve(dossier_id),
+        lambda: desks.far.dossier(dossier_id),
+        lambda: desks.far.claim(dossier_id),
+        lambda: desks.far.approve(dossier_id),
     ):
         with pytest.raises(grpc.RpcError) as raised:
             act()
         assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
-    assert dossier_id not in [i.dossier_id for i in desks.stranger.queue(thumbnails=False)]
+        assert "another province" in (raised.value.details() or "")
+    assert dossier_id not in [i.dossier_id for i in desks.far.queue(thumbnails=False)]
     with pytest.raises(grpc.RpcError) as raised:  # auditors read, never decide
         desks.auditor.approve(dossier_id)
     assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
@@ -347,7 +368,7 @@ def test_an_uncertain_dossier_of_the_servers_own_center_waits_for_its_officials(
     )
     waiting = [i.dossier_id for i in desks.stranger.queue(thumbnails=False)]
     assert dossier_id in waiting
-    assert dossier_id not in [i.dossier_id for i in desks.lan.queue(thumbnails=False)]
+    assert dossier_id not in [i.dossier_id for i in desks.far.queue(thumbnails=False)]
 
 
 def test_revocation_is_a_heads_act(desks: Desks, card: list[bytes]) -> None:
@@ -519,5 +540,25 @@ def test_page_images_too_large_for_one_answer_are_streamed(
     )
     assert len(listed.items) == 1 and listed.total >= 1
     with pytest.raises(grpc.RpcError) as raised:
-        desks.stranger.page_image(dossier_id, 0)
+        desks.far.page_image(dossier_id, 0)
     assert _code(raised) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_an_official_of_another_center_of_the_province_reviews_and_certifies_it(
+    desks: Desks, card: list[bytes]
+) -> None:
+    """Any center of a province serves its citizens (Decree 118/2025): the dossier received at
+    CENTER waits in NEAR's queue too, and NEAR's official certifies it in NEAR's register."""
+    dossier_id, _ = _certify(desks.server, card)
+    queued = {i.dossier_id: i for i in desks.near.queue(thumbnails=False)}
+    assert dossier_id in queued and queued[dossier_id].center == CENTER
+    assert desks.near.dossier(dossier_id).dossier_id == dossier_id
+    approved = desks.near.approve(dossier_id)
+    assert approved.register_book.endswith("-SCT/BS")
+    entries = desks.desk.register.entries(NEAR, datetime.now(VIETNAM).year)
+    ours = [e for e in entries if e["dossier_id"] == dossier_id]
+    assert [(e["number"], e["state"], e["official"]) for e in ours] == [
+        (approved.register_number, "issued", "ben")
+    ]
+    assert "UBND Phường Bên" in approved.register_entry or approved.register_entry
+    assert dossier_id not in [i.dossier_id for i in desks.lan.queue(thumbnails=False)]
