@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from saoy.clients.simulator import docgen
+from saoy.core.documents.analysis import _mrz_crop
 from saoy.core.documents.fields import card_fields
 from saoy.core.documents.mrz import (
     check_digit,
     combine_reads,
+    find_line2,
     find_td1,
     parse_td1,
     proven_failures,
@@ -21,7 +23,7 @@ from saoy.core.documents.mrz import (
 from saoy.core.documents.places import normalize_place
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.qr import parse_card_qr
-from saoy.core.documents.text import find_date, group_lines, short_date
+from saoy.core.documents.text import Line, find_date, group_lines, short_date
 from saoy.core.model import Word
 
 QR_SAMPLES = Path(__file__).parent / "data" / "qr"
@@ -412,3 +414,31 @@ def test_a_name_line_read_without_its_trailing_fillers_is_still_the_zone_s_third
     assert find_td1(["a label", *lines]) == tuple(lines)
     # Without a name line after it, the zone is not found from two lines.
     assert find_td1(lines[:2]) is None
+
+
+def test_a_line_2_read_alone_proves_a_wrong_date_digit_but_nothing_of_line_1() -> None:
+    today = date(2025, 6, 1)
+    l1, l2, l3 = NO_EXPIRY_ZONE
+    wrong = (l1[:14] + "7" + l1[15:], l2[:6] + "3" + l2[7:], l3)  # two digits forged
+    m = combine_reads([wrong], today)
+    assert m is not None and {"document_number", "birth_date"} <= set(m.failed)
+    page = find_line2(["Nơi cư trú / Place of residence", wrong[1], "LY<<THU<DUNG"])
+    assert page == wrong[1]
+    assert proven_failures([wrong, ("", page, "")], m) == ("birth_date",)
+    # Only a line of exactly the zone's shape counts: a damaged one is no line 2.
+    assert find_line2([wrong[1].replace("<0VNM", "<O0VNM"), "7702059M37020"]) is None
+
+
+def test_an_mrz_band_scanned_large_is_scaled_down_and_one_scanned_at_350_dpi_is_not() -> None:
+    def band(pitch: int) -> tuple[np.ndarray, list[Line]]:
+        """A card's MRZ, its lines ``pitch`` pixels apart, as the page OCR found it."""
+        words = [
+            Word(text, 100, 600 + k * pitch, 100 + 20 * pitch, 600 + k * pitch + pitch * 3 // 4, 90)
+            for k, text in enumerate(NO_EXPIRY_ZONE)
+        ]
+        return np.full((600 + 5 * pitch, 200 + 20 * pitch), 235, np.uint8), group_lines(words)
+
+    large, lines = band(96)  # a card at about 750 dpi
+    assert _mrz_crop(large, lines).shape[1] < 0.6 * large.shape[1]
+    small, lines = band(44)  # about 350 dpi: read as scanned, padded with paper
+    assert _mrz_crop(small, lines).shape[1] > small.shape[1]

@@ -27,6 +27,7 @@ from saoy.core.documents.fields import (
 from saoy.core.documents.mrz import (
     Mrz,
     combine_reads,
+    find_line2,
     find_td1,
     parse_td1,
     proven_failures,
@@ -234,6 +235,11 @@ def _read_mrz(
         return None, False, False
     combined = combine_reads(reads, today)
     agree = False
+    if first is None and second is not None and combined is not None:
+        # The page OCR missed the zone's line 1: its line 2, read undamaged, still proves
+        # or not a wrong digit of the dates there.
+        line2 = find_line2([ln.text for ln in lines])
+        agree = line2 is not None and bool(proven_failures([second, ("", line2, "")], combined))
     if first is not None and second is not None and combined is not None:
         a = parse_td1(first, today)
         b = parse_td1(second, today)

@@ -172,6 +172,17 @@ def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
     return None
 
 
+def find_line2(lines: Sequence[str]) -> str | None:
+    """A TD1 line 2 of exactly the zone's shape among OCR'd text lines, where the zone as a
+    whole was not found (its line 1 missed or read into the text above): a reading of the
+    birth date, sex and expiry, with their check digits, and nothing else."""
+    for raw in lines:
+        line = normalize_line(raw)
+        if _line2_shaped(line):
+            return line
+    return None
+
+
 # A name line read short: a surname, the double filler, a given name, maybe fillers.
 _NAME_LINE = re.compile(r"[A-Z]+<<[A-Z<]{2,34}")
 
