@@ -248,11 +248,13 @@ class KioskClient:
         hints: Sequence[cpb.DocumentHint] = (),
         copies: int = 0,
         email: str = "",
+        app_token: str = "",
     ) -> CertifyResult:
         """Certify one dossier and return every event; retries dropped streams (with the same
         request_id and session token, which the server accepts again for the same dossier).
         ``session_token`` (from :meth:`authenticate`) defaults to the client's; ``copies`` is
-        the number of copies asked for (0: one); ``email`` where the citizen wants the copy
+        the number of copies asked for (0: one); ``app_token`` the citizen app's token, which
+        the result is posted to the app with; ``email`` where the citizen wants the copy
         sent (optional)."""
         request_id = request_id or new_request_id()
         token = self.session_token if session_token is None else session_token
@@ -270,6 +272,7 @@ class KioskClient:
                     copies,
                     email,
                     resume=attempt > 0,
+                    app_token=app_token,
                 )
             except grpc.RpcError as error:
                 attempt += 1
@@ -291,6 +294,7 @@ class KioskClient:
         email: str = "",
         *,
         resume: bool = False,
+        app_token: str = "",
     ) -> CertifyResult:
         followups: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
         # A retry resumes: the server first names the pages it holds, which are not sent again.
@@ -309,6 +313,7 @@ class KioskClient:
                     copies=copies,
                     email=email,
                     resume=resume,
+                    app_token=app_token,
                 )
             )
             answered.wait(self.timeout)

@@ -100,7 +100,8 @@ def _now() -> datetime:
 
 # -- the tables ---------------------------------------------------------------------------------
 
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+_Step = str | dict[str, tuple[str, ...]]  # a statement, or statements per SQL dialect
+_MIGRATIONS: Final[tuple[tuple[_Step, ...], ...]] = (
     (
         """CREATE TABLE IF NOT EXISTS service_centers (
             code TEXT PRIMARY KEY,
@@ -163,8 +164,9 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
     ),
     (
-        # Notifications to deliver (email), kept across restarts until delivered; the target
-        # (the citizen's address) is cleared once delivered or given up.
+        # Notifications to deliver (email; the app since version 7), kept across restarts until
+        # delivered; the target (the citizen's address or token) is cleared once delivered or
+        # given up.
         """CREATE TABLE IF NOT EXISTS outbox (
             id {serial},
             dossier_id TEXT NOT NULL REFERENCES receipts (dossier_id),
@@ -220,6 +222,35 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE service_centers ADD COLUMN review TEXT NOT NULL DEFAULT 'uncertain'"
         " CHECK (review IN ('uncertain', 'all'))",
     ),
+    (
+        # The citizen's app as a channel of the outbox, beside email.
+        {
+            "postgresql": (
+                "ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_channel_check",
+                "ALTER TABLE outbox ADD CONSTRAINT outbox_channel_check"
+                " CHECK (channel IN ('email', 'app'))",
+            ),
+            "sqlite": (  # no ALTER of a CHECK: the table is built again
+                """CREATE TABLE outbox_next (
+                    id {serial},
+                    dossier_id TEXT NOT NULL REFERENCES receipts (dossier_id),
+                    channel TEXT NOT NULL CHECK (channel IN ('email', 'app')),
+                    target TEXT,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_at {timestamp} NOT NULL,
+                    last_error TEXT NOT NULL DEFAULT '',
+                    created_at {timestamp} NOT NULL,
+                    done_at {timestamp}
+                )""",
+                "INSERT INTO outbox_next SELECT id, dossier_id, channel, target, state, attempts,"
+                " next_at, last_error, created_at, done_at FROM outbox",
+                "DROP TABLE outbox",
+                "ALTER TABLE outbox_next RENAME TO outbox",
+                "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at)",
+            ),
+        },
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -265,8 +296,10 @@ class ReceptionDb:
                     f" version of saoy knows up to {RECEPTION_SCHEMA_VERSION}"
                 )
             for version in range(current + 1, RECEPTION_SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    db.execute(statement.format_map(self.column_types))
+                for step in _MIGRATIONS[version - 1]:
+                    statements = (step,) if isinstance(step, str) else step[self.registry.dialect]
+                    for statement in statements:
+                        db.execute(statement.format_map(self.column_types))
                 db.execute(
                     "INSERT INTO reception_schema_version (version, applied_at) VALUES (?, ?)",
                     (version, self.ts(_now())),

@@ -1,6 +1,9 @@
-"""Delivering the result to the citizen by email, through an outbox that survives restarts.
+"""Delivering the result to the citizen by email or to their app, through an outbox that
+survives restarts.
 
-The citizen may give an email address at the kiosk (``Header.email``). It goes into the outbox
+The citizen may give an email address at the kiosk (``Header.email``), and their app's token
+(``Header.app_token``): the app is told through its backend's webhook, an HTTPS POST of a JSON
+body signed with HMAC-SHA256 (:func:`sign_webhook`). It goes into the outbox
 in the transaction that writes the receipt, and nowhere else. A worker (``saoy.server.delivery``)
 takes the due entries: once the dossier's copy is issued and released, it sends the copy's link
 and the signed PDF; once the dossier is refused, a notice that it stopped. A failure is retried
@@ -13,9 +16,15 @@ Mail goes out over SMTP with STARTTLS, always: a server that does not offer it i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import smtplib
 import ssl
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -142,6 +151,95 @@ def _message(smtp: SmtpSettings, to: str, subject: str) -> EmailMessage:
     return message
 
 
+APP_TOKEN: Final = re.compile(r"[A-Za-z0-9._:-]{1,256}")
+SIGNATURE_HEADER: Final = "X-Saoy-Signature"
+
+
+def check_app_token(text: str, field: str = "header.app_token") -> str:
+    """A citizen app's token as given at the kiosk, checked for its shape."""
+    token = text.strip()
+    if not APP_TOKEN.fullmatch(token):
+        raise InvalidInput(
+            f"{field}: an app token is 1-256 characters of A-Z, a-z, 0-9 and . _ : -",
+            field=field,
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where the citizen app's backend takes results, and the secret it checks them with."""
+
+    url: str
+    secret: bytes
+    timeout: float = 10.0
+
+    @classmethod
+    def from_file(cls, url: str, secret_file: Path) -> WebhookSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("app_webhook_url must be an https:// (or http://) URL")
+        try:
+            secret = secret_file.read_bytes().strip()
+        except OSError as error:
+            raise ValueError(
+                f"app_webhook_secret_file: cannot read {secret_file}: {error}"
+            ) from None
+        if len(secret) < 32:
+            raise ValueError("app_webhook_secret_file must hold a secret of 32 bytes or more")
+        return cls(url, secret)
+
+
+def sign_webhook(secret: bytes, at: int, body: bytes) -> str:
+    """The signature header of a webhook body sent at Unix time ``at``: ``t=<at>,v1=<hex>``,
+    the HMAC-SHA256 under ``secret`` of ``<at>.<body>`` (the time is signed so that a body
+    replayed later can be told apart)."""
+    mac = hmac.new(secret, f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
+
+
+def verify_webhook(secret: bytes, header: str, body: bytes, *, tolerance: float = 300.0) -> bool:
+    """What a receiving app checks: the signature, and that it is recent."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        at = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    expected = sign_webhook(secret, at, body).split("v1=", 1)[1]
+    fresh = abs(time.time() - at) <= tolerance
+    return fresh and hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def app_body(app_token: str, result: dict[str, Any]) -> bytes:
+    """The JSON a citizen app's webhook receives: its token and the dossier's result (codes
+    and links; no name, number or date of the citizen)."""
+    return json.dumps({"app_token": app_token, **result}, ensure_ascii=False).encode()
+
+
+def post_webhook(webhook: WebhookSettings, body: bytes) -> None:
+    """POST a signed body; a 4xx answer other than 408 and 429 is a :class:`PermanentFailure`,
+    anything else that is not 2xx an error to retry."""
+    request = urllib.request.Request(
+        webhook.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            SIGNATURE_HEADER: sign_webhook(webhook.secret, int(time.time()), body),
+            "User-Agent": "saoy-delivery",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=webhook.timeout) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as error:
+        if 400 <= error.code < 500 and error.code not in (408, 429):
+            raise PermanentFailure(
+                f"the app's webhook refused the result: HTTP {error.code}"
+            ) from None
+        raise
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int
@@ -233,12 +331,19 @@ class Outbox:
 
 
 __all__ = [
+    "SIGNATURE_HEADER",
     "Outbox",
     "OutboxEntry",
     "PermanentFailure",
     "SmtpSettings",
+    "WebhookSettings",
+    "app_body",
+    "check_app_token",
     "check_email",
     "copy_message",
+    "post_webhook",
     "send_email",
+    "sign_webhook",
     "stopped_message",
+    "verify_webhook",
 ]

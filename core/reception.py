@@ -317,6 +317,8 @@ class Reception:
         self.outbox = Outbox(self.db)
         self.email_enabled = False
         """Whether a citizen may give an email address (the server sends mail)."""
+        self.app_enabled = False
+        """Whether a citizen may give their app's token (the server posts to its webhook)."""
         self._desk_reviews = False  # whether the official's desk keeps its reviews here
 
     # -- the receipt ----------------------------------------------------------------------------
@@ -362,10 +364,11 @@ class Reception:
         pages: int,
         copies: int,
         email: str = "",
+        app_token: str = "",
     ) -> Receipt:
         """Give the dossier its code and receipt (status 2, then 4 as processing starts), in
-        one transaction, with ``email`` (when given) queued for the result; a request already
-        received gets its receipt back unchanged."""
+        one transaction, with ``email`` and ``app_token`` (when given) queued for the result; a
+        request already received gets its receipt back unchanged."""
         fee = certification_fee(pages, copies, waived=center.fees_waived)
         received_at = self.clock()
         due = appointment(received_at, self.calendar)
@@ -414,6 +417,8 @@ class Reception:
                         self._status(db, dossier_id, status, received_at, "kiosk")
                     if email:
                         self.outbox.add(db, dossier_id, "email", email, received_at)
+                    if app_token:
+                        self.outbox.add(db, dossier_id, "app", app_token, received_at)
             except Exception as error:
                 # Two streams of one request raced (PostgreSQL: the second insert of the same
                 # (kiosk_id, request_id) fails): the receipt of the first is the answer.

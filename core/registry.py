@@ -501,6 +501,7 @@ class SqlRegistry(Registry):
 
     codec: ClassVar[Codec]
     column_types: ClassVar[Mapping[str, str]]
+    dialect: ClassVar[str]  # "sqlite" or "postgresql", for what SQL cannot say the same way
     """The types the migrations name in braces: timestamp, json, float, bigint, and serial (an
     auto-numbered primary key)."""
     for_update: ClassVar[str] = ""
@@ -741,6 +742,7 @@ class SqliteRegistry(SqlRegistry):
     :meth:`record` acknowledged survives a crash, one connection per calling thread."""
 
     codec = SQLITE_CODEC
+    dialect: ClassVar[str] = "sqlite"
     column_types: ClassVar[Mapping[str, str]] = {
         "timestamp": "TEXT",
         "json": "TEXT",

@@ -59,6 +59,7 @@ class PostgresRegistry(SqlRegistry):
     calling threads; a connection found broken is replaced before use."""
 
     codec = PG_CODEC
+    dialect: ClassVar[str] = "postgresql"
     column_types: ClassVar[Mapping[str, str]] = {
         "timestamp": "TIMESTAMPTZ",
         "json": "JSONB",

@@ -11,7 +11,7 @@ from typing import Protocol
 import grpc
 
 from saoy.core import pipeline as pl
-from saoy.core.delivery import check_email
+from saoy.core.delivery import check_app_token, check_email
 from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import (
     DeadlineExceeded,
@@ -78,6 +78,8 @@ def _validate_header(header: pb.Header, max_pages: int) -> dict[int, str]:
         )
     if header.email:
         check_email(header.email)
+    if header.app_token:
+        check_app_token(header.app_token)
     return hints
 
 
@@ -202,6 +204,12 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                     reason="EMAIL_OFF",
                     field="header.email",
                 )
+            if header.app_token and not self.reception.app_enabled:
+                raise OutOfOrder(
+                    "header.app_token: this server posts to no citizen app; leave it out",
+                    reason="APP_OFF",
+                    field="header.app_token",
+                )
             center = await loop.run_in_executor(
                 None, self.reception.center_of_kiosk, header.kiosk_id
             )
@@ -266,6 +274,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                         pages=pages,
                         copies=header.copies or 1,
                         email=header.email.strip(),
+                        app_token=header.app_token.strip(),
                     ),
                 )
                 yield received(receipt)

@@ -1,6 +1,7 @@
 """The delivery worker: takes due entries of the outbox (``saoy.core.delivery``) and sends
-them, every ``delivery_interval_seconds``. Any number of servers may run it on one registry: a
-claimed entry is kept from the others while it is sent."""
+them, by email or to the citizen app's webhook, every ``delivery_interval_seconds``. Any number
+of servers may run it on one registry: a claimed entry is kept from the others while it is
+sent."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from saoy.core.delivery import (
     OutboxEntry,
     PermanentFailure,
     SmtpSettings,
+    WebhookSettings,
+    app_body,
     copy_message,
+    post_webhook,
     send_email,
     stopped_message,
 )
-from saoy.core.reception import PortalStatus, Reception
+from saoy.core.reception import PortalStatus, Receipt, Reception
 from saoy.core.verify import Verifier
 from saoy.server.metrics import Metrics
 
@@ -56,17 +60,19 @@ class DeliveryWorker:
         self,
         reception: Reception,
         verifier: Verifier,
-        smtp: SmtpSettings,
+        smtp: SmtpSettings | None,
         executor: Executor,
         metrics: DeliveryMetrics,
         *,
         interval: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        webhook: WebhookSettings | None = None,
     ) -> None:
         self.reception = reception
         self.outbox = reception.outbox
         self.verifier = verifier
         self.smtp = smtp
+        self.webhook = webhook
         self.executor = executor
         self.metrics = metrics
         self.interval = interval
@@ -95,11 +101,41 @@ class DeliveryWorker:
     def _deliver(self, entry: OutboxEntry) -> bool:
         receipt, state, copy_code = self.reception.result_of(entry.dossier_id)
         now = self.clock()
-        if (
+        issued = (
             state in ("ISSUED", "REVOKED")
             and copy_code
             and self.reception.released(entry.dossier_id)
-        ):
+        )
+        if not issued and state != "REJECTED":
+            # not decided, under review, or held back until its fee is paid
+            self.outbox.postpone(entry, now + timedelta(seconds=self.interval))
+            return False
+        try:
+            if entry.channel == "app":
+                self._post(entry, receipt, state, copy_code if issued else None)
+            else:
+                self._mail(entry, receipt, copy_code if issued else None)
+        except PermanentFailure as error:
+            self._failed(entry, str(error), permanent=True)
+            return False
+        except Exception as error:  # connection, TLS, a temporary refusal: try again later
+            self._failed(entry, _describe(error), permanent=False)
+            return False
+        self.outbox.sent(entry, self.clock())
+        self.metrics.deliveries.labels(channel=entry.channel, outcome="sent").inc()
+        if copy_code and issued and not self.reception.returned(entry.dossier_id):
+            self.reception.record_status(entry.dossier_id, PortalStatus.RETURNED, entry.channel)
+        log.info(
+            "delivered the result of a dossier of center %s by %s",
+            receipt.center.code,
+            entry.channel,
+        )
+        return True
+
+    def _mail(self, entry: OutboxEntry, receipt: Receipt, copy_code: str | None) -> None:
+        if self.smtp is None:
+            raise PermanentFailure("this server sends no mail")
+        if copy_code:
             _, pdf = self.verifier.copy_pdf(copy_code)
             message = copy_message(
                 self.smtp,
@@ -110,34 +146,37 @@ class DeliveryWorker:
                 status_url=receipt.status_url,
                 pdf=pdf,
             )
-        elif state == "REJECTED":
+        else:
             message = stopped_message(
                 self.smtp, entry.target, dossier_code=receipt.dossier_code,
                 status_url=receipt.status_url,
             )  # fmt: skip
-        else:  # not decided, under review, or held back until its fee is paid
-            self.outbox.postpone(entry, now + timedelta(seconds=self.interval))
-            return False
-        try:
-            send_email(self.smtp, message)
-        except PermanentFailure as error:
-            self._failed(entry, str(error), permanent=True)
-            return False
-        except Exception as error:  # connection, TLS, a temporary refusal: try again later
-            self._failed(entry, _describe(error), permanent=False)
-            return False
-        self.outbox.sent(entry, self.clock())
-        self.metrics.deliveries.labels(channel=entry.channel, outcome="sent").inc()
-        if copy_code and not self.reception.returned(entry.dossier_id):
-            self.reception.record_status(entry.dossier_id, PortalStatus.RETURNED, "email")
-        log.info("delivered the result of a dossier of center %s by email", receipt.center.code)
-        return True
+        send_email(self.smtp, message)
+
+    def _post(
+        self, entry: OutboxEntry, receipt: Receipt, state: str, copy_code: str | None
+    ) -> None:
+        if self.webhook is None:
+            raise PermanentFailure("this server has no app webhook")
+        result: dict[str, object] = {
+            "event": "result",
+            "dossier_code": receipt.dossier_code,
+            "state": state,
+            "status_url": receipt.status_url,
+        }
+        if copy_code:
+            result["copy_code"] = copy_code
+            result["copy_url"] = f"{self.reception.base_url}/v/{copy_code}"
+            result["pdf_url"] = f"{self.reception.base_url}/v/{copy_code}/copy.pdf"
+        post_webhook(self.webhook, app_body(entry.target, result))
 
     def _failed(self, entry: OutboxEntry, error: str, *, permanent: bool) -> None:
         dead = self.outbox.failed(entry, error, self.clock(), permanent=permanent)
         outcome = "dead" if dead else "retried"
         self.metrics.deliveries.labels(channel=entry.channel, outcome=outcome).inc()
-        log.warning("email delivery %s (attempt %d): %s", outcome, entry.attempts + 1, error)
+        log.warning(
+            "%s delivery %s (attempt %d): %s", entry.channel, outcome, entry.attempts + 1, error
+        )
 
 
 def _describe(error: Exception) -> str:

@@ -103,6 +103,11 @@ class Settings:
     smtp_url: str = ""
     smtp_from: str = "saoy@localhost.localdomain"
     smtp_ca_file: str = ""
+    # The citizen app's backend: results are POSTed to app_webhook_url, signed with HMAC-SHA256
+    # under the secret in app_webhook_secret_file (32 bytes or more); empty: off, and a kiosk
+    # may not give an app token.
+    app_webhook_url: str = ""
+    app_webhook_secret_file: str = ""
     delivery_interval_seconds: float = 5.0  # how often the outbox is looked at
     delivery_max_attempts: int = 8  # tries before a notification is a dead letter
     delivery_retry_seconds: float = 30.0  # first retry delay, doubled each time (at most 1 h)
@@ -177,6 +182,8 @@ class Settings:
             raise ValueError("delivery_max_attempts must be >= 1")
         if self.release_copies not in ("at_once", "when_paid"):
             raise ValueError("release_copies must be 'at_once' or 'when_paid'")
+        if bool(self.app_webhook_url) != bool(self.app_webhook_secret_file):
+            raise ValueError("app_webhook_url and app_webhook_secret_file go together")
         if self.max_page_bytes > self.max_dossier_bytes:
             raise ValueError("max_page_bytes cannot exceed max_dossier_bytes")
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from google.protobuf import timestamp_pb2
 
 from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
-from saoy.core.delivery import SmtpSettings
+from saoy.core.delivery import SmtpSettings, WebhookSettings
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
 from saoy.core.fees import format_vnd
 from saoy.core.kpi import KpiReport
@@ -84,15 +84,22 @@ def create_delivery(
     executor: Executor,
     metrics: Metrics,
 ) -> DeliveryWorker | None:
-    """The delivery worker of the settings' SMTP server (None without one: then a kiosk may not
-    give an email address)."""
+    """The delivery worker of the settings' SMTP server and app webhook (None without either:
+    then a kiosk may give neither an email address nor an app token)."""
     reception.outbox.max_attempts = settings.delivery_max_attempts
     reception.outbox.retry_base = settings.delivery_retry_seconds
-    if not settings.smtp_url:
+    smtp, webhook = None, None
+    if settings.smtp_url:
+        ca_file = Path(settings.smtp_ca_file) if settings.smtp_ca_file else None
+        smtp = SmtpSettings.from_url(settings.smtp_url, settings.smtp_from, ca_file)
+        reception.email_enabled = True
+    if settings.app_webhook_url:
+        webhook = WebhookSettings.from_file(
+            settings.app_webhook_url, Path(settings.app_webhook_secret_file)
+        )
+        reception.app_enabled = True
+    if smtp is None and webhook is None:
         return None
-    ca_file = Path(settings.smtp_ca_file) if settings.smtp_ca_file else None
-    smtp = SmtpSettings.from_url(settings.smtp_url, settings.smtp_from, ca_file)
-    reception.email_enabled = True
     return DeliveryWorker(
         reception,
         verifier,
@@ -100,6 +107,7 @@ def create_delivery(
         executor,
         DeliveryMetrics(metrics),
         interval=settings.delivery_interval_seconds,
+        webhook=webhook,
     )
 
 
