@@ -442,3 +442,13 @@ def test_an_mrz_band_scanned_large_is_scaled_down_and_one_scanned_at_350_dpi_is_
     assert _mrz_crop(large, lines).shape[1] < 0.6 * large.shape[1]
     small, lines = band(44)  # about 350 dpi: read as scanned, padded with paper
     assert _mrz_crop(small, lines).shape[1] > small.shape[1]
+
+
+def test_of_readings_the_check_digits_cannot_tell_apart_a_digit_read_beats_a_letter() -> None:
+    today = date(2025, 6, 1)
+    l1, l2, l3 = NO_EXPIRY_ZONE
+    forged = l2[:-1] + "9"  # the composite digit wrong on the card (5 is right)
+    letter = (l1, l2[:-1] + "Q", l3)  # the MRZ-only read: the 9 read as a Q
+    digit = (l1, forged + "Q", l3)  # the page OCR: the 9 read, then a speck read as a Q
+    m = combine_reads([letter, digit], today)
+    assert m is not None and m.lines[1] == forged and m.failed == ("composite",)

@@ -378,6 +378,11 @@ def _repaired(reads: Sequence[tuple[str, ...]], name: str, today: date | None) -
     return next(iter(found.values()), None)
 
 
+def _taken_for(read: str, parsed: str) -> int:
+    """How many characters of a read line parsing took for others (look-alikes by position)."""
+    return sum(a != b for a, b in zip(_fit(normalize_line(read)), parsed, strict=True))
+
+
 def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> Mrz | None:
     """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
     check digits) from whichever reads, or characters of them, make the most check digits
@@ -389,7 +394,7 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     if not zones:
         return None
     best: Mrz | None = None
-    best_score = (-1, -1)
+    best_score = (-1, -1, 0)
     names = [normalize_line(r[2]).rstrip("<") for r in zones]
     name = names[0]
     for other in names[1:]:
@@ -401,10 +406,12 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
             if parsed is None:
                 continue
             # Check digits right first; then, of readings they cannot tell apart (a damaged
-            # read fails a digit as a mended one does), the lines of the zone's shape.
+            # read fails a digit as a mended one does), the lines of the zone's shape, and
+            # those with fewer letters taken for digits (a digit read is the better evidence).
             score = (
                 sum(c.ok for c in parsed.checks),
                 _line1_shaped(parsed.lines[0]) + _line2_shaped(parsed.lines[1]),
+                -_taken_for(l1, parsed.lines[0]) - _taken_for(l2, parsed.lines[1]),
             )
             if score > best_score:
                 best, best_score = parsed, score
