@@ -15,8 +15,8 @@ Two measurements per pipeline:
 - Wall: one dossier alone, end to end as a kiosk streams it (pages back to back, reading
   overlapping the next upload), from the first page to the terminal event; median.
 
-Each pipeline named in ``--pipelines`` is measured in the same run and compared with the first
-(ratios): ``present`` is the pipeline with its economies off
+Each pipeline named in ``--pipelines`` is measured in the same run, taking turns dossier by
+dossier, and compared with the first (ratios): ``present`` is the pipeline with its economies off
 (:attr:`saoy.core.pipeline.PipelineConfig.economical` false: OpenMP kernels on every core,
 orientation detection on every page of no known type; and the signer sizing each signature
 afresh, :attr:`saoy.core.signing.PadesCopySigner.reuse_room`), ``lean`` the default. Not
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import dataclasses
 import logging
@@ -127,6 +128,17 @@ def _configure(certifier: pl.Certifier, pipeline: str) -> None:
     certifier.config = dataclasses.replace(certifier.config, economical=False)
     if isinstance(certifier.signer, PadesCopySigner):
         certifier.signer.reuse_room = False
+    review = certifier.review
+    if review is not None:  # copies issued without review are signed with the duty key
+        automatic = review.automatic
+
+        def duty_signing_afresh(*args: Any) -> Any:
+            duty = automatic(*args)
+            if isinstance(duty.signer, PadesCopySigner):
+                duty.signer.reuse_room = False
+            return duty
+
+        review.automatic = duty_signing_afresh  # type: ignore[method-assign]
 
 
 async def _certify(certifier: pl.Certifier, pages: list[bytes], *, serial: bool) -> pl.Terminal:
@@ -146,46 +158,68 @@ async def _certify(certifier: pl.Certifier, pages: list[bytes], *, serial: bool)
 
 
 async def measure(
-    pipeline: str, dossiers: list[list[bytes]], profile: cProfile.Profile | None
-) -> dict[str, Any]:
-    """CPU per stage (median over dossiers) and single-dossier wall time of one pipeline."""
-    with tempfile.TemporaryDirectory(prefix="saoy-cost-") as tmp:
-        server = await create_server(_settings(Path(tmp)))
+    pipelines: list[str],
+    dossiers: list[list[bytes]],
+    profiled: str | None,
+    profile: cProfile.Profile | None,
+    on_pool: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """CPU per stage (median over dossiers) and single-dossier wall time of each pipeline.
+    The pipelines take turns dossier by dossier, so that a change in the machine's load
+    falls on each alike."""
+    with contextlib.ExitStack() as stack:
+        servers, certifiers, clocks = [], {}, {}
         try:
-            certifier = server.certifier
-            _configure(certifier, pipeline)
-            clock = CpuClock()
-            certifier.observer = clock
-            pool, certifier.executor = certifier.executor, InlineExecutor()
-            outcome = await _certify(certifier, dossiers[0], serial=True)  # warm-up
-            per_stage: dict[str, list[float]] = defaultdict(list)
-            totals: list[float] = []
-            outcomes: dict[str, int] = defaultdict(int)
+            for name in pipelines:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="saoy-cost-"))
+                server = await create_server(_settings(Path(tmp)))
+                servers.append(server)
+                certifier = server.certifier
+                _configure(certifier, name)
+                clocks[name] = certifier.observer = CpuClock()
+                certifiers[name] = certifier
+            pools = {name: c.executor for name, c in certifiers.items()}
+            if not on_pool:
+                for certifier in certifiers.values():
+                    certifier.executor = InlineExecutor()
+            for certifier in certifiers.values():
+                await _certify(certifier, dossiers[0], serial=True)  # warm-up
+            per_stage: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in pipelines}
+            totals: dict[str, list[float]] = defaultdict(list)
+            outcomes: dict[str, dict[str, int]] = {n: defaultdict(int) for n in pipelines}
             for pages in dossiers:
-                clock.reset()
-                start = time.process_time()
-                if profile is not None:
-                    profile.enable()
-                outcome = await _certify(certifier, pages, serial=True)
-                if profile is not None:
-                    profile.disable()
-                totals.append(time.process_time() - start)
-                outcomes[type(outcome).__name__] += 1
-                for stage in STAGES:
-                    per_stage[stage].append(clock.seconds.get(stage, 0.0))
-            certifier.executor = pool
-            walls = []
+                for name, certifier in certifiers.items():
+                    clock = clocks[name]
+                    clock.reset()
+                    start = time.process_time()
+                    if profile is not None and name == profiled:
+                        profile.enable()
+                    outcome = await _certify(certifier, pages, serial=True)
+                    if profile is not None:
+                        profile.disable()
+                    totals[name].append(time.process_time() - start)
+                    outcomes[name][type(outcome).__name__] += 1
+                    for stage in STAGES:
+                        per_stage[name][stage].append(clock.seconds.get(stage, 0.0))
+            walls: dict[str, list[float]] = defaultdict(list)
+            for name, certifier in certifiers.items():
+                certifier.executor = pools[name]
             for pages in dossiers:
-                start = time.perf_counter()
-                await _certify(certifier, pages, serial=False)
-                walls.append(time.perf_counter() - start)
+                for name, certifier in certifiers.items():
+                    start = time.perf_counter()
+                    await _certify(certifier, pages, serial=False)
+                    walls[name].append(time.perf_counter() - start)
         finally:
-            await server.stop(0)
+            for server in servers:
+                await server.stop(0)
     return {
-        "stages": {s: statistics.median(v) for s, v in per_stage.items()},
-        "total": statistics.median(totals),
-        "wall": statistics.median(walls),
-        "outcomes": dict(outcomes),
+        name: {
+            "stages": {s: statistics.median(v) for s, v in per_stage[name].items()},
+            "total": statistics.median(totals[name]),
+            "wall": statistics.median(walls[name]),
+            "outcomes": dict(outcomes[name]),
+        }
+        for name in pipelines
     }
 
 
@@ -197,7 +231,13 @@ def main() -> int:
         default="present,lean",
         help="comma-separated, the first is the baseline: present | lean",
     )
-    parser.add_argument("--profile", help="write a cProfile of the last pipeline's dossiers here")
+    parser.add_argument("--profile", help="write a CPU profile of the last pipeline's dossiers")
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="CPU phase on the server's worker threads too (totals hold; a stage may be "
+        "charged CPU that threads of the one before it spend after it ends)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -210,13 +250,11 @@ def main() -> int:
         f"reference dossier: {len(dossiers[0])} pages, {size:.2f} MB; {args.dossiers} dossiers "
         f"per pipeline; cores: {os.cpu_count()}; CPU = process time (all threads)"
     )
-    results: dict[str, dict[str, Any]] = {}
-    for i, name in enumerate(names):
-        last = args.profile and i == len(names) - 1
-        profile = cProfile.Profile(time.process_time) if last else None  # CPU, not wall
-        results[name] = asyncio.run(measure(name, dossiers, profile))
-        if profile is not None:
-            profile.dump_stats(args.profile)
+    profile = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall
+    results = asyncio.run(measure(names, dossiers, names[-1], profile, args.pool))
+    if profile is not None:
+        profile.dump_stats(args.profile)
+    for name in names:
         outcomes = ", ".join(f"{k} {v}" for k, v in results[name]["outcomes"].items())
         print(f"  {name}: {outcomes}", file=sys.stderr)
 
