@@ -251,6 +251,24 @@ _MIGRATIONS: Final[tuple[tuple[_Step, ...], ...]] = (
             ),
         },
     ),
+    (
+        # A queued dossier received and not yet decided: what its worker needs (the job and
+        # the pages), committed with its receipt, so that a dossier whose work the queue lost
+        # is worked again (saoy.core.intakes); deleted once it is decided.
+        """CREATE TABLE IF NOT EXISTS intakes (
+            dossier_id TEXT PRIMARY KEY REFERENCES receipts (dossier_id),
+            job {json} NOT NULL,
+            submitted_at {timestamp} NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE IF NOT EXISTS intake_pages (
+            dossier_id TEXT NOT NULL REFERENCES intakes (dossier_id),
+            idx INTEGER NOT NULL,
+            data {bytes} NOT NULL,
+            PRIMARY KEY (dossier_id, idx)
+        )""",
+        "CREATE INDEX IF NOT EXISTS intakes_submitted ON intakes (submitted_at)",
+    ),
 )
 RECEPTION_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

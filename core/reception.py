@@ -44,6 +44,7 @@ from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment, is_late
 from saoy.core.delivery import Outbox
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, SaoyError, Unauthenticated
 from saoy.core.fees import Fee, certification_fee
+from saoy.core.intakes import Intake, Intakes
 from saoy.core.registry import CopyRecord, Registry
 from saoy.core.secretfiles import ensure_secret_file
 from saoy.core.vietqr import payment_payload
@@ -315,6 +316,7 @@ class Reception:
         self.payment_key = payment_key
         self.hold_unpaid = hold_unpaid
         self.outbox = Outbox(self.db)
+        self.intakes = Intakes(self.db)
         self.email_enabled = False
         """Whether a citizen may give an email address (the server sends mail)."""
         self.app_enabled = False
@@ -365,10 +367,12 @@ class Reception:
         copies: int,
         email: str = "",
         app_token: str = "",
+        intake: Intake | None = None,
     ) -> Receipt:
         """Give the dossier its code and receipt (status 2, then 4 as processing starts), in
-        one transaction, with ``email`` and ``app_token`` (when given) queued for the result; a
-        request already received gets its receipt back unchanged."""
+        one transaction, with ``email`` and ``app_token`` (when given) queued for the result and
+        a queued dossier's ``intake`` kept until it is decided; a request already received gets
+        its receipt back unchanged."""
         fee = certification_fee(pages, copies, waived=center.fees_waived)
         received_at = self.clock()
         due = appointment(received_at, self.calendar)
@@ -419,6 +423,8 @@ class Reception:
                         self.outbox.add(db, dossier_id, "email", email, received_at)
                     if app_token:
                         self.outbox.add(db, dossier_id, "app", app_token, received_at)
+                    if intake is not None:
+                        self.intakes.add(db, dossier_id, intake, received_at)
             except Exception as error:
                 # Two streams of one request raced (PostgreSQL: the second insert of the same
                 # (kiosk_id, request_id) fails): the receipt of the first is the answer.

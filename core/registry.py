@@ -749,6 +749,7 @@ class SqliteRegistry(SqlRegistry):
         "float": "REAL",
         "bigint": "INTEGER",
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "bytes": "BLOB",
     }
     # for_update stays empty: BEGIN IMMEDIATE already holds the write lock.
 

@@ -66,6 +66,7 @@ class PostgresRegistry(SqlRegistry):
         "float": "DOUBLE PRECISION",
         "bigint": "BIGINT",
         "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "bytes": "BYTEA",
     }
     for_update = " FOR UPDATE"
 

@@ -264,6 +264,10 @@ class WorkQueue:
             for fields in (_fields(raw),)
         ]
 
+    async def reset(self, dossier_id: str) -> None:
+        """Forget a dossier's streams (before it is submitted afresh)."""
+        await self._call("delete", self.inbox(dossier_id), self.outbox(dossier_id))
+
     async def alive(self, entry: str) -> bool:
         """Whether a work entry is still there (waiting or taken); False after Redis lost it."""
         found = await self._call("xrange", self.work, min=entry, max=entry, count=1)

@@ -50,7 +50,7 @@ from saoy.server.administration import (
 )
 from saoy.server.certification import CertificationServicer
 from saoy.server.desk_web import add_desk_routes
-from saoy.server.dossiers import QueuedDossiers, QueueGauges
+from saoy.server.dossiers import QueuedDossiers, QueueGauges, Reconciler
 from saoy.server.http import create_http_app
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor, KioskRevocations, RevocationInterceptor
@@ -374,6 +374,13 @@ async def create_server(settings: Settings, *, metrics: Metrics | None = None) -
         background.append(asyncio.ensure_future(revocations.watch()))
     if queue is not None:
         background.append(asyncio.ensure_future(QueueGauges(queue, metrics.registry).run()))
+        reconciler = Reconciler(
+            queue,
+            reception.intakes,
+            grace=settings.queue_reconcile_seconds,
+            max_attempts=settings.queue_max_deliveries,
+        )
+        background.append(asyncio.ensure_future(reconciler.run()))
     policy = retention_policy(settings)
     if policy.active:
         background.append(

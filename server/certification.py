@@ -264,6 +264,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                 yield envelope(event)
             reception = self.reception
             if reception is not None and center is not None:
+                intake = await self.runner.intake(ctx)
                 receipt = await loop.run_in_executor(
                     None,
                     lambda: reception.receive(
@@ -275,6 +276,7 @@ class CertificationServicer(pb_grpc.CertificationServicer):
                         copies=header.copies or 1,
                         email=header.email.strip(),
                         app_token=header.app_token.strip(),
+                        intake=intake,
                     ),
                 )
                 yield received(receipt)

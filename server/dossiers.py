@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from saoy.core import errors
 from saoy.core import pipeline as pl
+from saoy.core.intakes import Intake, Intakes
 from saoy.core.workqueue import (
     ANSWER,
     CANCEL,
@@ -53,6 +55,11 @@ class DossierRunner(Protocol):
         """Every page is in: recognize, validate, decide; the last event is terminal."""
         ...
 
+    async def intake(self, ctx: pl.DossierContext) -> Intake | None:
+        """What to keep with the dossier's receipt so that it can be worked again if its work
+        is lost (a queued dossier's job and pages); None where nothing outlives the stream."""
+        ...
+
     async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
         """The stream ended: finished or refused (drop whatever of the dossier is still in
         flight), or ``dropped`` (keep it a while for a resumed stream, where one can be)."""
@@ -78,6 +85,9 @@ class LocalDossiers:
     async def process(self, ctx: pl.DossierContext) -> AsyncIterator[pb.CertifyEvent]:
         async for event in self.certifier.process(ctx):
             yield event_to_proto(event)
+
+    async def intake(self, ctx: pl.DossierContext) -> Intake | None:
+        return None
 
     async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
         ctx.discard()
@@ -282,6 +292,14 @@ class QueuedDossiers:
                 self.dossier_seconds = 0.8 * self.dossier_seconds + 0.2 * spent
                 return
 
+    async def intake(self, ctx: pl.DossierContext) -> Intake | None:
+        ticket = self._tickets[id(ctx)]
+        pages: dict[int, bytes] = {}
+        for kind, index, data in ticket.sent:
+            if kind == PAGE:
+                pages[index] = data  # a rescan replaces the page rejected before it
+        return Intake(ticket.job.fields(), tuple(pages[i] for i in sorted(pages)))
+
     async def discard(self, ctx: pl.DossierContext, *, dropped: bool) -> None:
         ticket = self._tickets.pop(id(ctx), None)
         ctx.discard()
@@ -333,3 +351,57 @@ class QueueGauges:
             except errors.SaoyError as error:
                 log.warning("queue gauges: %s", error.message)
             await asyncio.sleep(self.every)
+
+
+class Reconciler:
+    """Submits again the queued dossiers that were received (their receipt and intake are
+    committed) and are still undecided ``grace`` seconds later with no worker holding them —
+    the queue lost them. Every process with a queue runs one; an intake is taken by one of them
+    at a time. A dossier submitted ``max_attempts`` times in vain is given up (logged)."""
+
+    def __init__(
+        self, queue: WorkQueue, intakes: Intakes, *, grace: float, max_attempts: int
+    ) -> None:
+        self.queue = queue
+        self.intakes = intakes
+        self.grace = grace
+        self.max_attempts = max_attempts
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.grace / 2)
+            try:
+                await self.round()
+            except errors.SaoyError as error:  # Redis or the database away: next round
+                log.warning("reconciler: %s", error.message)
+
+    async def round(self) -> int:
+        """One look; how many dossiers were submitted again."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.intakes.forget_decided)
+        now = datetime.now(UTC)
+        stale = await loop.run_in_executor(
+            None, self.intakes.stale, now - timedelta(seconds=self.grace)
+        )
+        submitted = 0
+        for pending in stale:
+            job = DossierJob.of(pending.job)
+            if await self.queue.recall(job.kiosk_id, job.request_id) is not None:
+                continue  # a worker holds it
+            if not await loop.run_in_executor(None, self.intakes.claim, pending, now):
+                continue  # another reconciler took it
+            if pending.attempts >= self.max_attempts:
+                log.error("dossier %s: submitted %d times in vain; given up", job.dossier_id,
+                          pending.attempts)  # fmt: skip
+                await loop.run_in_executor(None, self.intakes.give_up, job.dossier_id)
+                continue
+            pages = await loop.run_in_executor(None, self.intakes.pages, job.dossier_id)
+            log.warning("dossier %s: its work was lost; submitting it again", job.dossier_id)
+            await self.queue.reset(job.dossier_id)
+            entry = await self.queue.submit(job)
+            await self.queue.remember(job, entry)
+            for index, data in enumerate(pages):
+                await self.queue.send(job.dossier_id, PAGE, index, data)
+            await self.queue.send(job.dossier_id, END)
+            submitted += 1
+        return submitted

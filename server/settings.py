@@ -64,6 +64,9 @@ class Settings:
     # A front refuses new dossiers (RESOURCE_EXHAUSTED, RetryInfo) when the backlog would take
     # the workers longer than this to clear.
     queue_max_wait_seconds: float = 60.0
+    # A received dossier still undecided this long with no worker holding it is submitted again
+    # from what its receipt's transaction kept (the queue lost it).
+    queue_reconcile_seconds: float = 60.0
     session_ttl_seconds: float = 300.0  # how long a token from Authenticate is accepted
     face_providers: str = "auto"  # ONNX Runtime for the face models: "auto", "cpu" or "cuda"
     face_threads: int = 1  # intra-op threads per face model; the executor runs one job per core
@@ -172,8 +175,10 @@ class Settings:
             raise ValueError("delivery_interval_seconds and delivery_retry_seconds must be > 0")
         if self.worker_concurrency < 1 or self.queue_max_deliveries < 1:
             raise ValueError("worker_concurrency and queue_max_deliveries must be >= 1")
-        if self.queue_claim_seconds <= 0 or self.queue_max_wait_seconds <= 0:
+        if min(self.queue_claim_seconds, self.queue_max_wait_seconds) <= 0:
             raise ValueError("queue_claim_seconds and queue_max_wait_seconds must be > 0")
+        if self.queue_reconcile_seconds <= 0:
+            raise ValueError("queue_reconcile_seconds must be > 0")
         if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("queue_url must be a redis:// (or rediss://, unix://) URL")
         if self.kpi_refresh_seconds <= 0:

@@ -5,11 +5,13 @@ every issued copy stored and proven in the log."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from saoy.clients.sdk import CertifyResult, KioskClient
@@ -132,3 +134,57 @@ def test_workers_killed_one_after_the_other_under_a_stream_of_dossiers(
     assert len(issued) == 4, [r.events[-1] for r in results]
     tally = check(city, issued)
     assert (tally.acknowledged, tally.lost, tally.duplicates, tally.unproven) == (4, 0, 0, 0)
+
+
+def test_a_received_dossier_whose_front_and_queue_are_lost_is_finished_by_the_reconciler(
+    tmp_path: Path, postgres: PostgresServer, reference_dossier: list[tuple[str, bytes]]
+) -> None:
+    """The front killed and Redis wiped just after the receipt: no kiosk comes back, yet the
+    dossier it was given a code for is decided, once, from what the receipt's transaction kept."""
+    port = free_port()
+    (tmp_path / "redis").mkdir()
+    redis = start_redis(tmp_path / "redis", port)
+    town = City(
+        tmp_path,
+        f"redis://127.0.0.1:{port}/0",
+        registry_url=postgres.url,
+        extra=("--queue-reconcile-seconds=2",),
+    )
+    town.start_front()
+    try:
+        first = town.add_worker()
+        pages = [data for _, data in reference_dossier]
+        received: list[cpb.CertifyEvent] = []
+
+        def lose_everything(event: cpb.CertifyEvent) -> None:
+            if event.HasField("received") and not received:
+                received.append(event)
+                first.send_signal(signal.SIGSTOP)  # before it can decide
+                town.kill_front()
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "FLUSHALL"], check=True, capture_output=True
+                )
+                first.send_signal(signal.SIGKILL)
+
+        kiosk = KioskClient(town.target, retries=0, timeout=120)
+        with kiosk, pytest.raises(grpc.RpcError):
+            kiosk.certify(pages, on_event=lose_everything)
+        assert received
+        request_id = received[0].request_id
+        assert not town.copies_per_request().get(request_id)
+        town.add_worker()  # its reconciler finds the dossier no one holds
+        deadline = time.monotonic() + 120
+        while not town.copies_per_request().get(request_id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert town.copies_per_request().get(request_id) == 1, town.logs()[-3000:]
+        assert "submitting it again" in town.logs()
+        town.start_front()
+        with KioskClient(town.target) as kiosk:
+            replay = kiosk.certify(pages, request_id=request_id)  # the kiosk, back, asks again
+        assert replay.issued is not None
+        tally = check(town, {request_id: replay.issued.code})
+        assert (tally.lost, tally.duplicates, tally.unproven) == (0, 0, 0)
+    finally:
+        town.stop()
+        redis.kill()
+        redis.wait(10)
