@@ -24,6 +24,7 @@ from saoy.core.documents.fields import (
     birth_certificate_fields,
     card_fields,
 )
+from saoy.core.documents.layout import Page
 from saoy.core.documents.mrz import (
     Mrz,
     combine_reads,
@@ -36,7 +37,7 @@ from saoy.core.documents.mrz import (
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.seal import Seal, find_red_boxes, find_seals, stamp_words
-from saoy.core.documents.text import Line, fold, group_lines
+from saoy.core.documents.text import Line, digits_of, fold, group_lines
 from saoy.core.model import OcrResult
 
 PageInput = tuple[np.ndarray, "np.ndarray | None", OcrResult]
@@ -52,6 +53,7 @@ OSD_MIN_CONFIDENCE = 1.5
 # crops the MRZ-only read had 138 of 162 lines exact so, 129 at the scan's own resolution.
 MRZ_LINE_PX = 40
 MRZ_SCALE_FROM = 1.25
+REREAD_CONFIDENCE = 0.7  # a value read apart where the page OCR skipped it: to be confirmed
 
 # Page conditions
 OK = "ok"
@@ -185,6 +187,36 @@ def confidential_marking(
     if "khongduocsaochup" in folded or "cambansao" in folded:
         return "không được sao chụp"
     return ""
+
+
+def _reread_id_number(
+    gray: np.ndarray, lines: Sequence[Line], reader: DocumentReader
+) -> Field | None:
+    """The 12-digit number read again under its label, where the page OCR found the label but
+    no number (it skips a line of large bold digits on the card's guilloche as a picture):
+    the band from the label's row (the 2021 card prints the number right of its label) down
+    to the next labelled line, at most three of the label's heights below, read apart.
+    Uncertain: the MRZ or the QR code confirms it."""
+    page = Page.of(lines)
+    label = page.first("id_number")
+    if label is None:
+        return None
+    line = page.lines[label.line]
+    h = line.bottom - line.top
+    below = [
+        page.lines[lb.line].top
+        for lb in page.labels
+        if lb.line != label.line and page.lines[lb.line].top > line.bottom
+    ]
+    bottom = min([line.bottom + 3 * h, *below, gray.shape[0]])
+    left = max(0, line.left - h)
+    top = max(0, line.top - h)  # a number beside its label stands taller than the label
+    crop = np.pad(gray[top:bottom, left:], 20, constant_values=np.uint8(255))
+    for token in reader.read_text(np.ascontiguousarray(crop)).split():
+        digits = digits_of(token)
+        if len(digits) == 12 and re.fullmatch(r"\d{12}", token.strip(".,:;")):
+            return Field("id_number", digits, REREAD_CONFIDENCE, "ocr")
+    return None
 
 
 def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
@@ -362,6 +394,10 @@ def analyze_page(
     found_seals: tuple[Seal, ...] | None = None
     if found.document_type in (CCCD_FRONT, CCCD_BACK):
         fields = card_fields(lines)
+        if "id_number" not in fields and reader is not None:
+            number = _reread_id_number(gray, lines, reader)
+            if number is not None:
+                fields["id_number"] = number
         # The QR code is on the front of the 2021 card and on the back of the 2024 card.
         qr = card_qr(qr_codes) if qr_codes is not None else read_card_qr(gray)
         if qr is not None and qr.well_formed:

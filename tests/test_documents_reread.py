@@ -1,0 +1,85 @@
+"""A value the page OCR skipped is read again under its label: the card's 12-digit number,
+printed large and bold over the guilloche, which Tesseract's page layout may take for a
+picture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from saoy.core.documents import DocumentReader
+from saoy.core.documents.analysis import REREAD_CONFIDENCE, _reread_id_number
+from saoy.core.documents.text import group_lines
+from saoy.core.model import Word
+from saoy.core.ocr import OcrUnavailable, find_tessdata
+
+SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+LABEL = "Số định danh cá nhân / Personal identification number:"
+NAME_LABEL = "Họ, chữ đệm và tên khai sinh / Surname, middle name and given name:"
+
+
+@pytest.fixture(scope="module")
+def reader() -> Iterator[DocumentReader]:
+    try:
+        find_tessdata("vie")
+    except OcrUnavailable as e:
+        pytest.skip(str(e))
+    built = DocumentReader()
+    yield built
+    built.close()
+
+
+def front(number: str) -> tuple[np.ndarray, list[Word]]:
+    """A 2024 card's front at 400 dpi, about its number: the grey page and the words the page
+    OCR gave (the two labels, not the number)."""
+    img = Image.new("L", (1350, 850), 236)
+    d = ImageDraw.Draw(img)
+    small, large = ImageFont.truetype(SANS, 26), ImageFont.truetype(BOLD, 52)
+    words = []
+    for text, top in ((LABEL, 290), (NAME_LABEL, 400)):
+        x = 395
+        for token in text.split():
+            d.text((x, top), token, font=small, fill=40)
+            right = x + round(d.textlength(token, font=small))
+            words.append(Word(token, x, top, right, top + 30, 92.0))
+            x = right + 8
+    if number:
+        d.text((400, 325), number, font=large, fill=25)
+    return np.asarray(img), words
+
+
+def test_a_number_the_page_ocr_skipped_is_read_under_its_label(reader: DocumentReader) -> None:
+    gray, words = front("046203041906")
+    found = _reread_id_number(gray, group_lines(words), reader)
+    assert found is not None and found.value == "046203041906"
+    assert found.confidence == REREAD_CONFIDENCE  # to be confirmed by the MRZ or the QR code
+
+
+def test_nothing_under_the_label_gives_no_number(reader: DocumentReader) -> None:
+    gray, words = front("")
+    assert _reread_id_number(gray, group_lines(words), reader) is None
+    gray, words = front("04620304190")  # 11 digits: no card number
+    assert _reread_id_number(gray, group_lines(words), reader) is None
+
+
+def test_a_2021_number_right_of_its_label_is_read_on_the_label_s_row(
+    reader: DocumentReader,
+) -> None:
+    img = Image.new("L", (1350, 850), 236)
+    d = ImageDraw.Draw(img)
+    small, large = ImageFont.truetype(SANS, 26), ImageFont.truetype(BOLD, 44)
+    words = []
+    for text, top in (("Số / No.:", 300), ("Họ và tên / Full name:", 380)):
+        x = 400
+        for token in text.split():
+            d.text((x, top), token, font=small, fill=40)
+            right = x + round(d.textlength(token, font=small))
+            words.append(Word(token, x, top, right, top + 30, 92.0))
+            x = right + 8
+    d.text((560, 290), "001203012345", font=large, fill=25)
+    found = _reread_id_number(np.asarray(img), group_lines(words), reader)
+    assert found is not None and found.value == "001203012345"
