@@ -21,16 +21,20 @@ from saoy.server.interceptors import REVOCATION_POLL_SECONDS
 from saoy.server.settings import Settings, parse_serve_args
 
 
+def _log_to_stderr(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
 def serve_command(argv: Sequence[str]) -> int:
     try:
         settings = parse_serve_args(argv)
     except ValueError as error:
         print(f"error: {error}")
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _log_to_stderr(settings)
     try:
         asyncio.run(serve(settings))
     except SaoyError as error:  # a store it needs cannot be reached: said in one line
@@ -52,10 +56,7 @@ def worker_command(argv: Sequence[str]) -> int:
     except ValueError as error:
         print(f"error: {error}")
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _log_to_stderr(settings)
     asyncio.run(run_worker(settings))
     return 0
 
