@@ -693,6 +693,27 @@ class SqlRegistry(Registry):
                 "UPDATE pages SET text = '', fields = ? WHERE dossier_id = ?",
                 (self.codec.to_json([]), dossier_id),
             )
+            # What the checks said may quote the documents (a date, a name read): their names
+            # and outcomes stay, their words go; and the keyed hash of the card's number.
+            found = db.execute(
+                "SELECT checks, identity_evidence FROM dossiers WHERE id = ?", (dossier_id,)
+            ).fetchone()
+            if found is not None:
+                checks = [[n, o, ""] for n, o, _ in self.codec.from_json(found[0])]
+                evidence = None if found[1] is None else dict(self.codec.from_json(found[1]))
+                if evidence is not None:
+                    evidence.pop("subject", None)
+                failed = [n for n, o, _ in checks if o != Outcome.PASS.value]
+                db.execute(
+                    "UPDATE dossiers SET reasons = ?, checks = ?, identity_evidence = ?"
+                    " WHERE id = ?",
+                    (
+                        self.codec.to_json(failed),
+                        self.codec.to_json(checks),
+                        None if evidence is None else self.codec.to_json(evidence),
+                        dossier_id,
+                    ),
+                )
             self._event(db, dossier_id, event_kind, self.codec.to_json(dict(detail)))
         return [key for (key,) in rows]
 

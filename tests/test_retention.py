@@ -142,6 +142,10 @@ def test_purge_on_each_registry_backend_erases_shreds_and_keeps_what_others_show
         )
         store_dossier(registry, plain, **later)
         sealed = sample(salt="sealed")
+        sealed["dossier"] = dataclasses.replace(  # a card number's keyed hash: goes with scans
+            sealed["dossier"],
+            identity_evidence={"method": "id_card_face", "match_score": 0.8, "subject": "5f" * 32},
+        )
         store_dossier(registry, blobs, **sealed)
         waiting = sample(state="NEEDS_REVIEW", salt="waiting")
         store_dossier(registry, blobs, **waiting)
@@ -160,6 +164,15 @@ def test_purge_on_each_registry_backend_erases_shreds_and_keeps_what_others_show
         for name in ("old", "sealed"):
             assert all((p.text, p.fields) == ("", ()) for p in registry.pages(ids[name]))
             assert registry.events(ids[name])[-1].kind == "purged"
+            kept = registry.get_dossier(ids[name])
+            assert kept is not None  # the checks' names and outcomes stay, their words go
+            assert [(c.name, c.outcome.value, c.reason) for c in kept.checks] == [
+                ("readable", "pass", ""),
+                ("distinct_pages", "warn", ""),
+            ]
+        sealed_now = registry.get_dossier(ids["sealed"])
+        assert sealed_now is not None
+        assert sealed_now.identity_evidence == {"method": "id_card_face", "match_score": 0.8}
         assert registry.pages(ids["later"])[0].fields != ()
         assert registry.pages(ids["waiting"])[0].fields != ()
         # the old dossier's files are still shown by the later one: kept, and readable
