@@ -337,10 +337,10 @@ def _with_hybrids(lines: Sequence[str], kind: _ZoneLine) -> list[str]:
 
 def _single_edits(line: str, kind: _ZoneLine) -> list[str]:
     """A damaged read of a zone line one character too long or too short (not counting the
-    fillers that end it) mended by one edit: each character left out, or one inserted where
-    it can be checked (a digit in a digit field, a filler among fillers), kept if the
-    result has the line's shape once read by position. The check digits must then choose
-    (see :func:`_repaired`)."""
+    fillers that end it) mended by one edit: each character left out, or a digit or a filler
+    put in anywhere but at the end (the line's last character is a check digit, and a
+    lost last filler is put back by :func:`_fit`), kept if the result has the line's shape
+    once read by position. The check digits must then choose (see :func:`_repaired`)."""
     n = normalize_line(line)
     if kind.shaped(n):
         return []
@@ -351,7 +351,7 @@ def _single_edits(line: str, kind: _ZoneLine) -> list[str]:
     if len(n) == TD1_LINE + 1:
         out = [n[:k] + n[k + 1 :] for k in range(start, len(n))]
     elif len(n) == TD1_LINE - 1:
-        for k in range(start, len(n)):  # not at the end: the last character is a check digit
+        for k in range(start, len(n)):
             out.extend(n[:k] + c + n[k:] for c in "0123456789<")
     return [v for v in dict.fromkeys(out) if kind.shaped(kind.by_position(v))]
 
