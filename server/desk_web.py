@@ -75,6 +75,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "received": ("Tiếp nhận", "Received"),
     "deadline": ("Hẹn trả", "Deadline"),
     "kiosk": ("Ki-ốt", "Kiosk"),
+    "center": ("Nơi tiếp nhận", "Received at"),
     "reasons": ("Lý do cần duyệt", "Why it needs review"),
     "pages": ("Trang", "Pages"),
     "held": ("Đang xử lý", "Held by"),
@@ -442,6 +443,7 @@ def add_desk_routes(
                 f"<tr data-dossier='{_e(item.dossier_id)}'>"
                 f"<td class='deadline'>{_e(deadline)}</td>"
                 f"<td>{_e(_local(item.created_at))}</td><td>{_e(item.kiosk_id)}</td>"
+                f"<td class='center'>{_e(item.center)}</td>"
                 f"<td><ul class='reasons'>{reasons}</ul></td><td>{item.page_count}</td>"
                 f"<td class='thumbs'>{thumbs}</td><td class='holder'>{held}</td>"
                 f"<td><a class='open' href='/desk/d/{_e(item.dossier_id)}'>"
@@ -451,7 +453,17 @@ def add_desk_routes(
             "<table id='queue'><thead><tr>"
             + "".join(
                 f"<th>{_e(page.t(k)) if k else ''}</th>"
-                for k in ("deadline", "received", "kiosk", "reasons", "pages", "", "held", "")
+                for k in (
+                    "deadline",
+                    "received",
+                    "kiosk",
+                    "center",
+                    "reasons",
+                    "pages",
+                    "",
+                    "held",
+                    "",
+                )
             )
             + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             if rows
@@ -465,6 +477,21 @@ def add_desk_routes(
         response = page.render("queue", page.t("queue"), body)
         remember_language(request, response)
         return response
+
+    async def queue_state(request: web.Request) -> web.Response:
+        """What the open queue page polls: how many wait, and who holds which (the page
+        reloads itself when that changes)."""
+        page = await signed_in(request)
+        official = page.official
+        assert official is not None
+        the_desk = current()
+        items = await run(lambda: the_desk.queue(official, thumbnails=False, limit=QUEUE_LIMIT))
+        total = await run(the_desk.waiting, official)
+        state = {
+            "waiting": total,
+            "dossiers": [[i.dossier_id, i.holder or ""] for i in items],
+        }
+        return web.json_response(state, headers={"Cache-Control": "no-store"})
 
     # -- one dossier ---------------------------------------------------------------------
 
@@ -630,6 +657,7 @@ def add_desk_routes(
     app.router.add_post("/desk/signin", signin)
     app.router.add_post("/desk/signout", signout)
     app.router.add_get("/desk/queue", queue)
+    app.router.add_get("/desk/queue/state", queue_state)
     app.router.add_get("/desk/d/{dossier}", dossier)
     app.router.add_get("/desk/d/{dossier}/page/{page}", page_image)
     app.router.add_post("/desk/d/{dossier}/approve", approve)

@@ -36,7 +36,7 @@ class Console:
     lan: Enrolment  # official of CENTER: the review in the browser
     binh: Enrolment  # official of CENTER: refusals of bad requests
     mai: Enrolment  # official of CENTER: a rescan
-    xa: Enrolment  # official of the server's own center
+    xa: Enrolment  # official of a center of another province
     first: tuple[str, str]  # (dossier id, request id), oldest in the queue
     second: tuple[str, str]
 
@@ -293,3 +293,32 @@ def test_a_rescan_names_the_page_and_the_kiosk_is_told(page: Page, console: Cons
         )
     page.goto(f"{console.server.http}/desk/queue")
     assert page.url.endswith("/desk/signin")
+
+
+def test_the_queue_page_keeps_itself_current(page: Page, console: Console) -> None:
+    """A dossier arriving while the queue is open shows up without the official reloading,
+    with the center that received it."""
+    desk = console.desk
+    tam = desk.officials.add(
+        desk.signers.pki,
+        login="tam",
+        full_name="Ngô Thị Tâm",
+        title="Công chức Tư pháp - Hộ tịch",
+        center=CENTER,
+    )
+    page.clock.install()
+    _sign_in(page, console, tam, _code(tam))
+    assert page.url.endswith("/desk/queue")
+    before = int(page.inner_text("#waiting"))
+    state = page.request.get(f"{console.server.http}/desk/queue/state").json()
+    assert state["waiting"] == before
+    dossier_id, _ = _certify(console.server, [_card(9)])
+    page.clock.run_for(11_000)  # the page polls every 10 s
+    row = page.wait_for_selector(f"tr[data-dossier='{dossier_id}']", timeout=20_000)
+    assert row is not None
+    assert int(page.inner_text("#waiting")) == before + 1
+    assert page.inner_text(f"tr[data-dossier='{dossier_id}'] td.center") == CENTER
+    anonymous = page.context.browser.new_context()  # type: ignore[union-attr]
+    refused = anonymous.request.get(f"{console.server.http}/desk/queue/state", max_redirects=0)
+    assert refused.status == 303 and refused.headers["location"].endswith("/desk/signin")
+    anonymous.close()

@@ -30,11 +30,33 @@
     var form = document.getElementById(id);
     if (form) { form.requestSubmit(); }
   }
+  // The queue keeps itself current: every 10 s it asks what waits and who holds what, and
+  // reloads when that changed, unless the official is typing or pressed a key just now.
+  var lastKey = 0;
+  var seen = null;
+  function poll() {
+    fetch("/desk/queue/state", { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (text) {
+        if (text === null) { return; }
+        if (seen !== null && text !== seen && Date.now() - lastKey > 5000 && !typing(document.activeElement)) {
+          window.location.reload();
+          return;
+        }
+        seen = text;
+      })
+      .catch(function () { /* offline a moment: the next poll tries again */ });
+  }
   document.addEventListener("DOMContentLoaded", function () {
-    if (document.body.dataset.screen === "queue") { move("#queue tbody tr", "selected", 0); }
+    if (document.body.dataset.screen === "queue") {
+      move("#queue tbody tr", "selected", 0);
+      poll();
+      window.setInterval(poll, Number(document.body.dataset.poll || 10000));
+    }
     if (document.body.dataset.screen === "dossier") { move(".page", "current", 0); }
   });
   document.addEventListener("keydown", function (event) {
+    lastKey = Date.now();
     var help = document.getElementById("help");
     if (event.key === "Escape") {
       if (help) { help.hidden = true; }
