@@ -401,8 +401,6 @@ class DevPki:
         name, T = the title, OU = the unit (the center), O = this PKI's organization (cut to
         what X.520 allows: 64 characters, and for the CN 64 bytes of UTF-8); key
         usage digitalSignature + nonRepudiation, as the official's signatures on copies need."""
-        ca_key, ca_cert, others = self._issuing_ca()
-        key = _new_key()
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
@@ -412,6 +410,27 @@ class DevPki:
                 x509.NameAttribute(NameOID.COMMON_NAME, _fit_utf8(common_name, 64)),
             ]
         )
+        return self._issue_signing(path, subject, "official")
+
+    def issue_seal_certificate(self, path: Path, *, organization: str) -> asn1_x509.Certificate:
+        """Issue a certifying body (a center) its seal: an RSA signing key and certificate from
+        the issuing CA whose O and CN name the body (``organization``), written to ``path`` as
+        PKCS#12 under this PKI's passphrase, as :meth:`issue_person_certificate` does."""
+        name = _fit_utf8(organization, 64)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+            ]
+        )
+        return self._issue_signing(path, subject, "seal")
+
+    def _issue_signing(
+        self, path: Path, subject: x509.Name, friendly: str
+    ) -> asn1_x509.Certificate:
+        ca_key, ca_cert, others = self._issuing_ca()
+        key = _new_key()
         cert = _end_entity_cert(
             subject=subject,
             public_key=key.public_key(),
@@ -425,7 +444,7 @@ class DevPki:
         )
         self._record_issued(cert)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, _p12("official", key, cert, [ca_cert, *others], self.passphrase))
+        _atomic_write(path, _p12(friendly, key, cert, [ca_cert, *others], self.passphrase))
         os.chmod(path, 0o600)
         return _to_asn1(cert)
 

@@ -239,9 +239,11 @@ class OfficialSigners:
         self._timestamper = dev_timestamper(pki.load(pki.tsa_path))
         self._validation = ValidationMaterial.from_dev_pki(pki)
 
-    def for_official(self, official: Official) -> CopySigner:
+    def for_official(self, official: Official, center: Center | None = None) -> CopySigner:
+        """The official's signer, sealed with ``center``'s seal (the PKI's own without one)."""
         if self.token is None:
-            return self._signer(official.id, self.pki.directory / official.certificate)
+            key = f"{official.id}@{center.id}" if center is not None else official.id
+            return self._signer(key, self.pki.directory / official.certificate, center)
         with self._lock:
             signer = self._signers.get(official.id)
             if signer is None:
@@ -273,16 +275,28 @@ class OfficialSigners:
                     title=DUTY_TITLE,
                     unit=center.name,
                 )
-        return self._signer("duty:" + center.id, path)
+        return self._signer("duty:" + center.id, path, center)
 
-    def _signer(self, key: str, path: Path) -> CopySigner:
+    def _seal_of(self, center: Center | None) -> Path:
+        """The seal of ``center`` (issued on first use, ``seals/<center>.p12`` in the PKI
+        directory, naming the center), or the PKI's own seal without a center. Called with
+        the lock held."""
+        if center is None:
+            return self.pki.seal_path
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", center.id)
+        path = self.pki.directory / "seals" / f"{name}.p12"
+        if not path.is_file():
+            self.pki.issue_seal_certificate(path, organization=center.name)
+        return path
+
+    def _signer(self, key: str, path: Path, center: Center | None = None) -> CopySigner:
         with self._lock:
             signer = self._signers.get(key)
             if signer is None:
                 signer = Pkcs12CopySigner(
                     path,
                     self.pki.passphrase,
-                    seal_path=self.pki.seal_path if self.seal else None,
+                    seal_path=self._seal_of(center) if self.seal else None,
                     timestamper=self._timestamper,
                     validation=self._validation,
                     level=self.level,
@@ -753,8 +767,8 @@ class Desk:
     async def _issue(
         self, official: Official, work: _Work, number: RegisterNumber, issued_at: datetime
     ) -> Approval:
-        signer = await self._run(self.signers.for_official, official)
         center = await self._run(self.officials.center, official.center)
+        signer = await self._run(self.signers.for_official, official, center)
         code = codes.new_code()
         statement = Statement(
             number=number,

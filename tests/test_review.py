@@ -228,7 +228,8 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
     assert by_pdf.verdict == vpb.VerificationResult.VALID, by_pdf.reason
     signatures = PdfFileReader(BytesIO(pdf)).embedded_signatures
     names = [s.signer_cert.subject.native["common_name"] for s in signatures]
-    assert names[0] == "Nguyễn Thị Lan"  # the official's own key, then the center's seal
+    # the official's own key, the center's seal, then the document time-stamp (B-LTA)
+    assert names[:2] == ["Nguyễn Thị Lan", "UBND Phường Thử"]
     assert signatures[0].signer_cert.subject.native["title"] == "Công chức Tư pháp - Hộ tịch"
     path = tmp_path / "copy.pdf"
     path.write_bytes(pdf)
@@ -560,5 +561,9 @@ def test_an_official_of_another_center_of_the_province_reviews_and_certifies_it(
     assert [(e["number"], e["state"], e["official"]) for e in ours] == [
         (approved.register_number, "issued", "ben")
     ]
-    assert "UBND Phường Bên" in approved.register_entry or approved.register_entry
+    with desks.server.client(kiosk_id=KIOSK) as kiosk:
+        pdf = kiosk.download(approved.issued.code)
+    signatures = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    names = [s.signer_cert.subject.native["common_name"] for s in signatures]
+    assert names[:2] == ["Vũ Thị Bên", "UBND Phường Bên"]  # sealed by the center certifying
     assert dossier_id not in [i.dossier_id for i in desks.lan.queue(thumbnails=False)]
