@@ -289,14 +289,22 @@ class OfficialSigners:
             self.pki.issue_seal_certificate(path, organization=center.name)
         return path
 
-    def _signer(self, key: str, path: Path, center: Center | None = None) -> CopySigner:
+    def for_seal(self, center: Center) -> CopySigner:
+        """The center's seal alone: what seals its register (not an HSM's)."""
+        with self._lock:
+            path = self._seal_of(center)
+        return self._signer("seal:" + center.id, path, center, sealed=False)
+
+    def _signer(
+        self, key: str, path: Path, center: Center | None = None, *, sealed: bool = True
+    ) -> CopySigner:
         with self._lock:
             signer = self._signers.get(key)
             if signer is None:
                 signer = Pkcs12CopySigner(
                     path,
                     self.pki.passphrase,
-                    seal_path=self._seal_of(center) if self.seal else None,
+                    seal_path=self._seal_of(center) if self.seal and sealed else None,
                     timestamper=self._timestamper,
                     validation=self._validation,
                     level=self.level,

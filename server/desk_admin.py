@@ -13,17 +13,20 @@ and registry (like ``saoy kiosk-cert``):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from saoy.core.centers import REVIEW_POLICIES
 from saoy.core.deskdb import DeskDb
 from saoy.core.errors import SaoyError
 from saoy.core.officials import ROLES, Enrolment, Officials
-from saoy.core.register import Register, year_of
+from saoy.core.register import BOOK, KIND, Register, year_of
+from saoy.core.register_pdf import render_register
 from saoy.core.registries import create_registry
-from saoy.core.review import TokenConfig, move_key_into_token
+from saoy.core.review import OfficialSigners, TokenConfig, move_key_into_token
 from saoy.server.app import open_dev_pki
 from saoy.server.settings import Settings
 
@@ -177,23 +180,43 @@ def center_command(argv: Sequence[str]) -> int:
 
 
 def register_command(argv: Sequence[str]) -> int:
-    """``saoy register CENTER [--year Y]``: the book as CSV on stdout."""
+    """``saoy register CENTER [--year Y] [--pdf FILE]``: the book as CSV on stdout, or as a
+    PDF sealed by the center."""
     parser = argparse.ArgumentParser(
         prog="saoy register",
         description="Print a center's certification register (sổ chứng thực bản sao từ bản"
-        " chính) for a year as CSV: number, book, state, time, code, dossier, pages, official.",
+        " chính) for a year as CSV: number, book, state, time, code, dossier, pages, official;"
+        " with --pdf, write it as a PDF signed with the center's seal (PAdES, time-stamped).",
     )
     parser.add_argument("center_id")
     parser.add_argument("--year", type=int, default=year_of(datetime.now(UTC)))
+    parser.add_argument("--pdf", type=Path, help="write the sealed book here instead")
     _add_settings(parser)
     args = parser.parse_args(argv)
     try:
-        _, db = _open(_settings(args))
+        settings = _settings(args)
+        officials, db = _open(settings)
         try:
-            sys.stdout.write(Register(db).export_csv(args.center_id, args.year))
+            register = Register(db)
+            if args.pdf is None:
+                sys.stdout.write(register.export_csv(args.center_id, args.year))
+                return 0
+            center = officials.center(args.center_id)
+            entries = register.entries(center.id, args.year)
+            pdf = render_register(center.name, center.id, args.year, entries)
+            signers = OfficialSigners(open_dev_pki(settings), level="B-T")
+            try:
+                sealed = asyncio.run(signers.for_seal(center).sign(pdf))
+            finally:
+                signers.close()
+            args.pdf.write_bytes(sealed)
+            print(
+                f"{args.pdf}: book {BOOK}/{args.year}-{KIND} of {center.name}, {len(entries)}"
+                " number(s), sealed with the center's seal"
+            )
         finally:
             db.registry.close()
-    except (ValueError, SaoyError) as error:
+    except (ValueError, SaoyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

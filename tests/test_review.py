@@ -492,6 +492,21 @@ def test_the_head_of_center_and_an_official_at_a_terminal(
     assert book[0].startswith("number,book,state,issued_at,code")
     assert any(approved.split()[1] in row and "ngoc" in row for row in book[1:])
 
+    # the book as the center keeps it: a PDF sealed with the center's seal, time-stamped
+    sealed_book = desks.server.data_dir / "register.pdf"
+    assert register_command([CENTER, *data[:2], "--pdf", str(sealed_book)]) == 0
+    assert "sealed with the center's seal" in capsys.readouterr().out
+    pdf = sealed_book.read_bytes()
+    [seal, *_] = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    assert seal.signer_cert.subject.native["common_name"] == "UBND Phường Thử"
+    checked = subprocess.run(["pdfsig", str(sealed_book)], capture_output=True, text=True)
+    assert "Signature is Valid" in checked.stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(sealed_book), "-"], capture_output=True, check=True
+    ).stdout.decode()
+    assert approved.split()[1] in text and "Hà Thị Ngọc" in text
+    assert "SỔ CHỨNG THỰC BẢN SAO TỪ BẢN CHÍNH" in text
+
     assert official_command(["disable", "ngoc", *data]) == 0
     capsys.readouterr()
     assert main(["desk", "queue", *server]) == 2
