@@ -509,7 +509,9 @@ class DeskClient:
     def _call(self, method: str, request: Any) -> Any:
         return getattr(self._review, method)(request, metadata=self._metadata, timeout=self.timeout)
 
-    def sign_in(self, login: str, password: str, totp_code: str) -> rpb.SignInResponse:
+    def sign_in(self, login: str, password: str = "", totp_code: str = "") -> rpb.SignInResponse:
+        """Sign in with the password and the authenticator's code; or, over a connection made
+        with the official's own certificate (``credentials`` with it), with the login alone."""
         response: rpb.SignInResponse = self._review.SignIn(
             rpb.SignInRequest(login=login, password=password, totp_code=totp_code),
             timeout=self.timeout,

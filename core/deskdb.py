@@ -98,6 +98,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 2: the desk's own centers and kiosks folded into reception's (see _fold_centers).
     (),
+    # 3: the SHA-256 of each official's certificate, for sign-in with it over mutual TLS.
+    ("ALTER TABLE officials ADD COLUMN certificate_sha256 TEXT",),
 )
 DESK_SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

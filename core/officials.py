@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -229,7 +230,7 @@ class Officials:
         if self._row(login) is not None:
             raise InvalidInput(f"official {login} exists already: use reset", field="login")
         relative = f"officials/{login}.p12"
-        pki.issue_person_certificate(
+        issued = pki.issue_person_certificate(
             pki.directory / relative, common_name=full_name, title=title, unit=home.name
         )
         password = secrets.token_urlsafe(12)
@@ -237,7 +238,8 @@ class Officials:
         with self.db.transaction(write=True) as db:
             db.execute(
                 "INSERT INTO officials (id, full_name, title, center, role, password_hash,"
-                " totp_secret, certificate, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " totp_secret, certificate, certificate_sha256, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     login,
                     full_name,
@@ -247,6 +249,7 @@ class Officials:
                     _hasher.hash(password),
                     secret,
                     relative,
+                    hashlib.sha256(issued.dump()).hexdigest(),
                     self.db.ts(now()),
                 ),
             )
@@ -301,6 +304,12 @@ class Officials:
         return None if row is None else _official_of(row)
 
     @staticmethod
+    def _official(db: Any, login: str) -> Official:
+        """The official, read in the caller's transaction."""
+        row = db.execute(f"SELECT {_OFFICIAL_COLUMNS} FROM officials WHERE id = ?", (login,))
+        return _official_of(row.fetchone())
+
+    @staticmethod
     def _uri(login: str, secret: str) -> str:
         return pyotp.TOTP(secret).provisioning_uri(name=login, issuer_name=TOTP_ISSUER)
 
@@ -344,8 +353,6 @@ class Officials:
                     reason="OFFICIAL_DISABLED",
                 )
             raise wrong
-        token = secrets.token_urlsafe(32)
-        expires = current + self.session_ttl
         with self.db.transaction(write=True) as db:
             # The code is spent here, once: of two sign-ins racing with it, one wins.
             spent = db.execute(
@@ -355,18 +362,62 @@ class Officials:
             )
             if getattr(spent, "rowcount", 1) != 1:
                 raise wrong
+            return self._open_session(db, login, "password_totp")
+
+    def _open_session(self, db: Any, login: str, how: str) -> Session:
+        token = secrets.token_urlsafe(32)
+        current = now()
+        expires = current + self.session_ttl
+        db.execute(
+            "INSERT INTO official_sessions (token_hash, official_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (_digest(token), login, self.db.ts(current), self.db.ts(expires)),
+        )
+        db.execute(
+            "DELETE FROM official_sessions WHERE official_id = ? AND expires_at < ?"
+            " AND token_hash <> ?",
+            (login, self.db.ts(current), _digest(token)),
+        )
+        self.db.audit(db, login, "signed_in", means=how)
+        return Session(token, self._official(db, login), expires)
+
+    def certificate_sha256(self, login: str) -> str | None:
+        """The SHA-256 of the official's certificate as enrolled (None: not recorded)."""
+        with self.db.transaction(write=False) as db:
+            row = db.execute(
+                "SELECT certificate_sha256 FROM officials WHERE id = ?", (login,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def record_certificate(self, login: str, sha256: str) -> None:
+        """Record the certificate of an official enrolled before certificates were recorded
+        (read from their PKCS#12 file), once."""
+        with self.db.transaction(write=True) as db:
             db.execute(
-                "INSERT INTO official_sessions (token_hash, official_id, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (_digest(token), login, self.db.ts(current), self.db.ts(expires)),
+                "UPDATE officials SET certificate_sha256 = ?"
+                " WHERE id = ? AND certificate_sha256 IS NULL",
+                (sha256, login),
             )
-            db.execute(
-                "DELETE FROM official_sessions WHERE official_id = ? AND expires_at < ?"
-                " AND token_hash <> ?",
-                (login, self.db.ts(current), _digest(token)),
-            )
-            self.db.audit(db, login, "signed_in")
-        return Session(token, self.get(login), expires)
+
+    def sign_in_with_certificate(self, login: str, certificate_sha256: str) -> Session:
+        """A new session for an official whose own certificate the connection was made with
+        (mutual TLS): the certificate is the proof, as the password and code are otherwise."""
+        wrong = Unauthenticated(
+            f"this connection's certificate is not official {login[:40]!r}'s",
+            reason="SIGN_IN_FAILED",
+        )
+        with self.db.transaction(write=True) as db:
+            row = db.execute(
+                "SELECT disabled, certificate_sha256 FROM officials WHERE id = ?", (login,)
+            ).fetchone()
+            if row is None or not row[1] or not hmac.compare_digest(row[1], certificate_sha256):
+                raise wrong
+            if row[0]:
+                raise Unauthenticated(
+                    f"official {login} is disabled: ask the head of center",
+                    reason="OFFICIAL_DISABLED",
+                )
+            return self._open_session(db, login, "certificate")
 
     def _failed(self, login: str, failures: int) -> None:
         locked = None

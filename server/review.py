@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -12,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from saoy.core.errors import InvalidInput, NotFound, Unauthenticated
-from saoy.core.officials import Official, Officials, SignInThrottled
+from saoy.core.errors import InvalidInput, NotFound, SaoyError, Unauthenticated
+from saoy.core.officials import Official, Officials, Session, SignInThrottled
 from saoy.core.registry import CopyRecord, Registry
 from saoy.core.review import Correction, Desk, DossierStatus
 from saoy.server.events import timestamp
@@ -136,15 +139,21 @@ class ReviewServicer(pb_grpc.ReviewServicer):
     async def SignIn(
         self, request: pb.SignInRequest, context: grpc.aio.ServicerContext
     ) -> pb.SignInResponse:
-        if not request.login or not request.password or not request.totp_code:
+        pems: list[bytes] = list(context.auth_context().get("x509_pem_cert") or ())
+        by_certificate = bool(pems) and not request.password and not request.totp_code
+        if not request.login or not (by_certificate or (request.password and request.totp_code)):
             raise InvalidInput(
-                "give login, password and totp_code (the 6 digits of the authenticator app)",
+                "give login, password and totp_code (the 6 digits of the authenticator app),"
+                " or only login over a connection made with your own certificate (mutual TLS)",
                 field="login" if not request.login else "totp_code",
             )
         try:
-            session = await self._run(
-                self.officials.sign_in, request.login, request.password, request.totp_code
-            )
+            if by_certificate:
+                session = await self._run(self._sign_in_with_certificate, request.login, pems[0])
+            else:
+                session = await self._run(
+                    self.officials.sign_in, request.login, request.password, request.totp_code
+                )
         except SignInThrottled:
             if self.metrics is not None:
                 self.metrics.sign_ins.labels(result="throttled").inc()
@@ -161,6 +170,20 @@ class ReviewServicer(pb_grpc.ReviewServicer):
             expires_at=timestamp(session.expires_at),
             official=_official_info(session.official),
         )
+
+    def _sign_in_with_certificate(self, login: str, pem: bytes) -> Session:
+        """The connection's certificate must be the official's own (the one their signatures
+        carry); one enrolled before certificates were recorded is read from their file."""
+        der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+        if self.officials.certificate_sha256(login) is None:
+            with contextlib.suppress(SaoyError):
+                official = self.officials.get(login)
+                pki = self.desk.signers.pki
+                path = pki.directory / official.certificate
+                if path.is_file():
+                    own = pki.load(path).certificate.dump()
+                    self.officials.record_certificate(login, hashlib.sha256(own).hexdigest())
+        return self.officials.sign_in_with_certificate(login, hashlib.sha256(der).hexdigest())
 
     async def SignOut(
         self, request: pb.SignOutRequest, context: grpc.aio.ServicerContext

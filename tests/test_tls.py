@@ -214,3 +214,50 @@ def test_tls_settings_read_flags_and_environment() -> None:
     assert settings.tls == "mutual"
     assert settings.tls_client_ca == Path("/etc/saoy/kiosks.pem")
     assert settings.tls_cert is None
+
+
+def test_an_official_signs_in_with_their_own_certificate_and_no_other(
+    mutual: RunningServer, kiosk_a: Path, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from saoy.clients.sdk import DeskClient
+
+    desk = mutual.server.desk
+    assert desk is not None
+    center = mutual.server.settings.center
+    for login, name in (("chung", "Lý Văn Chung"), ("khac", "Mạc Thị Khác")):
+        desk.officials.add(
+            desk.signers.pki, login=login, full_name=name, title="Công chức", center=center
+        )
+    own = desk.signers.pki.directory / desk.officials.get("chung").certificate
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        own.read_bytes(), mutual.server.settings.pki_passphrase.encode()
+    )
+    assert key is not None and cert is not None
+    creds = tls_credentials(
+        (kiosk_a / "ca.pem").read_bytes(),
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    with DeskClient(mutual.target, credentials=creds) as official:
+        signed_in = official.sign_in("chung")  # no password, no code: the certificate
+        assert signed_in.official.full_name == "Lý Văn Chung"
+        assert official.queue(thumbnails=False) is not None
+        with pytest.raises(grpc.RpcError) as raised:
+            DeskClient(mutual.target, credentials=creds).sign_in("khac")
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with DeskClient(mutual.target, credentials=credentials(kiosk_a)) as kiosk:
+        with pytest.raises(grpc.RpcError) as raised:
+            kiosk.sign_in("chung")  # a kiosk's certificate is no official's
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as raised:
+            kiosk.sign_in("chung", "a password", "")  # half of the other way
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    audit = [e for e in desk.db.audit_events() if e["kind"] == "signed_in"]
+    assert audit[-1]["official"] == "chung" and audit[-1]["detail"]["means"] == "certificate"
