@@ -312,6 +312,16 @@ def test_the_nationality_is_found_after_its_label_read_garbled() -> None:
     assert fields["nationality"].confidence == 0.95
 
 
+def test_a_nationality_read_one_letter_off_is_viet_nam_read_unsurely() -> None:
+    for misread in (["Việt", "lam"], ["Vlệt", "Nam"], ["Việt", "Nem"]):
+        row = _row(["Quốc", "tịch", "/", "Nationality:", *misread], 300)
+        found = card_fields(group_lines(row))["nationality"]
+        assert found.value == "Việt Nam" and found.confidence < 0.8, misread
+    # Two letters off is no reading of it: left as read.
+    row = _row(["Quốc", "tịch", "/", "Nationality:", "Vlệt", "lam"], 300)
+    assert card_fields(group_lines(row))["nationality"].value == "Vlệt lam"
+
+
 # The zone of a card without expiry (fillers, check digit 0), as the 2024 card prints it.
 NO_EXPIRY_ZONE = (
     "IDVNM1610349091048161034909<<<",

@@ -177,7 +177,27 @@ def _nationality(page: Page) -> tuple[str, float] | None:
         for n in (1, 2):
             if fold(words_text(words[start : start + n])) == "vietnam":
                 return "Việt Nam", words_confidence(words[start : start + n])
+    # Read one letter off ("Việt lam", "Vlệt Nam"): no other nationality is a letter away, but
+    # the reading is unsure until the MRZ confirms it.
+    for start in range(len(words)):
+        for n in (1, 2):
+            if _one_letter_off(fold(words_text(words[start : start + n])), "vietnam"):
+                conf = min(words_confidence(words[start : start + n]), MISREAD_NATIONALITY)
+                return "Việt Nam", conf
     return words_text(words), words_confidence(words)
+
+
+MISREAD_NATIONALITY = 0.6  # "Việt Nam" read one letter off: to be confirmed
+
+
+def _one_letter_off(a: str, b: str) -> bool:
+    """One letter changed, added or dropped."""
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return len(longer) == len(shorter) + 1 and any(
+        longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer))
+    )
 
 
 PLACES = ("place_of_origin", "place_of_residence", "place_of_birth")
