@@ -127,7 +127,8 @@ def test_the_desks_centers_become_receptions(location: Any) -> None:
         with registry._transaction(write=False) as tx:
             assert tx.execute("SELECT count(*) FROM official_sessions").fetchone()[0] == 1
             assert tx.execute("SELECT last_number FROM register_books").fetchone()[0] == 7
-            assert tx.execute("SELECT max(version) FROM desk_schema_version").fetchone()[0] == deskdb.DESK_SCHEMA_VERSION
+            version = tx.execute("SELECT max(version) FROM desk_schema_version").fetchone()[0]
+            assert version == deskdb.DESK_SCHEMA_VERSION
         # an official now belongs to a registered center: the reference is reception's
         error = sqlite3.IntegrityError if isinstance(location, Path) else psycopg.IntegrityError
         with pytest.raises(error), registry._transaction(write=True) as tx:
