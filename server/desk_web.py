@@ -688,11 +688,8 @@ async def _decided(
     outcome: str,
     dossier_id: str,
 ) -> None:
-    if metrics is None:
-        return
-    dossier = await run(desk.registry.get_dossier, dossier_id)
-    if dossier is not None:
-        metrics.decided(outcome, dossier.created_at)
+    if metrics is not None:
+        await run(metrics.record, desk, outcome, dossier_id)
 
 
 def _displayable(data: bytes) -> tuple[bytes, str]:

@@ -251,6 +251,10 @@ def test_review_all_holds_a_clean_dossier_and_an_approval_issues_it(
         metrics = response.read().decode()
     assert 'saoy_reviews_total{outcome="approved"}' in metrics
     assert "saoy_review_wait_seconds_count" in metrics
+    handled = desks.server.server.metrics.registry.get_sample_value(
+        "saoy_review_handling_seconds_count"
+    )
+    assert handled is not None and handled >= 1  # from the claim to the approval
     assert 'saoy_official_sign_ins_total{result="ok"}' in metrics
 
 
