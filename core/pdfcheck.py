@@ -390,6 +390,16 @@ def _check_structure(reader: PdfFileReader) -> int:
     revisions = reader.xrefs.total_revisions
     if revisions > MAX_PDF_REVISIONS:
         raise _too_many("revisions (incremental updates)", revisions, MAX_PDF_REVISIONS)
+    try:
+        root = reader.trailer["/Root"]
+    except KeyError:
+        root = None
+    if not isinstance(root, DictionaryObject):
+        raise InvalidInput(
+            f"the PDF cannot be read: its trailer names no document catalog; {_NOT_A_COPY}",
+            reason="PDF_MALFORMED",
+            field="pdf",
+        )
     count = int(reader.root["/Pages"]["/Count"])
     if count > MAX_PDF_PAGES:
         raise _too_many("pages", count, MAX_PDF_PAGES)

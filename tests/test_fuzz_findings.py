@@ -74,11 +74,15 @@ def test_a_payload_with_broken_utf8_is_refused_without_leaking(cose: bytes) -> N
     assert len(gc.get_objects()) - before < 500
 
 
-def _pdf_with_stream(stream: bytes, media_box: bytes = b"0 0 612 792") -> bytes:
+def _pdf_with_stream(
+    stream: bytes,
+    media_box: bytes = b"0 0 612 792",
+    catalog: bytes = b"<< /Type /Catalog /Pages 2 0 R >>",
+) -> bytes:
     """A one-page PDF whose page content is ``stream``, declared FlateDecode, with a correct
     cross-reference table."""
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
+        catalog,
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [%s] /Contents 4 0 R >>" % media_box,
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
@@ -132,3 +136,15 @@ def test_a_pdf_number_that_is_no_number_is_a_damaged_file(
     with pytest.raises(InvalidInput) as refused:
         verifier.by_pdf(_pdf_with_stream(CONTENT, b"0 0 612 " + number))
     assert refused.value.reason == "PDF_MALFORMED"
+
+
+@pytest.mark.parametrize("catalog", [b"42", b"[1 0 R]", b"(a string)", b"null"])
+def test_a_pdf_whose_trailer_names_no_catalog_is_a_damaged_file(
+    verifier: Verifier, catalog: bytes
+) -> None:
+    # Found by fuzz_pdfverify: pyHanko's assertion that /Root is a dictionary escaped
+    # inspect_pdf (an AssertionError), so the upload page answered 500 instead of 422.
+    with pytest.raises(InvalidInput) as refused:
+        verifier.by_pdf(_pdf_with_stream(CONTENT, catalog=catalog))
+    assert refused.value.reason == "PDF_MALFORMED"
+    assert "no document catalog" in refused.value.message
