@@ -615,6 +615,17 @@ def _trailing_bytes(pdf: bytes) -> bool:
     return not pdf.rstrip(b"\x00\t\n\x0c\r ").endswith(b"%%EOF")
 
 
+_UNREADABLE_SIGNATURE = (
+    SignatureValidationError,
+    PdfError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,  # pyHanko on a signature dictionary it half parsed (found by fuzzing)
+)
+"""What evaluating a damaged signature raises: the signature is broken, the file is judged."""
+
+
 def _check(
     sig: EmbeddedPdfSignature,
     spec: PdfSignatureValidationSpec,
@@ -623,7 +634,7 @@ def _check(
 ) -> SignatureReport:
     try:
         result = asyncio.run(ades_lta_validation(sig, spec, timing_info=timing))
-    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
+    except _UNREADABLE_SIGNATURE as exc:
         log.info("signature %s could not be evaluated: %s", sig.field_name, exc)
         return _broken(sig, str(exc) or type(exc).__name__)
     status = result.api_status
@@ -642,7 +653,7 @@ def _check_integrity(sig: EmbeddedPdfSignature, context: ValidationContext) -> S
             status = asyncio.run(async_validate_pdf_timestamp(sig, context))
         else:
             status = asyncio.run(async_validate_pdf_signature(sig, context))
-    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
+    except _UNREADABLE_SIGNATURE as exc:
         log.info("signature %s could not be evaluated: %s", sig.field_name, exc)
         return replace(_broken(sig, str(exc) or type(exc).__name__), document_timestamp=timestamp)
     cert = status.signing_cert

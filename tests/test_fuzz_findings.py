@@ -148,3 +148,11 @@ def test_a_pdf_whose_trailer_names_no_catalog_is_a_damaged_file(
         verifier.by_pdf(_pdf_with_stream(CONTENT, catalog=catalog))
     assert refused.value.reason == "PDF_MALFORMED"
     assert "no document catalog" in refused.value.message
+
+
+def test_a_signature_pyhanko_half_parses_is_broken_not_a_crash(verifier: Verifier) -> None:
+    # Found by fuzz_pdfverify: pyHanko's AttributeError (external_md_algorithm of a signature
+    # dictionary it half parsed) escaped inspect_pdf, so the upload page answered 500.
+    data = Path(__file__).parent / "data" / "fuzz" / "pdfverify-signature-half-parsed.pdf"
+    report = verifier.by_pdf(data.read_bytes())
+    assert report.verdict.value in ("UNKNOWN", "ALTERED")
