@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import struct
 import threading
 import zlib
 from collections.abc import Sequence
@@ -415,7 +416,8 @@ def _check_structure(reader: PdfFileReader) -> int:
                 obj.data  # noqa: B018 - decoded under the limits, kept for what follows
         except PdfDecodeLimitError:
             raise
-        except zlib.error as exc:  # a Flate stream that does not inflate: no copy has one
+        except (zlib.error, struct.error) as exc:  # a stream that does not decode (Flate,
+            # or an ASCII85 group beyond 32 bits): no copy has one
             raise InvalidInput(
                 f"the PDF cannot be read: object {ref.idnum} holds damaged compressed data"
                 f" ({exc}); {_NOT_A_COPY}",

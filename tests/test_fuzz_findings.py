@@ -78,14 +78,17 @@ def _pdf_with_stream(
     stream: bytes,
     media_box: bytes = b"0 0 612 792",
     catalog: bytes = b"<< /Type /Catalog /Pages 2 0 R >>",
+    filter_name: bytes = b"/FlateDecode",
 ) -> bytes:
-    """A one-page PDF whose page content is ``stream``, declared FlateDecode, with a correct
+    """A one-page PDF whose page content is ``stream``, declared ``filter_name``, with a correct
     cross-reference table."""
     objects = [
         catalog,
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [%s] /Contents 4 0 R >>" % media_box,
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Length %d /Filter %s >>\nstream\n" % (len(stream), filter_name)
+        + stream
+        + b"\nendstream",
     ]
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
@@ -156,3 +159,15 @@ def test_a_signature_pyhanko_half_parses_is_broken_not_a_crash(verifier: Verifie
     data = Path(__file__).parent / "data" / "fuzz" / "pdfverify-signature-half-parsed.pdf"
     report = verifier.by_pdf(data.read_bytes())
     assert report.verdict.value in ("UNKNOWN", "ALTERED")
+
+
+def test_an_ascii85_group_beyond_32_bits_is_a_damaged_file(verifier: Verifier) -> None:
+    # Found by fuzz_pdfverify: struct.error (pyHanko packing a 5-character ASCII85 group
+    # worth more than 2**32 - 1) escaped inspect_pdf, so the upload page answered 500.
+    assert (
+        verifier.by_pdf(_pdf_with_stream(b"s8W-!~>", filter_name=b"/ASCII85Decode")).verdict.value
+        == "UNKNOWN"
+    )  # the largest group there is: the control
+    with pytest.raises(InvalidInput) as refused:
+        verifier.by_pdf(_pdf_with_stream(b's8W-"~>', filter_name=b"/ASCII85Decode"))
+    assert refused.value.reason == "PDF_MALFORMED"
