@@ -379,6 +379,12 @@ def _parse(pdf: bytes) -> _Parsed:
             reason="PDF_MALFORMED",
             field="pdf",
         ) from exc
+    except AssertionError as exc:  # pyHanko asserts on structures it cannot read
+        raise InvalidInput(
+            f"the PDF cannot be read: its structure is damaged; {_NOT_A_COPY}",
+            reason="PDF_MALFORMED",
+            field="pdf",
+        ) from exc
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidInput(f"the PDF cannot be read: {exc}", field="pdf") from exc
 

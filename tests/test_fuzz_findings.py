@@ -171,3 +171,12 @@ def test_an_ascii85_group_beyond_32_bits_is_a_damaged_file(verifier: Verifier) -
     with pytest.raises(InvalidInput) as refused:
         verifier.by_pdf(_pdf_with_stream(b's8W-"~>', filter_name=b"/ASCII85Decode"))
     assert refused.value.reason == "PDF_MALFORMED"
+
+
+def test_a_damaged_cross_reference_stream_is_a_damaged_file(verifier: Verifier) -> None:
+    # Found by fuzz_pdfverify: pyHanko's reader asserts on an xref stream it cannot read; the
+    # AssertionError escaped inspect_pdf, so the upload page answered 500.
+    data = Path(__file__).parent / "data" / "fuzz" / "pdfverify-xref-stream-damaged.pdf"
+    with pytest.raises(InvalidInput) as refused:
+        verifier.by_pdf(data.read_bytes())
+    assert refused.value.reason == "PDF_MALFORMED"
