@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from saoy.core.errors import SaoyError
@@ -46,7 +48,9 @@ def serve_command(argv: Sequence[str]) -> int:
 def worker_command(argv: Sequence[str]) -> int:
     """``saoy worker --queue-url redis://…``: take dossiers off the work queue until SIGTERM.
     It takes the same settings as ``saoy serve`` (the same registry, blobs and data dir as the
-    fronts; --public-url names the fronts' HTTP base printed on copies)."""
+    fronts; --public-url names the fronts' HTTP base printed on copies); its --http-port (9464
+    unless given) serves /metrics and /healthz; its gRPC port is one the system picks (kiosks
+    talk to the fronts)."""
     from saoy.server.worker import run_worker
 
     try:
@@ -56,6 +60,10 @@ def worker_command(argv: Sequence[str]) -> int:
     except ValueError as error:
         print(f"error: {error}")
         return 2
+    given = any(a.startswith("--http-port") for a in argv) or "SAOY_HTTP_PORT" in os.environ
+    # A worker beside a front on one machine: its /metrics on a port of its own by default,
+    # and no fixed gRPC port (it takes its dossiers from the queue, not from kiosks).
+    settings = replace(settings, grpc_port=0, http_port=settings.http_port if given else 9464)
     _log_to_stderr(settings)
     asyncio.run(run_worker(settings))
     return 0
