@@ -62,14 +62,14 @@ from saoy.clients.simulator import docgen
 from saoy.clients.simulator.corpus import Sample as TemplateSample
 from saoy.clients.simulator.corpus import templates_corpus
 from saoy.clients.simulator.scoring import levenshtein, line_reads
-from saoy.core.admission import Limits, admit_decoded, quality_issues
 from saoy.core.documents import DocumentReader, PageAnalysis, analyze_view, judge, page_view
 from saoy.core.documents.analysis import analyze_page, quarter_turns_upright, read_turned
 from saoy.core.documents.text import group_lines
-from saoy.core.imaging import PreparedPage, prepare, result_to_source, turned
 from saoy.core.model import AdmittedPage, OcrResult, Outcome
-from saoy.core.ocr import OcrEngine, OcrUnavailable
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrEngine, OcrUnavailable
+from saoy.core.pages.admission import Limits, admit_decoded, quality_issues
+from saoy.core.pages.imaging import PreparedPage, prepare, result_to_source, turned
 from saoy.core.pipeline import reader_for
 
 TODAY = date(2025, 6, 1)

@@ -20,7 +20,7 @@ dossier, and compared with the first (ratios): ``present`` is the pipeline with 
 (:attr:`saoy.core.pipeline.PipelineConfig.economical` false: OpenMP kernels on every core,
 orientation detection on every page of no known type; A4 pages read by Tesseract at a text
 height of 22 pixels, not 19; and the signer sizing each signature afresh,
-:attr:`saoy.core.signing.PadesCopySigner.reuse_room`), ``lean`` the default. Not
+:attr:`saoy.core.trust.signing.PadesCopySigner.reuse_room`), ``lean`` the default. Not
 switched: copy page streams without ASCII85 (a few ms).
 
     python benchmarks/cost.py                       # present vs lean, 5 dossiers each
@@ -49,8 +49,8 @@ from typing import Any
 
 from saoy.clients.simulator import docgen
 from saoy.core import pipeline as pl
-from saoy.core.ocr_cascade import CascadeEngine
-from saoy.core.signing import PadesCopySigner
+from saoy.core.ocr.cascade import CascadeEngine
+from saoy.core.trust.signing import PadesCopySigner
 from saoy.server.app import create_server
 from saoy.server.settings import Settings
 

@@ -1,6 +1,6 @@
-"""Time of the KPI report (saoy.core.kpi) over many dossiers, against a baseline in the same run:
-a bare ``count(*)`` over the same receipts (so the ratio says what the joins and aggregates
-cost, whatever the machine).
+"""Time of the KPI report (saoy.core.reception.kpi) over many dossiers, against a baseline in
+the same run: a bare ``count(*)`` over the same receipts (so the ratio says what the joins and
+aggregates cost, whatever the machine).
 
 Synthetic dossiers spread over 30 days and 20 centers (a tenth refused, a twentieth still under
 review, half paid online, a third rated) are written straight into the registry's tables, the
@@ -24,10 +24,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from saoy.core.centers import Center, Centers, ReceptionDb
-from saoy.core.kpi import KpiReport
-from saoy.core.registries import create_registry
-from saoy.core.registry import SqlRegistry
+from saoy.core.reception.centers import Center, Centers, ReceptionDb
+from saoy.core.reception.kpi import KpiReport
+from saoy.core.storage.registries import create_registry
+from saoy.core.storage.registry import SqlRegistry
 
 CENTERS = 20
 DAYS = 30

@@ -41,8 +41,8 @@ from skimage.filters import threshold_otsu, threshold_sauvola  # noqa: E402
 from skimage.measure import label  # noqa: E402
 
 from saoy.clients.simulator import docgen  # noqa: E402
-from saoy.core import hashing, imaging  # noqa: E402
-from saoy.core.admission import Limits, admit_decoded  # noqa: E402
+from saoy.core.pages import hashing, imaging  # noqa: E402
+from saoy.core.pages.admission import Limits, admit_decoded  # noqa: E402
 
 cv2.setNumThreads(ARGS.threads)
 

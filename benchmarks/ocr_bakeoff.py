@@ -1,11 +1,11 @@
 """The OCR engines side by side on the same pages: accuracy and CPU cost, one table.
 
 Engines (each where it is installed): ``cascade`` (Tesseract reads the page, the ONNX line
-recognizer reads again the words it is unsure of, :mod:`saoy.core.ocr_cascade`), ``tesseract``
+recognizer reads again the words it is unsure of, :mod:`saoy.core.ocr.cascade`), ``tesseract``
 (Tesseract alone, Debian's ``vie`` model: the default), ``tesseract-script`` (Tesseract,
 Debian's ``script/Vietnamese`` model from ``tesseract-ocr-script-viet``), ``trueocr`` (the
-trueocr package's ONNX models, :mod:`saoy.core.ocr_trueocr`) and ``onnx`` (PP-OCRv4 detection
-and the asterocr recognizer, :mod:`saoy.core.ocr_onnx`). Each reads every page of:
+trueocr package's ONNX models, :mod:`saoy.core.ocr.trueocr`) and ``onnx`` (PP-OCRv4 detection
+and the asterocr recognizer, :mod:`saoy.core.ocr.onnx`). Each reads every page of:
 
 - the ``docgen`` corpus of ``benchmarks/accuracy.py`` (cards front and back, birth certificates
   at 200 dpi, bad input, turned pages), read and analysed as ``accuracy.py`` does;
@@ -56,8 +56,8 @@ from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.documents import DocumentReader, judge
 from saoy.core.documents.text import group_lines
 from saoy.core.model import OcrResult
-from saoy.core.ocr import OcrEngine, OcrUnavailable
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrEngine, OcrUnavailable
 
 ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
     "cascade": ("cascade", {"threads": 1, "providers": "cpu"}),

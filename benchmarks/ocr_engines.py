@@ -30,8 +30,8 @@ from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import levenshtein, line_reads
 from saoy.core.documents.text import group_lines
 from saoy.core.model import OcrResult
-from saoy.core.ocr import OcrEngine, OcrUnavailable
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrEngine, OcrUnavailable
 
 
 @dataclass

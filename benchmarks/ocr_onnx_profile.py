@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-import saoy.core.ocr_onnx as ocr_onnx
+import saoy.core.ocr.onnx as ocr_onnx
 from saoy.clients.simulator.docgen import reference_dossier
 
 

@@ -38,23 +38,23 @@ from cryptography import x509
 from PIL import Image
 
 from saoy.clients.simulator.docgen import reference_dossier
-from saoy.core import codes
-from saoy.core.blobs import FileBlobStore
 from saoy.core.model import CertificationBlock, RenderPage
-from saoy.core.offline import (
+from saoy.core.pages.pdfcheck import inspect_pdf
+from saoy.core.reception import codes
+from saoy.core.render import BAND_HEIGHT
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registry import CopyRecord, DossierRecord, SqliteRegistry, store_dossier
+from saoy.core.trust.offline import (
     load_qr_certificates,
     rasterize_page,
     render_with_qr,
     verify_offline,
 )
-from saoy.core.pdfcheck import inspect_pdf
-from saoy.core.pki import DevPki, ensure_dev_pki
-from saoy.core.publication import LogPublisher
-from saoy.core.registry import CopyRecord, DossierRecord, SqliteRegistry, store_dossier
-from saoy.core.render import BAND_HEIGHT
-from saoy.core.signing import CopySigner, create_copy_signer, import_key_to_pkcs11
-from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
-from saoy.core.verify import Verdict, Verifier
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.publication import LogPublisher
+from saoy.core.trust.signing import CopySigner, create_copy_signer, import_key_to_pkcs11
+from saoy.core.trust.translog import CheckpointSigner, SqliteTransparencyLog, ensure_log_key
+from saoy.core.trust.verify import Verdict, Verifier
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 BASE_URL = "https://saoy.example.gov.vn"

@@ -26,9 +26,9 @@ from pathlib import Path
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from saoy.core.tiles import TileRef, read_tile
-from saoy.core.translog import CheckpointSigner, SqliteTransparencyLog, TransparencyLog
-from saoy.core.translog_pg import PgTransparencyLog
+from saoy.core.trust.tiles import TileRef, read_tile
+from saoy.core.trust.translog import CheckpointSigner, SqliteTransparencyLog, TransparencyLog
+from saoy.core.trust.translog_pg import PgTransparencyLog
 
 
 @dataclass

@@ -67,6 +67,7 @@ def retry_wait(error: grpc.RpcError, attempt: int, longest: float) -> float | No
         return asked if asked <= longest else None
     return None
 
+
 Rescan = Callable[[int, cpb.PageRejected], bytes | None]
 """Called with (page index, rejection); returns the rescanned file, or None to give up."""
 

@@ -27,9 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
-from saoy.core import codes
-from saoy.core.admission import Limits, admit_decoded, quality_issues
-from saoy.core.blobs import BlobStore
 from saoy.core.documents import (
     DocumentReader,
     Field,
@@ -44,13 +41,6 @@ from saoy.core.documents.grammar import vietnamese_word
 from saoy.core.documents.reader import Orientation
 from saoy.core.documents.rules import dossier_checks
 from saoy.core.errors import DeadlineExceeded
-from saoy.core.imaging import (
-    PreparedPage,
-    prepare,
-    render_image,
-    result_to_source,
-    turned,
-)
 from saoy.core.model import (
     AdmittedPage,
     CertificationBlock,
@@ -60,10 +50,18 @@ from saoy.core.model import (
     RenderMaterial,
     RenderPage,
 )
-from saoy.core.ocr import OcrEngine
-from saoy.core.offline import QrKey, render_with_qr
-from saoy.core.publication import LogPublisher
-from saoy.core.registry import (
+from saoy.core.ocr.tesseract import OcrEngine
+from saoy.core.pages.admission import Limits, admit_decoded, quality_issues
+from saoy.core.pages.imaging import (
+    PreparedPage,
+    prepare,
+    render_image,
+    result_to_source,
+    turned,
+)
+from saoy.core.reception import codes
+from saoy.core.storage.blobs import BlobStore
+from saoy.core.storage.registry import (
     CopyRecord,
     DossierRecord,
     DuplicateRequest,
@@ -71,7 +69,9 @@ from saoy.core.registry import (
     Registry,
     store_dossier,
 )
-from saoy.core.signing import CopySigner
+from saoy.core.trust.offline import QrKey, render_with_qr
+from saoy.core.trust.publication import LogPublisher
+from saoy.core.trust.signing import CopySigner
 
 log = logging.getLogger("saoy.pipeline")
 
@@ -102,7 +102,7 @@ def rejection_reason(check: CheckResult) -> str:
 
 
 class ReviewHooks(Protocol):
-    """What the pipeline asks of the official's desk (see :mod:`saoy.core.review`)."""
+    """What the pipeline asks of the official's desk (see :mod:`saoy.core.desk.review`)."""
 
     def reviews_everything(self, kiosk_id: str) -> bool:
         """Whether the kiosk's center has every dossier reviewed (``review=all``)."""

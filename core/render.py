@@ -8,7 +8,7 @@ decoded or re-encoded here (a PNG with alpha or interlacing is decoded once and 
 losslessly, flattened on white).
 
 The QR code on every page carries ``block.qr`` (the verification URL with the signed offline
-payload in its fragment, see :mod:`saoy.core.qrpayload`), or the bare URL when there is none.
+payload in its fragment, see :mod:`saoy.core.trust.qrpayload`), or the bare URL when there is none.
 The same text is put in the document info (Keywords ``saoy-code:CODE saoy-qr:TEXT``) so that
 software can read it without rasterizing the page; an offline verifier requires both to agree.
 :func:`embedded_image_streams` gives the exact image stream bytes each page embeds, which is
@@ -143,7 +143,7 @@ def _render_copy(pages: Sequence[RenderPage], block: CertificationBlock) -> byte
 def embedded_image_streams(pages: Sequence[RenderPage]) -> list[bytes]:
     """The image XObject stream bytes (still encoded) that :func:`render_copy` embeds for each
     page, in page order: a JPEG's file bytes, a PNG's compressed image data. What the QR
-    payload's page digest is computed over (see ``saoy.core.offline.qr_content``)."""
+    payload's page digest is computed over (see ``saoy.core.trust.offline.qr_content``)."""
     return [_embeddable(i, page).data for i, page in enumerate(pages, start=1)]
 
 

@@ -4,11 +4,11 @@ that purging a dossier is destroying a key.
 A dossier gets two data keys (AES-256-GCM) when it is stored: one for its page scans, one for
 its signed copy, so that the scans can be purged while the copy stays (and the copy later, where
 the policy says so). Each data key is kept only wrapped by a wrapping key of the signer backend
-(:mod:`saoy.core.keywrap`: a key file with the dev PKI, a key in the HSM with PKCS#11), under
+(:mod:`saoy.core.trust.keywrap`: a key file with the dev PKI, a key in the HSM with PKCS#11), under
 ``<dossier id>/<kind>.key`` of the vault's storage; the sealed blobs lie beside it in
 ``<kind>/<sha256>``, named by the SHA-256 of their plaintext, which is what the registry's rows
 name. The storage is a folder (:class:`DirVaultStorage`) or a prefix of an object store's bucket
-(:class:`saoy.core.blobs_s3.S3VaultStorage`): the data keys it holds are useless without the
+(:class:`saoy.core.storage.blobs_s3.S3VaultStorage`): the data keys it holds are useless without the
 wrapping keys, which never go there.
 
 :func:`purge` runs the policy: past the scans' retention period, a dossier's scan key and scans
@@ -36,10 +36,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from saoy.core.blobs import BlobStore, check_key, key_of
 from saoy.core.errors import NotFound
-from saoy.core.keywrap import EPOCH, KEY_BYTES, KeyDestroyed, KeyWrapper
-from saoy.core.registry import Registry
+from saoy.core.storage.blobs import BlobStore, check_key, key_of
+from saoy.core.storage.registry import Registry
+from saoy.core.trust.keywrap import EPOCH, KEY_BYTES, KeyDestroyed, KeyWrapper
 
 log = logging.getLogger("saoy.retention")
 
@@ -439,8 +439,8 @@ class VaultBlobStore(BlobStore):
 
 
 class _DossierBlobs(BlobStore):
-    """One dossier's blobs as :func:`~saoy.core.registry.store_dossier` writes them: the copy
-    (``copy_key``) under the copy's key, every other blob under the scans' key."""
+    """One dossier's blobs as :func:`~saoy.core.storage.registry.store_dossier` writes them: the
+    copy (``copy_key``) under the copy's key, every other blob under the scans' key."""
 
     def __init__(self, vault: Vault, dossier_id: str, copy_key: str | None) -> None:
         self.vault = vault

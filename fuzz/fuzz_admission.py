@@ -13,8 +13,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["saoy", "PIL"]):
-    from saoy.core.admission import Limits, admit_decoded
     from saoy.core.errors import InvalidInput, TooLarge
+    from saoy.core.pages.admission import Limits, admit_decoded
 
 LIMITS = Limits()
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["saoy", "pyhanko"]):
-    from saoy.core.blobs import FileBlobStore
     from saoy.core.errors import InvalidInput, TooLarge
-    from saoy.core.registries import create_registry
-    from saoy.core.verify import Verdict, Verifier
+    from saoy.core.storage.blobs import FileBlobStore
+    from saoy.core.storage.registries import create_registry
+    from saoy.core.trust.verify import Verdict, Verifier
 
 _verifier: Verifier | None = None
 

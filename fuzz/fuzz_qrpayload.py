@@ -33,8 +33,8 @@ with atheris.instrument_imports(include=["saoy", "base45", "cbor2", "pycose"]):
     from pycose.headers import KID, Algorithm
     from pycose.messages.sign1message import Sign1Message
 
-    from saoy.core import qrpayload
     from saoy.core.errors import InvalidInput
+    from saoy.core.trust import qrpayload
 
 DEV_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"saoy fuzzing QR issuer").digest())
 _NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "saoy fuzzing QR issuer")])

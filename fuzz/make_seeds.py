@@ -27,8 +27,8 @@ sys.path.insert(0, str(HERE))
 import fuzz_qrpayload  # noqa: E402  (the fuzzing issuer key lives with its harness)
 from streams import encode as records  # noqa: E402
 
-from saoy.core import codes  # noqa: E402
-from saoy.core.qrpayload import QrFields, encode_payload, pages_digest, qr_text  # noqa: E402
+from saoy.core.reception import codes  # noqa: E402
+from saoy.core.trust.qrpayload import QrFields, encode_payload, pages_digest, qr_text  # noqa: E402
 
 
 def _page(mode: str, size: tuple[int, int] = (320, 300)) -> Image.Image:
@@ -148,9 +148,9 @@ def pdfverify_seeds() -> dict[str, bytes]:
     import tempfile
 
     from saoy.core.model import CertificationBlock, RenderPage
-    from saoy.core.pki import ensure_dev_pki
     from saoy.core.render import render_copy
-    from saoy.core.signing import signer_from_dev_pki
+    from saoy.core.trust.pki import ensure_dev_pki
+    from saoy.core.trust.signing import signer_from_dev_pki
 
     at = dt.datetime(2026, 5, 1, 3, 4, 5, tzinfo=dt.UTC)
     code = "7K3M9Q2PXW4RT8NZ5AB"

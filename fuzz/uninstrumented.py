@@ -7,9 +7,9 @@ decoders)."""
 import saoy.core.documents.analysis
 import saoy.core.documents.seal
 import saoy.core.documents.view
-import saoy.core.hashing
 import saoy.core.identity.face
 import saoy.core.identity.liveness
-import saoy.core.imaging
-import saoy.core.ocr
+import saoy.core.ocr.tesseract
+import saoy.core.pages.hashing
+import saoy.core.pages.imaging
 import saoy.core.render  # noqa: F401

@@ -2,7 +2,8 @@
 """Geometry kernels: the largest connected region of a mask, projection-profile skew scores,
 and a bilinear perspective warp.
 
-Callers (saoy.core.imaging) validate inputs and allocate every buffer; loops run without the GIL.
+Callers (saoy.core.pages.imaging) validate inputs and allocate every buffer; loops run without
+the GIL.
 """
 
 from cython.parallel cimport prange

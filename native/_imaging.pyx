@@ -1,8 +1,9 @@
 # cython: language_level=3
 """Page imaging kernels: grey and histogram, resampling, focus and saturation tiles, Sauvola.
 
-Callers (saoy.core.imaging) validate shapes, dtypes and contiguity and allocate every output and
-scratch buffer; nothing here allocates inside a loop, and every loop runs without the GIL.
+Callers (saoy.core.pages.imaging) validate shapes, dtypes and contiguity and allocate every
+output and scratch buffer; nothing here allocates inside a loop, and every loop runs without the
+GIL.
 """
 
 from cython.parallel cimport prange

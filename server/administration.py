@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
+from saoy.core.desk.officials import Official, Officials
 from saoy.core.errors import Unauthenticated
-from saoy.core.officials import Official, Officials
-from saoy.core.verify import Verifier
+from saoy.core.trust.verify import Verifier
 from saoy.server.verification import report_to_proto
 from saoy.v1 import administration_pb2 as pb
 from saoy.v1 import administration_pb2_grpc as pb_grpc

@@ -17,31 +17,31 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from saoy.core.admission import Limits
-from saoy.core.blob_stores import open_blob_backend
-from saoy.core.blobs import BlobStore
-from saoy.core.deskdb import DeskDb
+from saoy.core.desk.deskdb import DeskDb
+from saoy.core.desk.officials import Officials
+from saoy.core.desk.review import Desk, OfficialSigners, TokenConfig
 from saoy.core.documents import DocumentReader
 from saoy.core.documents.places import gazetteer
 from saoy.core.identity.face import FaceEngine
-from saoy.core.keywrap import FileKeyWrapper, KeyWrapper, Pkcs11KeyWrapper
-from saoy.core.kpi import KpiReport
-from saoy.core.ocr_engines import create_engine
-from saoy.core.officials import Officials
+from saoy.core.identity.sessions import SessionStore, create_session_store
+from saoy.core.ocr.engines import create_engine
+from saoy.core.pages.admission import Limits
 from saoy.core.pipeline import Certifier, PipelineConfig
-from saoy.core.pki import DevPki, ensure_dev_pki
-from saoy.core.publication import LogPublisher
 from saoy.core.ratelimit import RateLimiter, create_rate_limiter
-from saoy.core.registries import create_registry
-from saoy.core.registry import Registry, sweep_orphans
+from saoy.core.reception.kpi import KpiReport
 from saoy.core.retention import RetentionPolicy, Vault, VaultBlobStore, purge
-from saoy.core.review import Desk, OfficialSigners, TokenConfig
-from saoy.core.secretfiles import ensure_subject_key
-from saoy.core.sessions import SessionStore, create_session_store
-from saoy.core.signing import create_copy_signer, open_pkcs11_session
-from saoy.core.translog import CheckpointSigner, TransparencyLog, ensure_log_key
-from saoy.core.translog_backends import open_transparency_log
-from saoy.core.verify import Verifier
+from saoy.core.storage.blob_stores import open_blob_backend
+from saoy.core.storage.blobs import BlobStore
+from saoy.core.storage.registries import create_registry
+from saoy.core.storage.registry import Registry, sweep_orphans
+from saoy.core.trust.keywrap import FileKeyWrapper, KeyWrapper, Pkcs11KeyWrapper
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.publication import LogPublisher
+from saoy.core.trust.secretfiles import ensure_subject_key
+from saoy.core.trust.signing import create_copy_signer, open_pkcs11_session
+from saoy.core.trust.translog import CheckpointSigner, TransparencyLog, ensure_log_key
+from saoy.core.trust.translog_backends import open_transparency_log
+from saoy.core.trust.verify import Verifier
 from saoy.core.workqueue import WorkQueue
 from saoy.server.administration import (
     AdministrationServicer,

@@ -11,7 +11,6 @@ from typing import Protocol
 import grpc
 
 from saoy.core import pipeline as pl
-from saoy.core.delivery import check_app_token, check_email
 from saoy.core.documents import DOCUMENT_TYPES
 from saoy.core.errors import (
     DeadlineExceeded,
@@ -22,10 +21,11 @@ from saoy.core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from saoy.core.fees import MAX_COPIES
-from saoy.core.pki import KIOSK_ID
-from saoy.core.reception import Receipt, Reception
-from saoy.core.sessions import Identity, SessionStore
+from saoy.core.identity.sessions import Identity, SessionStore
+from saoy.core.reception.delivery import check_app_token, check_email
+from saoy.core.reception.fees import MAX_COPIES
+from saoy.core.reception.reception import Receipt, Reception
+from saoy.core.trust.pki import KIOSK_ID
 from saoy.server.dossiers import TERMINAL, DossierRunner, LocalDossiers
 from saoy.server.events import event_to_proto
 from saoy.server.interceptors import check_kiosk_certificate

@@ -1,4 +1,4 @@
-"""The delivery worker: takes due entries of the outbox (``saoy.core.delivery``) and sends
+"""The delivery worker: takes due entries of the outbox (``saoy.core.reception.delivery``) and sends
 them, by email or to the citizen app's webhook, every ``delivery_interval_seconds``. Any number
 of servers may run it on one registry: a claimed entry is kept from the others while it is
 sent."""
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 
-from saoy.core.delivery import (
+from saoy.core.reception.delivery import (
     OutboxEntry,
     PermanentFailure,
     SmtpSettings,
@@ -25,8 +25,8 @@ from saoy.core.delivery import (
     send_email,
     stopped_message,
 )
-from saoy.core.reception import PortalStatus, Receipt, Reception
-from saoy.core.verify import Verifier
+from saoy.core.reception.reception import PortalStatus, Receipt, Reception
+from saoy.core.trust.verify import Verifier
 from saoy.server.metrics import Metrics
 
 log = logging.getLogger("saoy.delivery")

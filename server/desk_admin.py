@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from saoy.core.centers import REVIEW_POLICIES
-from saoy.core.deskdb import DeskDb
+from saoy.core.desk.deskdb import DeskDb
+from saoy.core.desk.officials import ROLES, Enrolment, Officials
+from saoy.core.desk.register import BOOK, KIND, Register, year_of
+from saoy.core.desk.register_pdf import render_register
+from saoy.core.desk.review import OfficialSigners, TokenConfig, move_key_into_token
 from saoy.core.errors import SaoyError
-from saoy.core.officials import ROLES, Enrolment, Officials
-from saoy.core.register import BOOK, KIND, Register, year_of
-from saoy.core.register_pdf import render_register
-from saoy.core.registries import create_registry
-from saoy.core.review import OfficialSigners, TokenConfig, move_key_into_token
+from saoy.core.reception.centers import REVIEW_POLICIES
+from saoy.core.storage.registries import create_registry
 from saoy.server.app import open_dev_pki
 from saoy.server.settings import Settings
 

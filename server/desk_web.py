@@ -1,8 +1,8 @@
 """The desk console ``/desk``: the official's review in a browser, in Vietnamese or English.
 
 Server-rendered pages over the same core the ``saoy.v1.Review`` service calls (sign-in and
-sessions of :class:`~saoy.core.officials.Officials`; claim, approve, refuse and rescan of
-:class:`~saoy.core.review.Desk`), with one small script for the keyboard. The session token
+sessions of :class:`~saoy.core.desk.officials.Officials`; claim, approve, refuse and rescan of
+:class:`~saoy.core.desk.review.Desk`), with one small script for the keyboard. The session token
 travels in an HttpOnly, SameSite=Strict cookie (Secure when the console is reached over TLS);
 each form carries a CSRF token derived from it; every page carries a strict
 Content-Security-Policy (scripts and styles from this server only, no inline code).
@@ -30,10 +30,10 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from PIL import Image
 
+from saoy.core.desk.officials import Official, SignInThrottled
+from saoy.core.desk.register import VIETNAM
+from saoy.core.desk.review import REFUSAL_GROUNDS, Correction, Desk, DossierView
 from saoy.core.errors import InvalidInput, SaoyError, Unauthenticated
-from saoy.core.officials import Official, SignInThrottled
-from saoy.core.register import VIETNAM
-from saoy.core.review import REFUSAL_GROUNDS, Correction, Desk, DossierView
 from saoy.server.review import ReviewMetrics
 
 log = logging.getLogger("saoy.server")

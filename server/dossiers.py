@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from saoy.core import errors
 from saoy.core import pipeline as pl
-from saoy.core.intakes import Intake, Intakes
+from saoy.core.reception.intakes import Intake, Intakes
 from saoy.core.workqueue import (
     ANSWER,
     CANCEL,

@@ -18,8 +18,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, TooLarge
-from saoy.core.pki import CERTIFICATE_NAMES, CRL_NAMES
-from saoy.core.verify import Verdict, VerificationReport, Verifier
+from saoy.core.trust.pki import CERTIFICATE_NAMES, CRL_NAMES
+from saoy.core.trust.verify import Verdict, VerificationReport, Verifier
 from saoy.server.metrics import Metrics
 
 T = TypeVar("T")

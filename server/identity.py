@@ -20,8 +20,8 @@ from saoy.core.errors import DeadlineExceeded, InvalidInput, OutOfOrder, TooLarg
 from saoy.core.identity.authenticate import Authentication
 from saoy.core.identity.face import FaceEngine
 from saoy.core.identity.liveness import Direction, LivenessConfig
-from saoy.core.pki import KIOSK_ID
-from saoy.core.sessions import Identity, SessionStore, subject_of
+from saoy.core.identity.sessions import Identity, SessionStore, subject_of
+from saoy.core.trust.pki import KIOSK_ID
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.v1 import identity_pb2 as pb
 from saoy.v1 import identity_pb2_grpc as pb_grpc

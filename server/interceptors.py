@@ -16,7 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from saoy.core.errors import SaoyError
-from saoy.core.pki import DevPki, RevocationList, common_name_of
+from saoy.core.trust.pki import DevPki, RevocationList, common_name_of
 from saoy.server.metrics import Metrics
 
 log = logging.getLogger("saoy.server")

@@ -14,9 +14,9 @@ import grpc
 from aiohttp import web
 from prometheus_client import Gauge
 
-from saoy.core.deadlines import VIETNAM
 from saoy.core.errors import InvalidInput
-from saoy.core.kpi import KpiReport, KpiRow, to_csv
+from saoy.core.reception.deadlines import VIETNAM
+from saoy.core.reception.kpi import KpiReport, KpiRow, to_csv
 from saoy.server.metrics import Metrics
 from saoy.v1 import kpi_pb2 as pb
 from saoy.v1 import kpi_pb2_grpc as pb_grpc

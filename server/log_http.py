@@ -18,8 +18,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from saoy.core.errors import NotFound
-from saoy.core.tiles import parse_tile_path, read_tile
-from saoy.core.translog import TransparencyLog
+from saoy.core.trust.tiles import parse_tile_path, read_tile
+from saoy.core.trust.translog import TransparencyLog
 
 T = TypeVar("T")
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from saoy.core.errors import SaoyError
-from saoy.core.pki import REVOCATION_REASONS
-from saoy.core.registries import create_registry
 from saoy.core.retention import purge
+from saoy.core.storage.registries import create_registry
+from saoy.core.trust.pki import REVOCATION_REASONS
 from saoy.server.app import open_blobs, open_dev_pki, retention_policy, serve
 from saoy.server.interceptors import REVOCATION_POLL_SECONDS
 from saoy.server.settings import Settings, parse_serve_args

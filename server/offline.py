@@ -3,7 +3,7 @@
 Contributed to the ``saoy`` command through the ``saoy.commands`` entry point group (name
 ``verify-offline``): the command line in clients/ parses the arguments and prints the result,
 as it prints the result of an online ``saoy verify``; this module brings the domain
-(``saoy.core.offline``) and answers with the same generated message,
+(``saoy.core.trust.offline``) and answers with the same generated message,
 ``saoy.v1.VerificationResult``. So the command line depends on the generated stubs only, and
 the server on no client.
 """
@@ -18,7 +18,7 @@ from asn1crypto import pem as asn1_pem
 from cryptography import x509
 
 from saoy.core.errors import SaoyError
-from saoy.core.offline import load_qr_certificates, verify_offline
+from saoy.core.trust.offline import load_qr_certificates, verify_offline
 from saoy.server.verification import report_to_proto
 from saoy.v1 import verification_pb2 as vpb
 

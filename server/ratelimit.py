@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from saoy.core.pki import KIOSK_ID
 from saoy.core.ratelimit import Bucket, RateLimited, RateLimiter, retry_seconds
+from saoy.core.trust.pki import KIOSK_ID
 from saoy.server.interceptors import _rewrap
 from saoy.server.metrics import Metrics
 from saoy.server.settings import Settings

@@ -10,10 +10,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from saoy.core.centers import REVIEW_POLICIES, Center, Centers, ReceptionDb
 from saoy.core.errors import SaoyError
-from saoy.core.registries import create_registry
-from saoy.core.vietqr import Payee
+from saoy.core.reception.centers import REVIEW_POLICIES, Center, Centers, ReceptionDb
+from saoy.core.reception.vietqr import Payee
+from saoy.core.storage.registries import create_registry
 from saoy.server.settings import Settings
 
 

@@ -17,10 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from saoy.core.desk.officials import Official, Officials, Session, SignInThrottled
+from saoy.core.desk.review import Correction, Desk, DossierStatus
 from saoy.core.errors import InvalidInput, NotFound, SaoyError, Unauthenticated
-from saoy.core.officials import Official, Officials, Session, SignInThrottled
-from saoy.core.registry import CopyRecord, Registry
-from saoy.core.review import Correction, Desk, DossierStatus
+from saoy.core.storage.registry import CopyRecord, Registry
 from saoy.server.events import timestamp
 from saoy.server.interceptors import check_kiosk_certificate
 from saoy.v1 import certification_pb2 as cpb
@@ -128,7 +128,7 @@ def _dossier_id(value: str, field: str = "dossier_id") -> str:
 
 
 class ReviewServicer(pb_grpc.ReviewServicer):
-    """The desk's RPCs over :class:`~saoy.core.review.Desk`; the blocking work runs in the
+    """The desk's RPCs over :class:`~saoy.core.desk.review.Desk`; the blocking work runs in the
     executor."""
 
     def __init__(

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from saoy.core.blob_stores import check_blob_url
-from saoy.core.deadlines import parse_day_swaps
+from saoy.core.reception.deadlines import parse_day_swaps
+from saoy.core.storage.blob_stores import check_blob_url
 
 MiB = 1024 * 1024
 OCR_ENGINES = ("cascade", "tesseract", "onnx", "trueocr", "none")

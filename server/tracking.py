@@ -21,13 +21,13 @@ import qrcode.image.svg
 from aiohttp import web
 from google.protobuf import timestamp_pb2
 
-from saoy.core.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
-from saoy.core.delivery import SmtpSettings, WebhookSettings
 from saoy.core.errors import InvalidInput, NotFound, Unavailable
-from saoy.core.fees import format_vnd
-from saoy.core.kpi import KpiReport
-from saoy.core.receipt_pdf import render_receipt
-from saoy.core.reception import (
+from saoy.core.reception.deadlines import VIETNAM, WorkCalendar, parse_day_swaps
+from saoy.core.reception.delivery import SmtpSettings, WebhookSettings
+from saoy.core.reception.fees import format_vnd
+from saoy.core.reception.kpi import KpiReport
+from saoy.core.reception.receipt_pdf import render_receipt
+from saoy.core.reception.reception import (
     DossierView,
     PortalStatus,
     Receipt,
@@ -36,8 +36,8 @@ from saoy.core.reception import (
     ensure_payment_key,
     verify_payment_notice,
 )
-from saoy.core.registry import Registry
-from saoy.core.verify import Verifier
+from saoy.core.storage.registry import Registry
+from saoy.core.trust.verify import Verifier
 from saoy.server.delivery import DeliveryMetrics, DeliveryWorker
 from saoy.server.kpi import add_kpi_routes
 from saoy.server.metrics import Metrics

@@ -10,8 +10,8 @@ from typing import TypeVar
 import grpc
 
 from saoy.core.errors import InvalidInput, NotFound, TooLarge
-from saoy.core.publication import LogPublisher
-from saoy.core.verify import VerificationReport, Verifier
+from saoy.core.trust.publication import LogPublisher
+from saoy.core.trust.verify import VerificationReport, Verifier
 from saoy.server.certification import MAX_CHUNK_BYTES
 from saoy.server.events import check_to_proto, timestamp
 from saoy.server.metrics import Metrics

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from saoy.clients.sdk import KioskClient
-from saoy.core.translog import InclusionProof, parse_verifier_key
+from saoy.core.trust.translog import InclusionProof, parse_verifier_key
 from saoy.v1 import verification_pb2 as vpb
 from tests.ports import free_port
 

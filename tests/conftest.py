@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from saoy.clients.sdk import KioskClient
 from saoy.clients.simulator import docgen
-from saoy.core.sessions import Identity
+from saoy.core.identity.sessions import Identity
 from saoy.server.app import SaoyServer, create_server
 from saoy.server.settings import Settings
 

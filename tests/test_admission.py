@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit, quality_issues
 from saoy.core.errors import InvalidInput, TooLarge
-from saoy.core.imaging import prepare, render_image
+from saoy.core.pages.admission import Limits, admit, quality_issues
+from saoy.core.pages.imaging import prepare, render_image
 
 LIMITS = Limits()
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from saoy.clients.sdk import KioskClient, TrackingClient
-from saoy.core.delivery import SIGNATURE_HEADER, verify_webhook
+from saoy.core.reception.delivery import SIGNATURE_HEADER, verify_webhook
 from saoy.v1 import tracking_pb2 as tpb
 from tests.conftest import RunningServer, start_server
 from tests.test_delivery import _card, _outbox, _until

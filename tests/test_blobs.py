@@ -14,11 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from saoy.core.blob_stores import BlobBackend, open_blob_backend
-from saoy.core.blobs import FileBlobStore, key_of
 from saoy.core.errors import InvalidInput, NotFound
-from saoy.core.keywrap import FileKeyWrapper
-from saoy.core.registry import SqliteRegistry, store_dossier, sweep_orphans
 from saoy.core.retention import (
     COPY,
     MAGIC,
@@ -29,6 +25,10 @@ from saoy.core.retention import (
     VaultBlobStore,
     purge,
 )
+from saoy.core.storage.blob_stores import BlobBackend, open_blob_backend
+from saoy.core.storage.blobs import FileBlobStore, key_of
+from saoy.core.storage.registry import SqliteRegistry, store_dossier, sweep_orphans
+from saoy.core.trust.keywrap import FileKeyWrapper
 from tests.s3 import blob_url, s3_env, seaweedfs
 
 from .test_registry import failing, sample

@@ -21,10 +21,10 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from saoy.clients.sdk import CertifyResult
-from saoy.core.blob_stores import open_blob_backend
-from saoy.core.blobs import key_of
-from saoy.core.blobs_s3 import S3BlobStore, S3Bucket, parse_s3_url
 from saoy.core.errors import Unavailable
+from saoy.core.storage.blob_stores import open_blob_backend
+from saoy.core.storage.blobs import key_of
+from saoy.core.storage.blobs_s3 import S3BlobStore, S3Bucket, parse_s3_url
 from saoy.server.main import purge_command, serve_command
 from saoy.server.settings import Settings
 from saoy.v1 import verification_pb2 as vpb

@@ -398,8 +398,8 @@ def test_a_pdf_bomb_uploaded_to_the_page_is_refused(
 
 _CHILD = """
 import json, resource, sys, time
-from saoy.core.admission import Limits, admit
-from saoy.core.pdfcheck import inspect_integrity
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.pdfcheck import inspect_integrity
 
 def mib(field):
     for line in open("/proc/self/status"):

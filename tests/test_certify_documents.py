@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw
 
 from saoy.clients.sdk import CertifyResult, PageRejectedError
 from saoy.clients.simulator import docgen
-from saoy.core.ocr import OcrUnavailable
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrUnavailable
 from saoy.core.pipeline import local_today
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import common_pb2

@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from saoy.clients.sdk import new_request_id
 from saoy.clients.simulator import docgen
 from saoy.core.identity.face import FaceEngine
-from saoy.core.sessions import subject_of
+from saoy.core.identity.sessions import subject_of
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import certification_pb2_grpc as cgrpc

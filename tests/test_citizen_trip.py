@@ -17,10 +17,10 @@ import pyotp
 import pytest
 
 from saoy.clients.sdk import DeskClient, KioskClient, TrackingClient
-from saoy.core.centers import Center, Centers, ReceptionDb
-from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment
-from saoy.core.reception import sign_payment_notice
-from saoy.core.vietqr import Payee, parse
+from saoy.core.reception.centers import Center, Centers, ReceptionDb
+from saoy.core.reception.deadlines import VIETNAM, WorkCalendar, appointment
+from saoy.core.reception.reception import sign_payment_notice
+from saoy.core.reception.vietqr import Payee, parse
 from saoy.v1 import kpi_pb2, kpi_pb2_grpc
 from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import tracking_pb2_grpc as tgrpc

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from saoy.core.deadlines import (
+from saoy.core.reception.deadlines import (
     VIETNAM,
     DaySwap,
     WorkCalendar,

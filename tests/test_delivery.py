@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from saoy.clients.sdk import KioskClient, TrackingClient
 from saoy.clients.simulator import docgen
-from saoy.core.reception import Reception
+from saoy.core.reception.reception import Reception
 from saoy.v1 import tracking_pb2 as tpb
 from tests.pg import postgres_server, postgresql_url
 

@@ -12,12 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from saoy.core import deskdb
-from saoy.core.centers import Center, Centers, ReceptionDb
-from saoy.core.deskdb import UNDECLARED, DeskDb
-from saoy.core.officials import Officials
-from saoy.core.registry import SqliteRegistry, SqlRegistry
-from saoy.core.registry_pg import PostgresRegistry
+from saoy.core.desk import deskdb
+from saoy.core.desk.deskdb import UNDECLARED, DeskDb
+from saoy.core.desk.officials import Officials
+from saoy.core.reception.centers import Center, Centers, ReceptionDb
+from saoy.core.storage.registry import SqliteRegistry, SqlRegistry
+from saoy.core.storage.registry_pg import PostgresRegistry
 from tests.pg import postgres_server, postgresql_url
 
 __all__ = ["postgres_server", "postgresql_url"]

@@ -17,9 +17,9 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from saoy.clients.simulator import docgen
-from saoy.core.centers import Center
-from saoy.core.officials import Enrolment
-from saoy.core.review import Desk
+from saoy.core.desk.officials import Enrolment
+from saoy.core.desk.review import Desk
+from saoy.core.reception.centers import Center
 from saoy.server.desk_web import CONTENT_SECURITY_POLICY, SESSION_COOKIE
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import verification_pb2 as vpb

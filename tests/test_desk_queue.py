@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from saoy.core.blobs import FileBlobStore
-from saoy.core.pki import DevPki
-from saoy.core.registry import SqliteRegistry
-from saoy.core.review import Desk
+from saoy.core.desk.review import Desk
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registry import SqliteRegistry
+from saoy.core.trust.pki import DevPki
 from tests.test_register import CENTER, _desk, _page, _waiting_dossier, pki
 
 __all__ = ["pki"]

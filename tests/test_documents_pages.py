@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit
 from saoy.core.documents import DocumentReader, DossierAnalysis, analyze_dossier
 from saoy.core.documents.qr import read_card_qr
 from saoy.core.documents.seal import find_seals
-from saoy.core.imaging import prepare
 from saoy.core.model import OcrResult, Outcome, Word
-from saoy.core.ocr import OcrEngine, OcrUnavailable, find_tessdata
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrEngine, OcrUnavailable, find_tessdata
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.imaging import prepare
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
 PERSON = docgen.random_person(11)

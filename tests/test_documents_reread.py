@@ -14,7 +14,7 @@ from saoy.core.documents import DocumentReader
 from saoy.core.documents.analysis import REREAD_CONFIDENCE, _reread_id_number
 from saoy.core.documents.text import group_lines
 from saoy.core.model import Word
-from saoy.core.ocr import OcrUnavailable, find_tessdata
+from saoy.core.ocr.tesseract import OcrUnavailable, find_tessdata
 
 SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"

@@ -13,7 +13,7 @@ from saoy.core.documents import DocumentReader
 from saoy.core.documents.analysis import confidential_marking
 from saoy.core.documents.seal import stamp_words
 from saoy.core.model import OcrResult
-from saoy.core.ocr import OcrUnavailable, find_tessdata
+from saoy.core.ocr.tesseract import OcrUnavailable, find_tessdata
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
 RED = (205, 35, 40)

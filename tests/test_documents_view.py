@@ -12,14 +12,14 @@ from PIL import Image, ImageDraw
 
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import line_reads
-from saoy.core.admission import Limits, admit_decoded
 from saoy.core.documents import CCCD_FRONT, PageView, analyze_view, page_view
 from saoy.core.documents.analysis import analyze_page
 from saoy.core.documents.seal import Seal, lift_seal_ink
 from saoy.core.documents.text import group_lines
 from saoy.core.documents.view import ruled_lines
-from saoy.core.imaging import PreparedPage, prepare
-from saoy.core.ocr import OcrUnavailable, TesseractEngine
+from saoy.core.ocr.tesseract import OcrUnavailable, TesseractEngine
+from saoy.core.pages.admission import Limits, admit_decoded
+from saoy.core.pages.imaging import PreparedPage, prepare
 
 PERSON = docgen.random_person(21)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from saoy.core.errors import InvalidInput
-from saoy.core.fees import certification_fee, fee_per_copy, format_vnd
+from saoy.core.reception.fees import certification_fee, fee_per_copy, format_vnd
 
 
 @pytest.mark.parametrize(

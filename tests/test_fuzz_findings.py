@@ -13,12 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
-from saoy.core import qrpayload
-from saoy.core.admission import Limits, admit
-from saoy.core.blobs import FileBlobStore
 from saoy.core.errors import InvalidInput
-from saoy.core.registries import create_registry
-from saoy.core.verify import Verifier
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registries import create_registry
+from saoy.core.trust import qrpayload
+from saoy.core.trust.verify import Verifier
 
 
 def _tiff_with_ascii_rows_per_strip() -> bytes:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from saoy.core.pdfcheck import inspect_pdf
-from saoy.core.pki import DevPki, ensure_dev_pki
+from saoy.core.pages.pdfcheck import inspect_pdf
 from saoy.core.render import render_copy
-from saoy.core.signing import (
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.signing import (
     Pkcs11CopySigner,
     SigningLevel,
     create_copy_signer,
@@ -226,12 +226,12 @@ def test_an_officials_key_lives_in_the_token_and_signs_there(
 
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from saoy.core.admission import Limits
-    from saoy.core.blobs import FileBlobStore
-    from saoy.core.deskdb import DeskDb
-    from saoy.core.officials import Officials
-    from saoy.core.registry import SqliteRegistry
-    from saoy.core.review import Desk, OfficialSigners, TokenConfig, move_key_into_token
+    from saoy.core.desk.deskdb import DeskDb
+    from saoy.core.desk.officials import Officials
+    from saoy.core.desk.review import Desk, OfficialSigners, TokenConfig, move_key_into_token
+    from saoy.core.pages.admission import Limits
+    from saoy.core.storage.blobs import FileBlobStore
+    from saoy.core.storage.registry import SqliteRegistry
     from tests.test_register import CENTER, SO_CENTER, _page, _waiting_dossier
 
     config = TokenConfig(str(SOFTHSM_MODULE), TOKEN, PIN)

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 
 from saoy.core.errors import Unauthenticated
 from saoy.core.identity.face import FaceEngine
-from saoy.core.sessions import InMemorySessionStore
+from saoy.core.identity.sessions import InMemorySessionStore
 from saoy.server.identity import IdentityServicer
 from saoy.server.interceptors import ErrorInterceptor
 from saoy.v1 import identity_pb2 as pb

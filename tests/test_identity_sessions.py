@@ -11,8 +11,7 @@ import pytest
 import redis
 
 from saoy.core.errors import Unauthenticated, Unavailable
-from saoy.core.secretfiles import ensure_subject_key
-from saoy.core.sessions import (
+from saoy.core.identity.sessions import (
     Identity,
     InMemorySessionStore,
     RedisSessionStore,
@@ -21,6 +20,7 @@ from saoy.core.sessions import (
     subject_of,
     token_digest,
 )
+from saoy.core.trust.secretfiles import ensure_subject_key
 from tests.face_photos import redis_url
 
 __all__ = ["redis_url"]

@@ -15,8 +15,8 @@ from skimage.filters import threshold_otsu, threshold_sauvola
 from skimage.measure import label
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit_decoded
-from saoy.core.imaging import (
+from saoy.core.pages.admission import Limits, admit_decoded
+from saoy.core.pages.imaging import (
     MAX_BOX_FACTOR,
     box_downscale,
     colour_view,

@@ -6,11 +6,11 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from saoy.core.deadlines import VIETNAM
 from saoy.core.errors import InvalidInput
-from saoy.core.kpi import KpiReport, to_csv
-from saoy.core.reception import Payment, Reception
-from saoy.core.registry import SqlRegistry
+from saoy.core.reception.deadlines import VIETNAM
+from saoy.core.reception.kpi import KpiReport, to_csv
+from saoy.core.reception.reception import Payment, Reception
+from saoy.core.storage.registry import SqlRegistry
 from tests.pg import postgres_server, postgresql_url
 
 from .test_reception import MONDAY, Clock, _copy, _dossier, clock, receive, reception, registry
@@ -99,7 +99,7 @@ def test_the_csv_export_and_bad_requests(example: KpiReport) -> None:
 def test_kpis_per_official_count_the_dossiers_each_decided_at_the_desk(
     example: KpiReport, registry: SqlRegistry
 ) -> None:
-    from saoy.core.deskdb import DeskDb
+    from saoy.core.desk.deskdb import DeskDb
 
     with pytest.raises(InvalidInput, match="desk"):
         example.report("official", date(2026, 12, 7), date(2026, 12, 8))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from saoy.core import codes
 from saoy.core.errors import NotFound
-from saoy.core.tiles import (
+from saoy.core.reception import codes
+from saoy.core.trust.tiles import (
     TILE_WIDTH,
     TileReader,
     TileRef,
@@ -29,7 +29,7 @@ from saoy.core.tiles import (
     tile_width,
     tiles_for,
 )
-from saoy.core.translog import (
+from saoy.core.trust.translog import (
     CheckpointSigner,
     LogEntry,
     SqliteTransparencyLog,
@@ -44,7 +44,7 @@ from saoy.core.translog import (
     verify_checkpoint,
     verify_inclusion,
 )
-from saoy.core.translog_pg import PgTransparencyLog
+from saoy.core.trust.translog_pg import PgTransparencyLog
 from tests.conftest import RunningServer, start_server
 from tests.pg import postgres_server, postgresql_url
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from saoy.clients.simulator import docgen
-from saoy.core.imaging import (
+from saoy.core.model import OcrResult, Word
+from saoy.core.pages.imaging import (
     box_downscale,
     estimate_skew,
     find_document,
@@ -26,7 +27,6 @@ from saoy.core.imaging import (
     rotation,
     warp,
 )
-from saoy.core.model import OcrResult, Word
 
 
 def _smooth(h: int, w: int, seed: int) -> np.ndarray:

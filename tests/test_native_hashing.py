@@ -12,9 +12,9 @@ from hypothesis.extra.numpy import arrays
 from scipy.fft import dct
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit
-from saoy.core.hashing import content_sha256, dhash, hamming, hex64, phash, resize_area
-from saoy.core.imaging import prepare
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.hashing import content_sha256, dhash, hamming, hex64, phash, resize_area
+from saoy.core.pages.imaging import prepare
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import REASONS, Limits, admit, admit_decoded, quality_issues
-from saoy.core.imaging import prepare
+from saoy.core.pages.admission import REASONS, Limits, admit, admit_decoded, quality_issues
+from saoy.core.pages.imaging import prepare
 
 LIMITS = Limits()
 

@@ -11,11 +11,10 @@ import pytest
 
 from saoy.clients.simulator import docgen
 from saoy.clients.simulator.scoring import line_reads
-from saoy.core.admission import Limits, admit
 from saoy.core.documents.text import group_lines
-from saoy.core.imaging import prepare
 from saoy.core.model import Word
-from saoy.core.ocr import (
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import (
     DEFAULT_LANGUAGES,
     NoOcrEngine,
     OcrUnavailable,
@@ -26,7 +25,8 @@ from saoy.core.ocr import (
     find_tessdata,
     undouble_mrz_name,
 )
-from saoy.core.ocr_engines import create_engine
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.imaging import prepare
 
 Card = tuple[docgen.Person, docgen.Rendered, np.ndarray]
 

@@ -12,13 +12,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit
 from saoy.core.documents.view import ruled_lines
-from saoy.core.imaging import prepare
 from saoy.core.model import Word
-from saoy.core.ocr import OcrUnavailable
-from saoy.core.ocr_cascade import CascadeEngine, plausible, text_height, unsure
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.cascade import CascadeEngine, plausible, text_height, unsure
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrUnavailable
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.imaging import prepare
 
 PAPER = 245
 COLUMNS = (100, 500, 800, 1100, 1400)  # at 34-pixel text; scaled with the text

@@ -14,12 +14,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from saoy.clients.simulator import docgen
-from saoy.core.admission import Limits, admit
-from saoy.core.imaging import prepare
 from saoy.core.model import OcrResult, Word
-from saoy.core.ocr import OcrUnavailable
-from saoy.core.ocr_engines import create_engine
-from saoy.core.ocr_onnx import OnnxEngine, choose_providers, package_file
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.onnx import OnnxEngine, choose_providers, package_file
+from saoy.core.ocr.tesseract import OcrUnavailable
+from saoy.core.pages.admission import Limits, admit
+from saoy.core.pages.imaging import prepare
 
 Card = tuple[docgen.Person, docgen.Rendered, np.ndarray, OcrResult]
 

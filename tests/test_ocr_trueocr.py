@@ -14,8 +14,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from saoy.clients.simulator import docgen
-from saoy.core.ocr import OcrUnavailable
-from saoy.core.ocr_engines import create_engine
+from saoy.core.ocr.engines import create_engine
+from saoy.core.ocr.tesseract import OcrUnavailable
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # fonts-dejavu-core
 

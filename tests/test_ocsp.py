@@ -27,7 +27,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
-from saoy.core.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
 from saoy.server.app import open_dev_pki
 from saoy.server.http import MAX_OCSP_REQUEST_BYTES
 

@@ -11,12 +11,12 @@ import pyotp
 import pytest
 from asn1crypto import x509 as asn1_x509
 
-from saoy.core.centers import Center, Centers
-from saoy.core.deskdb import DeskDb
+from saoy.core.desk.deskdb import DeskDb
+from saoy.core.desk.officials import MAX_FAILURES, Officials, SignInThrottled
 from saoy.core.errors import Unauthenticated
-from saoy.core.officials import MAX_FAILURES, Officials, SignInThrottled
-from saoy.core.pki import DevPki, ensure_dev_pki, load_pkcs12
-from saoy.core.registry import SqliteRegistry
+from saoy.core.reception.centers import Center, Centers
+from saoy.core.storage.registry import SqliteRegistry
+from saoy.core.trust.pki import DevPki, ensure_dev_pki, load_pkcs12
 
 
 @pytest.fixture(scope="module")

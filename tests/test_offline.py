@@ -25,8 +25,9 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from saoy.clients.sdk import CertifyResult
 from saoy.core.model import CertificationBlock, Outcome, RenderPage
-from saoy.core.offline import load_qr_certificates, verify_offline
-from saoy.core.qrpayload import (
+from saoy.core.render import BAND_HEIGHT, render_copy
+from saoy.core.trust.offline import load_qr_certificates, verify_offline
+from saoy.core.trust.qrpayload import (
     BAD_SIGNATURE,
     WRONG_KEY,
     QrFields,
@@ -37,8 +38,7 @@ from saoy.core.qrpayload import (
     qr_text,
     split_qr_text,
 )
-from saoy.core.render import BAND_HEIGHT, render_copy
-from saoy.core.verify import Verdict, VerificationReport
+from saoy.core.trust.verify import Verdict, VerificationReport
 from saoy.v1 import certification_pb2 as cpb
 
 from .conftest import RunningServer

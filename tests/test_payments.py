@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from saoy.clients.sdk import CertifyResult, TrackingClient
-from saoy.core.deadlines import VIETNAM
 from saoy.core.errors import InvalidInput, NotFound, OutOfOrder, Unauthenticated
-from saoy.core.reception import (
+from saoy.core.reception.deadlines import VIETNAM
+from saoy.core.reception.reception import (
     AlreadyPaid,
     Payment,
     Reception,

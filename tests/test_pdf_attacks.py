@@ -30,9 +30,9 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from saoy.clients.cli import main as saoy_main
 from saoy.clients.sdk import CertifyResult
-from saoy.core.pki import ensure_dev_pki
 from saoy.core.render import BAND_HEIGHT
-from saoy.core.signing import SIGNATURE_FIELD, signer_from_dev_pki
+from saoy.core.trust.pki import ensure_dev_pki
+from saoy.core.trust.signing import SIGNATURE_FIELD, signer_from_dev_pki
 from saoy.server.settings import Settings
 from saoy.v1 import certification_pb2 as cpb
 

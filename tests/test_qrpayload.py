@@ -23,9 +23,10 @@ from pycose.algorithms import EdDSA, Es256
 from pycose.headers import KID, Algorithm
 from pycose.messages.sign1message import Sign1Message
 
-from saoy.core import codes, qrpayload
 from saoy.core.errors import InvalidInput
-from saoy.core.qrpayload import (
+from saoy.core.reception import codes
+from saoy.core.trust import qrpayload
+from saoy.core.trust.qrpayload import (
     QrFields,
     decode_payload,
     encode_payload,
@@ -185,7 +186,7 @@ def test_other_algorithm_in_header_is_refused(
 def test_well_signed_but_malformed_content_is_refused(
     issuer: tuple[Ed25519PrivateKey, x509.Certificate],
 ) -> None:
-    from saoy.core.qrpayload import _cose_key
+    from saoy.core.trust.qrpayload import _cose_key
 
     key, cert = issuer
     for content in ({0: 1}, {0: 2, 1: "X", 2: b"", 3: 0, 4: 0}, [1, 2, 3, 4, 5]):

@@ -14,8 +14,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from saoy.clients.sdk import PageRejectedError
-from saoy.core.admission import Limits, admit, quality_issues, resolution_for, resolution_issue
-from saoy.core.imaging import frame_is_document, prepare
+from saoy.core.pages.admission import (
+    Limits,
+    admit,
+    quality_issues,
+    resolution_for,
+    resolution_issue,
+)
+from saoy.core.pages.imaging import frame_is_document, prepare
 from tests.conftest import RunningServer
 
 FONTS = "/usr/share/fonts/truetype/dejavu/"
@@ -558,7 +564,7 @@ def test_a_card_foreshortened_to_an_a4_pages_shape_is_not_refused_as_low_resolut
 
 
 def test_a_wedge_of_desk_breaking_up_at_its_tip_is_not_content_cut_off() -> None:
-    from saoy.core.imaging import content_at_edge
+    from saoy.core.pages.imaging import content_at_edge
 
     paper = np.full((400, 640), 235, np.uint8)
     paper[:3, 306:] = 60  # a wedge of desk along the top, deepening to the right

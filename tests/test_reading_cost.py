@@ -9,7 +9,7 @@ import pytest
 
 from saoy.core.documents import DocumentReader
 from saoy.core.model import OcrResult, Word
-from saoy.core.ocr import OcrUnavailable
+from saoy.core.ocr.tesseract import OcrUnavailable
 from saoy.core.pipeline import kernel_threads, reader_for, reads_upright
 
 TEXT = "Cộng hòa xã hội chủ nghĩa Việt Nam độc lập tự do hạnh phúc đơn đề nghị cấp bản sao"

@@ -11,28 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from saoy.core.centers import (
+from saoy.core.errors import InvalidInput, NotFound
+from saoy.core.model import CheckResult, Outcome
+from saoy.core.reception.centers import (
     DEV_CENTER_CODE,
     Center,
     KioskNotRegistered,
 )
-from saoy.core.deadlines import VIETNAM
-from saoy.core.errors import InvalidInput, NotFound
-from saoy.core.model import CheckResult, Outcome
-from saoy.core.reception import (
+from saoy.core.reception.deadlines import VIETNAM
+from saoy.core.reception.reception import (
     PortalStatus,
     Reception,
     dossier_code,
     lookup_secret,
 )
-from saoy.core.registry import (
+from saoy.core.reception.vietqr import Payee, parse
+from saoy.core.storage.registry import (
     CopyRecord,
     DossierRecord,
     SqliteRegistry,
     SqlRegistry,
 )
-from saoy.core.registry_pg import PostgresRegistry
-from saoy.core.vietqr import Payee, parse
+from saoy.core.storage.registry_pg import PostgresRegistry
 from tests.pg import postgres_server, postgresql_url
 
 __all__ = ["postgres_server", "postgresql_url"]
@@ -329,7 +329,7 @@ def _dossier(
 
 
 def _copy(dossier_id: str, at: datetime) -> CopyRecord:
-    from saoy.core import codes
+    from saoy.core.reception import codes
 
     return CopyRecord(
         code=codes.new_code(),
@@ -347,7 +347,7 @@ def _copy(dossier_id: str, at: datetime) -> CopyRecord:
 def test_a_rescan_asked_at_the_officials_desk_is_a_request_for_more(
     registry: SqlRegistry, reception: Reception, clock: Clock
 ) -> None:
-    from saoy.core.deskdb import DeskDb
+    from saoy.core.desk.deskdb import DeskDb
 
     receipt = receive(reception, request="req-rescan-1")
     registry.record(
@@ -389,7 +389,7 @@ def test_a_dossier_is_rated_once_and_only_after_its_result(
     registry: SqlRegistry, reception: Reception
 ) -> None:
     from saoy.core.errors import OutOfOrder
-    from saoy.core.reception import AlreadyRated
+    from saoy.core.reception.reception import AlreadyRated
 
     receipt = receive(reception, request="req-rate-01")
     with pytest.raises(OutOfOrder) as early:

@@ -18,23 +18,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from saoy.core.admission import Limits
-from saoy.core.blobs import FileBlobStore
-from saoy.core.centers import Center
-from saoy.core.deskdb import DeskDb
+from saoy.core.desk.deskdb import DeskDb
+from saoy.core.desk.officials import Official, Officials
+from saoy.core.desk.register import RegisterNumber, Statement, year_of
+from saoy.core.desk.review import Desk, OfficialSigners
 from saoy.core.model import CheckResult, Outcome
-from saoy.core.officials import Official, Officials
-from saoy.core.pki import DevPki, ensure_dev_pki
-from saoy.core.register import RegisterNumber, Statement, year_of
-from saoy.core.registries import create_registry
-from saoy.core.registry import (
+from saoy.core.pages.admission import Limits
+from saoy.core.reception.centers import Center
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registries import create_registry
+from saoy.core.storage.registry import (
     DossierRecord,
     PageRecord,
     Registry,
     SqliteRegistry,
     store_dossier,
 )
-from saoy.core.review import Desk, OfficialSigners
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
 from tests.pg import postgres_server, postgresql_url
 
 __all__ = ["postgres_server", "postgresql_url"]

@@ -21,12 +21,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from saoy.core import codes
-from saoy.core.blobs import FileBlobStore
 from saoy.core.errors import NotFound
 from saoy.core.model import CheckResult, Outcome
-from saoy.core.registries import create_registry
-from saoy.core.registry import (
+from saoy.core.reception import codes
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registries import create_registry
+from saoy.core.storage.registry import (
     SCHEMA_VERSION,
     CopyRecord,
     DossierRecord,
@@ -38,7 +38,7 @@ from saoy.core.registry import (
     store_dossier,
     sweep_orphans,
 )
-from saoy.core.registry_pg import PostgresRegistry
+from saoy.core.storage.registry_pg import PostgresRegistry
 from saoy.v1 import verification_pb2 as vpb
 from tests.pg import postgres_server, postgresql_url
 
@@ -586,8 +586,8 @@ import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tests.test_registry import sample
-from saoy.core.blobs import FileBlobStore
-from saoy.core.registry import SqliteRegistry, store_dossier
+from saoy.core.storage.blobs import FileBlobStore
+from saoy.core.storage.registry import SqliteRegistry, store_dossier
 
 data = Path(sys.argv[2])
 registry = SqliteRegistry(data / "registry.sqlite3")

@@ -15,7 +15,7 @@ import pytest
 
 from saoy.clients.sdk import KioskClient, TrackingClient
 from saoy.clients.simulator import docgen
-from saoy.core.reception import sign_payment_notice
+from saoy.core.reception.reception import sign_payment_notice
 from saoy.v1 import tracking_pb2 as tpb
 from saoy.v1 import tracking_pb2_grpc as tgrpc
 from saoy.v1 import verification_pb2 as vpb

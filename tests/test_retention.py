@@ -17,10 +17,6 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from saoy.clients.sdk import CertifyResult
-from saoy.core.blobs import FileBlobStore, key_of
-from saoy.core.keywrap import FileKeyWrapper, KeyDestroyed, Pkcs11KeyWrapper
-from saoy.core.registries import create_registry
-from saoy.core.registry import store_dossier
 from saoy.core.retention import (
     COPY,
     MAGIC,
@@ -32,6 +28,10 @@ from saoy.core.retention import (
     purge,
     unseal,
 )
+from saoy.core.storage.blobs import FileBlobStore, key_of
+from saoy.core.storage.registries import create_registry
+from saoy.core.storage.registry import store_dossier
+from saoy.core.trust.keywrap import FileKeyWrapper, KeyDestroyed, Pkcs11KeyWrapper
 from saoy.server.main import purge_command
 from saoy.server.settings import Settings
 from saoy.v1 import verification_pb2 as vpb
@@ -237,7 +237,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture
 def hsm_wrapper(softhsm: None) -> Iterator[Pkcs11KeyWrapper]:
-    from saoy.core.signing import open_pkcs11_session
+    from saoy.core.trust.signing import open_pkcs11_session
     from tests.test_hsm import PIN, SOFTHSM_MODULE, TOKEN
 
     wrapper = Pkcs11KeyWrapper(open_pkcs11_session(SOFTHSM_MODULE, TOKEN, PIN, rw=True))

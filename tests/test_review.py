@@ -23,10 +23,10 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from saoy.clients.sdk import DeskClient, OfficialClient
 from saoy.clients.simulator import docgen
-from saoy.core.centers import Center
-from saoy.core.register import VIETNAM
-from saoy.core.review import Desk
-from saoy.core.translog import decode_entry
+from saoy.core.desk.register import VIETNAM
+from saoy.core.desk.review import Desk
+from saoy.core.reception.centers import Center
+from saoy.core.trust.translog import decode_entry
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import review_pb2 as rpb
 from saoy.v1 import verification_pb2 as vpb

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from saoy.core.pki import DevPki
-from saoy.core.registry import SqliteRegistry
-from saoy.core.review import HeldByAnother
+from saoy.core.desk.review import HeldByAnother
+from saoy.core.storage.registry import SqliteRegistry
+from saoy.core.trust.pki import DevPki
 
 from .test_register import _desk, _page, _waiting_dossier, pki
 
@@ -42,8 +42,8 @@ def test_an_abandoned_lease_expires(tmp_path: Path, pki: DevPki) -> None:
 def test_decisions_missing_from_the_log_are_appended_at_start(tmp_path: Path, pki: DevPki) -> None:
     import asyncio
 
-    from saoy.core.publication import LogPublisher
-    from saoy.core.translog import (
+    from saoy.core.trust.publication import LogPublisher
+    from saoy.core.trust.translog import (
         CheckpointSigner,
         SqliteTransparencyLog,
         decode_entry,

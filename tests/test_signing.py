@@ -42,13 +42,13 @@ from pyhanko_certvalidator.policy_decl import (
 )
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from saoy.core import pki as pki_module
 from saoy.core.errors import InvalidInput, NotFound, SaoyError
 from saoy.core.model import CertificationBlock, RenderPage, Word
-from saoy.core.pdfcheck import PdfReport, inspect_pdf
-from saoy.core.pki import DevPki, ensure_dev_pki
+from saoy.core.pages.pdfcheck import PdfReport, inspect_pdf
 from saoy.core.render import BAND_HEIGHT, code_from_info, info_keywords, render_copy
-from saoy.core.signing import (
+from saoy.core.trust import pki as pki_module
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.signing import (
     SEAL_FIELD,
     SIGNATURE_FIELD,
     TIMESTAMP_FIELD,

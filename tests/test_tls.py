@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from saoy.clients.cli import main as cli
 from saoy.clients.sdk import KioskClient, tls_credentials
-from saoy.core.pki import DevPki, ensure_dev_pki
+from saoy.core.trust.pki import DevPki, ensure_dev_pki
 from saoy.server.settings import Settings
 
 from .conftest import RunningServer, start_server

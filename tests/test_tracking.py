@@ -18,9 +18,9 @@ import pytest
 from saoy.clients import cli
 from saoy.clients.sdk import CertifyResult, TrackingClient
 from saoy.clients.simulator import docgen
-from saoy.core.centers import DEV_CENTER_CODE
-from saoy.core.deadlines import VIETNAM, WorkCalendar, appointment
-from saoy.core.vietqr import parse
+from saoy.core.reception.centers import DEV_CENTER_CODE
+from saoy.core.reception.deadlines import VIETNAM, WorkCalendar, appointment
+from saoy.core.reception.vietqr import parse
 from saoy.v1 import certification_pb2 as cpb
 from saoy.v1 import tracking_pb2 as tpb
 

@@ -13,7 +13,7 @@ import pytest
 
 from saoy.clients.sdk import CertifyResult, KioskClient, TrackingClient
 from saoy.clients.simulator import docgen
-from saoy.core.centers import DEV_CENTER_CODE
+from saoy.core.reception.centers import DEV_CENTER_CODE
 from saoy.v1 import tracking_pb2 as tpb
 from tests.pg import postgres_server, postgresql_url
 

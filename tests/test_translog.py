@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from saoy.core import codes
 from saoy.core.errors import InvalidInput, NotFound
-from saoy.core.translog import (
+from saoy.core.reception import codes
+from saoy.core.trust.translog import (
     EMPTY_ROOT,
     CheckpointSigner,
     InclusionProof,
@@ -41,7 +41,7 @@ from saoy.core.translog import (
     verify_consistency,
     verify_inclusion,
 )
-from saoy.core.translog_pg import PgTransparencyLog
+from saoy.core.trust.translog_pg import PgTransparencyLog
 from tests.pg import postgres_server, postgresql_url
 
 __all__ = ["postgres_server", "postgresql_url"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from saoy.core.translog import (
+from saoy.core.trust.translog import (
     CheckpointSigner,
     consistency_path,
     ensure_log_key,
@@ -22,8 +22,8 @@ from saoy.core.translog import (
     root_from_leaves,
     verify_checkpoint,
 )
-from saoy.core.translog_backends import open_transparency_log
-from saoy.core.translog_pg import _INTEGRATOR_LOCK, INTEGRATION_BATCH, PgTransparencyLog
+from saoy.core.trust.translog_backends import open_transparency_log
+from saoy.core.trust.translog_pg import _INTEGRATOR_LOCK, INTEGRATION_BATCH, PgTransparencyLog
 from tests.pg import postgres_server, postgresql_url
 
 __all__ = ["postgres_server", "postgresql_url"]

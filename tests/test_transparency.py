@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from saoy.clients.sdk import OfficialClient
-from saoy.core.publication import LogPublisher
-from saoy.core.registry import SqliteRegistry
-from saoy.core.translog import (
+from saoy.core.storage.registry import SqliteRegistry
+from saoy.core.trust.publication import LogPublisher
+from saoy.core.trust.translog import (
     CheckpointSigner,
     InclusionProof,
     SqliteTransparencyLog,

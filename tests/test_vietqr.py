@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from saoy.core.errors import InvalidInput
-from saoy.core.vietqr import (
+from saoy.core.reception.vietqr import (
     NAPAS_GUID,
     Payee,
     crc16_ccitt,

@@ -33,7 +33,7 @@ from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.rules import dossier_checks
 from saoy.core.documents.view import PageView, page_view
 from saoy.core.model import CheckResult, Outcome
-from saoy.core.ocr import OcrResult
+from saoy.core.ocr.tesseract import OcrResult
 
 __all__ = [
     "BIRTH_CERTIFICATE",

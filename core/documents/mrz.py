@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from saoy.core.ocr import undouble_mrz_name
+from saoy.core.ocr.tesseract import undouble_mrz_name
 
 TD1_LINE = 30
 _WEIGHTS = (7, 3, 1)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from saoy.core.ocr import MRZ_CHARACTERS, OcrUnavailable, TesseractApis, find_tessdata
+from saoy.core.ocr.tesseract import MRZ_CHARACTERS, OcrUnavailable, TesseractApis, find_tessdata
 
 
 @dataclass(frozen=True)

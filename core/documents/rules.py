@@ -10,7 +10,6 @@ import difflib
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
-from saoy.core.admission import resolution_for, resolution_issue
 from saoy.core.documents.analysis import (
     BLANK,
     ILLEGIBLE_CONFIDENCE,
@@ -33,6 +32,7 @@ from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRON
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
 from saoy.core.documents.text import ascii_upper, fold
 from saoy.core.model import CheckResult, Outcome
+from saoy.core.pages.admission import resolution_for, resolution_issue
 
 PASS, WARN, FAIL = Outcome.PASS, Outcome.WARN, Outcome.FAIL
 

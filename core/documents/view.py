@@ -28,8 +28,8 @@ import numpy as np
 from saoy.core.documents.classify import CARD_ASPECT
 from saoy.core.documents.qr import QrCode, find_qr_codes
 from saoy.core.documents.seal import Seal, find_seals, lift_seal_ink
-from saoy.core.imaging import PreparedPage, colour_view
 from saoy.core.model import AdmittedPage
+from saoy.core.pages.imaging import PreparedPage, colour_view
 
 QR_MARGIN = 0.12  # of the code's side, painted around it (the quiet zone and a blur's halo)
 

@@ -1,5 +1,5 @@
 """Citizen identity at the kiosk: the ID card's photo, a live face, a liveness challenge, and
-the decision that leads to a session token (:mod:`saoy.core.sessions`).
+the decision that leads to a session token (:mod:`saoy.core.identity.sessions`).
 
 Pipeline (:mod:`.face`): YuNet finds faces and five landmarks, a similarity transform aligns
 each face to the 112×112 ArcFace template, SFace turns it into a 128-d unit vector, and two

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from saoy.core.admission import sniff
 from saoy.core.errors import InvalidInput, TooLarge
 from saoy.core.identity.models import FaceModels
+from saoy.core.pages.admission import sniff
 
 INPUT_SIZE = 640
 STRIDES = (8, 16, 32)

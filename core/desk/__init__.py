@@ -1,0 +1,1 @@
+"""The official's desk: officials, review of dossiers, the register of certified copies."""

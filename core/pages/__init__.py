@@ -1,0 +1,1 @@
+"""Page intake: admission of uploaded pages, imaging, content hashes, PDF checks."""

@@ -1,0 +1,1 @@
+"""Reception at a center: intake, codes, deadlines, fees, payment, delivery, KPIs."""

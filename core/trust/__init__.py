@@ -1,0 +1,1 @@
+"""Trust: PKI, signing, QR payloads, the transparency log, verification, key custody."""
