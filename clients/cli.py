@@ -491,22 +491,27 @@ def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
         raise _BadTls(str(error)) from None
 
 
+SERVER_COMMANDS = {
+    "serve": "run the server (flags: saoy serve --help)",
+    "worker": "take dossiers off the work queue of fronts run with --queue-url (flags as serve)",
+    "kiosk-cert": "issue a kiosk its mutual-TLS certificate from the server's dev PKI, or revoke"
+    " one with --revoke SERIAL|KIOSK_ID",
+    "purge": "destroy the personal data of dossiers decided more than --retention-days ago",
+    "reception": "register centers and their kiosks, or list them",
+    "official": "add, disable, reset or list the officials of the centers",
+    "center": "a center's name, review policy (uncertain|all) and kiosks",
+    "register": "a center's certification register for a year, as CSV or a sealed PDF",
+}
+"""Commands run on the server's machine, against its data: the server package contributes them
+(entry points ``saoy.commands``); each has its own --help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saoy", description="Certified electronic copies.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the server (flags: saoy serve --help)", add_help=False)
-    sub.add_parser(
-        "worker",
-        help="take dossiers off the work queue of fronts run with --queue-url (flags as serve)",
-        add_help=False,
-    )
-    sub.add_parser(
-        "kiosk-cert",
-        help="issue a kiosk its mutual-TLS certificate from the server's dev PKI, or revoke"
-        " one with --revoke SERIAL|KIOSK_ID (flags: saoy kiosk-cert --help)",
-        add_help=False,
-    )
+    for name, what in SERVER_COMMANDS.items():
+        sub.add_parser(name, help=what, add_help=False)
 
     authenticate = sub.add_parser(
         "authenticate",
@@ -592,16 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("serve", "worker"):
+    if argv and argv[0] in SERVER_COMMANDS:
         return _plugin(argv[0], argv[1:])
     if argv and argv[0] == "verify" and "--offline" in argv[1:]:
         return cmd_verify_offline([a for a in argv[1:] if a != "--offline"])
-    if argv and argv[0] in ("kiosk-cert", "purge"):
-        return _plugin(argv[0], argv[1:])
-    if argv and argv[0] in ("official", "center", "register"):
-        return _plugin(argv[0], argv[1:])  # the head of center's commands, on the server
-    if argv and argv[0] == "reception":
-        return _plugin("reception", argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

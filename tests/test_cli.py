@@ -251,3 +251,15 @@ def test_commands_print_no_library_warnings(command: tuple[str, ...]) -> None:
     done = saoy(*command, env=env)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
+
+
+def test_the_help_lists_every_command_the_server_contributes() -> None:
+    from importlib.metadata import entry_points
+
+    contributed = {e.name for e in entry_points(group="saoy.commands")} - {"verify-offline"}
+    listed = saoy("--help").stdout
+    assert contributed, "the saoy.commands entry points are not installed"
+    assert all(f"    {name} " in listed for name in contributed), listed
+    for name in contributed:
+        done = saoy(name, "--help")
+        assert done.returncode == 0 and done.stdout.startswith(f"usage: saoy {name}"), done.stderr
