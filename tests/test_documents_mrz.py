@@ -150,6 +150,18 @@ def test_a_label_whose_colon_was_misread_does_not_become_the_value() -> None:
     assert fields["full_name"].value == "PHẠM QUỐC HÙNG"
 
 
+def test_a_name_holding_a_short_label_s_letters_is_not_cut_there() -> None:
+    # "THẾ THÀNH" folds to "thethanh", which holds "hethan" ("hết hạn", the 2024 card's expiry
+    # label): a short label is matched on whole words only, and the name is read whole.
+    label = _row(["Họ,", "chữ", "đệm", "và", "tên", "khai", "sinh", "/", "Surname:"], 280)
+    name = _row(["LƯƠNG", "THẾ", "THÀNH", "VỸ"], 318)
+    expiry = _row(["Ngày,", "tháng,", "năm", "hết", "hạn", "/", "Date", "of", "expiry:"], 356)
+    expiry += [Word("01/01/2040", 300 + 14 * 45, 356, 300 + 14 * 55, 380, 95.0)]
+    fields = card_fields(group_lines(label + name + expiry))
+    assert fields["full_name"].value == "LƯƠNG THẾ THÀNH VỸ"
+    assert fields["expiry_date"].value == "01/01/2040"
+
+
 def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 480)
     first = _row(["Số", "53", "Điện", "&", "Biên", "Phủ,"], 510)

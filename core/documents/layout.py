@@ -118,10 +118,18 @@ def _line_labels(li: int, line: Line) -> list[Label]:
         owner.extend([wi] * len(f))
     found: list[Label] = []
     taken: set[int] = set()
+    # Where each word begins and ends in ``text``.
+    starts = {sum(len(f) for f in folded_words[:wi]) for wi in range(len(folded_words))}
+    ends = {sum(len(f) for f in folded_words[: wi + 1]) for wi in range(len(folded_words))}
     for field, key in _KEYS:
-        pos = text.find(key)
-        span = (pos, pos + len(key)) if pos >= 0 else None
         errors = _allowed_errors(key)
+        pos = text.find(key)
+        if not errors:
+            # A short key, matched exactly, spans whole words: "hethan" ("hết hạn") is also
+            # in a name's "THẾ THÀNH", starting and ending inside its words.
+            while pos >= 0 and not (pos in starts and pos + len(key) in ends):
+                pos = text.find(key, pos + 1)
+        span = (pos, pos + len(key)) if pos >= 0 else None
         if span is None and errors and _bigram_share(key, text) >= 0.6:
             span = _approximate(key, text, errors)
         if span is None or span[1] <= span[0]:
