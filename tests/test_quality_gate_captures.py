@@ -656,3 +656,26 @@ def test_glare_captures_of_the_template_generator_are_refused(seed: int) -> None
     shot = capture(front, "glare", seed * 7919 + 90_004)
     page = admit(0, shot.data, LIMITS)
     assert "GLARE" in [i.reason for i in quality_issues(page, prepare(page))]
+
+
+def test_bright_paper_by_a_seal_on_a_photographed_letter_is_not_glare() -> None:
+    # A letter of the template generator photographed tight (its corpus's fourth A4 page at
+    # seed 6): its outline's shape lies between a card's and an A4 page's, and the light clips
+    # the paper white around the seal and the signature. No line runs into that paper and
+    # vanishes there, and print this small is no card's: it is not glare.
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import letter
+
+    rng = random.Random(6 * 1_000_003 + 70_000 + 3)
+    doc = letter(rng, rng.choice((200, 250, 300)))
+    shot = capture(doc, "camera_tight", 6 * 7919 + 95_000 + 3)
+    page = admit(0, shot.data, LIMITS)
+    assert quality_issues(page, prepare(page)) == []
+
+
+def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
+    from saoy.core.pages.imaging import card_sized_print
+
+    for dpi in (100, 150):  # about the analysis copy's scale
+        assert card_sized_print(np.asarray(card(dpi, seed=3).convert("L")))
+        assert not card_sized_print(np.asarray(a4(dpi, seed=3).convert("L")))

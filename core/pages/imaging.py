@@ -53,6 +53,7 @@ GLARE_LEVEL = 250  # grey levels at or above count as saturated
 GLARE_TILE_FILL = 0.9  # a glare tile is at least this saturated
 GLARE_INK_FILL = 2 / 64  # a tile with at least this fraction of ink pixels holds text
 GLARE_MIN_RUN = 3  # tiles across a blob's row at least, to hide more than a word gap
+GLARE_HALO = 4  # tiles between a line's last ink and a reflection's saturated core, at least
 GLARE_TEXT_ROWS = 3  # tile rows of a blob with text on both sides: text runs into it
 GLARE_SOLID = 9  # tiles of a washed patch in runs both across and down: a solid patch
 GLARE_CORE_LEVEL = 254  # a reflection's core is clipped at the sensor's ceiling ...
@@ -854,11 +855,10 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
         sizes[edge] = 0
         sizes[0] = 0
         return float(sizes.max() / labels.size), True
-    # Tiles with text somewhere to their left, and to their right, in the same tile row.
-    left = np.zeros_like(ink)
-    left[:, 1:] = np.logical_or.accumulate(ink, axis=1)[:, :-1]
-    right = np.zeros_like(ink)
-    right[:, :-1] = np.logical_or.accumulate(ink[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    # Tiles of washed runs that text runs into from the left, and from the right, in the same
+    # tile row: ink right before the run (its halo apart). Paper after the end of a short line,
+    # or before a block set to the right, is bright paper, not text washed out.
+    left, right = _runs_met_by_ink(washed, ink)
     up = np.zeros_like(ink)
     up[1:] = np.logical_or.accumulate(ink, axis=0)[:-1]
     down = np.zeros_like(ink)
@@ -909,6 +909,38 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
     return float(over_text / labels.size), False
 
 
+CARD_PRINT = 1 / 60
+"""The median height of a page's glyphs, as a share of its shorter side, from which its print
+is a card's: a card's labels and values stand 1.5 to 4 mm on its 54 mm (1/35 and more), an A4
+page's text 2 to 3 mm on 210 mm (under 1/70)."""
+
+
+def card_sized_print(small: np.ndarray) -> bool:
+    """Whether the glyphs of ``small`` (a page's analysis copy) are as large, against the page,
+    as a card's print (:data:`CARD_PRINT`); True when too few glyphs tell."""
+    ink = np.ascontiguousarray((small <= otsu_level(histogram(small))).view(np.uint8))
+    labels, best, _ = largest_component(ink)
+    if best == 0:
+        return True
+    ys, xs = np.nonzero(labels)
+    which = labels[ys, xs]
+    count = int(which.max()) + 1
+    top = np.full(count, small.shape[0], np.int64)
+    bottom = np.full(count, -1, np.int64)
+    left = np.full(count, small.shape[1], np.int64)
+    right = np.full(count, -1, np.int64)
+    np.minimum.at(top, which, ys)
+    np.maximum.at(bottom, which, ys)
+    np.minimum.at(left, which, xs)
+    np.maximum.at(right, which, xs)
+    heights, widths = (bottom - top + 1)[1:], (right - left + 1)[1:]
+    short = min(small.shape)
+    glyphs = heights[(heights >= 3) & (heights <= short / 6) & (widths <= 4 * heights)]
+    if glyphs.size < 20:
+        return True
+    return float(np.median(glyphs)) >= short * CARD_PRINT
+
+
 def _off_the_frame_edge(ink: np.ndarray) -> np.ndarray:
     """Ink tiles less those of regions that reach the frame's edge: the background left beside
     a document cropped from a photo (a desk along a side, a wedge where it was turned), which
@@ -921,6 +953,24 @@ def _off_the_frame_edge(ink: np.ndarray) -> np.ndarray:
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[edge != 0]
     return ink & ~np.isin(labels, edge) if edge.size else ink
+
+
+def _runs_met_by_ink(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tiles of the horizontal runs of ``mask`` that have ink right before their start (first
+    array), and right after their end (second): within a reflection's halo, which grows with
+    the reflection (:data:`GLARE_HALO` tiles, or half the run's length)."""
+    left = np.zeros_like(mask)
+    right = np.zeros_like(mask)
+    width = mask.shape[1]
+    for y in range(mask.shape[0]):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask[y].view(np.int8), [0]))))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            gap = max(GLARE_HALO, (stop - start) // 2)
+            if ink[y, max(0, start - gap) : start].any():
+                left[y, start:stop] = True
+            if ink[y, stop : min(width, stop + gap)].any():
+                right[y, start:stop] = True
+    return left, right
 
 
 def _long_runs(mask: np.ndarray) -> np.ndarray:
@@ -1013,7 +1063,10 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
         # all four sides, has a known document's shape, and the background left at the edges
         # is slivers that cut into none of its content.
         touches = False
-    glare, clipped = _glare(norm_small, framed=corners is None, card="id_card" in shapes)
+    # A card among shapes that admit an A4 page too (a photographed outline) is told by the
+    # size of its print: a card's rule for glare would take an A4 page's bright paper for it.
+    card = "id_card" in shapes and (len(shapes) == 1 or card_sized_print(norm_small))
+    glare, clipped = _glare(norm_small, framed=corners is None, card=card)
     focus, focus_axis = _focus(gray, small, factor, dpi)
     return PreparedPage(
         gray=normalized,
