@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import zxingcpp
@@ -101,23 +102,72 @@ def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
 
     Modules of a few pixels softened by the camera's blur (a card's QR code photographed)
     can fall apart under the local binarizer, which follows the paper's shading, and hold
-    together under one global threshold: where the first finds none, the second is tried."""
+    together under one global threshold: where the first finds none, the second is tried.
+    Where a symbol is seen but read by neither (a small code softened again when the page was
+    straightened), it is read with a fixed threshold, then from its own crop enlarged twice."""
     image = np.ascontiguousarray(gray)
-    formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-    found = []
+    found: list[Any] = []
+    seen: list[Any] = []
     for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
-        found = zxingcpp.read_barcodes(image, formats=formats, try_rotate=True, binarizer=binarizer)
-        if any(r.valid and r.text for r in found):
-            break
-    codes = []
-    for r in found:
-        if not (r.valid and r.text):
+        found = _read(image, binarizer)
+        seen += [r for r in found if not r.valid]
+        if _readable(found):
+            return _codes(found)
+    if not seen:
+        return []
+    found = _read(image, zxingcpp.Binarizer.FixedThreshold)
+    if _readable(found):
+        return _codes(found)
+    import cv2
+
+    h, w = image.shape
+    for symbol in seen:
+        left, top, right, bottom = _corners_box(symbol)
+        margin = max(8, (right - left) // 4)
+        x0, y0 = max(0, left - margin), max(0, top - margin)
+        x1, y1 = min(w, right + margin), min(h, bottom + margin)
+        if x1 - x0 < 8 or y1 - y0 < 8:
             continue
-        p = r.position
-        corners = (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
-        xs, ys = [c.x for c in corners], [c.y for c in corners]
-        codes.append(QrCode(r.text, (min(xs), min(ys), max(xs) + 1, max(ys) + 1)))
-    return codes
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        big = cv2.resize(crop, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+        again = _read(big, zxingcpp.Binarizer.LocalAverage)
+        if _readable(again):
+            return [_halved(code, x0, y0) for code in _codes(again)]
+    return []
+
+
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
+def _read(image: np.ndarray, binarizer: Any) -> list[Any]:
+    return list(
+        zxingcpp.read_barcodes(
+            image, formats=_QR, try_rotate=True, binarizer=binarizer, return_errors=True
+        )
+    )
+
+
+def _readable(results: Sequence[Any]) -> bool:
+    return any(r.valid and r.text for r in results)
+
+
+def _corners_box(result: Any) -> tuple[int, int, int, int]:
+    p = result.position
+    corners = (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
+    xs, ys = [c.x for c in corners], [c.y for c in corners]
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
+
+
+def _halved(code: QrCode, x0: int, y0: int) -> QrCode:
+    """``code`` read on a crop enlarged twice whose corner is (x0, y0) of the page."""
+    left, top, right, bottom = code.box
+    return QrCode(
+        code.text, (x0 + left // 2, y0 + top // 2, x0 - (-right // 2), y0 - (-bottom // 2))
+    )
+
+
+def _codes(results: Sequence[Any]) -> list[QrCode]:
+    return [QrCode(r.text, _corners_box(r)) for r in results if r.valid and r.text]
 
 
 def card_qr(codes: Sequence[QrCode]) -> CardQr | None:
