@@ -474,3 +474,19 @@ def test_of_readings_the_check_digits_cannot_tell_apart_a_digit_read_beats_a_let
     digit = (l1, forged + "Q", l3)  # the page OCR: the 9 read, then a speck read as a Q
     m = combine_reads([letter, digit], today)
     assert m is not None and m.lines[1] == forged and m.failed == ("composite",)
+
+
+def test_a_line_read_a_place_off_whose_check_digits_pass_by_chance_is_read_right() -> None:
+    # A broken card (its composite digit wrong: 6 where 2 is due) photographed: a "Q" read after
+    # the expiry's digit and a filler lost put "QVN" for the nationality, and the composite
+    # happens to pass on that reading. A Vietnamese card's "VNM" one place off is a line read a
+    # place off: the "0Q" read once and the filler put back, the wrong digit is proven.
+    line1 = "IDVNM0579395352022057939535<<<"
+    shifted = "5705148M<<<<<<0QVNM<<<<<<<<<<6"
+    name = "PHAN<<QUANG<XUAN<TIEN<<<<<<<<<"
+    assert not well_formed((line1, shifted, name))
+    reads = [(line1, shifted, name), (line1, shifted, name)]
+    m = combine_reads(reads)
+    assert m is not None and m.lines[1] == "5705148M<<<<<<0VNM<<<<<<<<<<<6"
+    assert m.nationality == "VNM" and [c.field for c in m.checks if not c.ok] == ["composite"]
+    assert proven_failures(reads, m) == ("composite",)

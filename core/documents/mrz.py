@@ -202,7 +202,14 @@ def _line1_shaped(line: str) -> bool:
 
 
 def _line2_shaped(line: str) -> bool:
-    return bool(_TD1_LINE2.fullmatch(line))
+    return bool(_TD1_LINE2.fullmatch(line)) and not _nationality_shifted(line)
+
+
+def _nationality_shifted(line: str) -> bool:
+    """Line 2 holds "VNM" one place before or after the nationality's: a character read twice
+    or lost before it, every field after it read a place off (a "QVN" nationality whose
+    check digits may pass by chance)."""
+    return line[15:18] != "VNM" and "VNM" in (line[14:17], line[16:19])
 
 
 def well_formed(lines: Sequence[str]) -> bool:
@@ -270,8 +277,17 @@ def _undoubled(line: str, kind: _ZoneLine) -> list[str]:
         out.append(n[:a] + n[a + 1 :])
         for b in spots[i + 1 :]:
             out.append(n[:a] + n[a + 1 : b] + n[b + 1 :])
-    padded = (v.ljust(TD1_LINE, "<") for v in out if len(v.rstrip("<")) <= TD1_LINE)
-    return [v for v in padded if kind.shaped(kind.by_position(v))]
+    padded = (p for v in out if len(v.rstrip("<")) <= TD1_LINE for p in _refilled(v))
+    return [v for v in dict.fromkeys(padded) if kind.shaped(kind.by_position(v))]
+
+
+def _refilled(line: str) -> list[str]:
+    """A line read short padded back to 30 with the fillers OCR lost: at its end, or, where it
+    ends in a check digit after fillers (line 2), in that run of fillers before the digit."""
+    out = [line.ljust(TD1_LINE, "<")]
+    if len(line) < TD1_LINE and line[-1:].isdigit() and line[-2:-1] == "<":
+        out.append(line[:-1].ljust(TD1_LINE - 1, "<") + line[-1])
+    return out
 
 
 # Letters read where only a digit may stand that look like more than one digit (the tail of a
@@ -383,6 +399,13 @@ def _taken_for(read: str, parsed: str) -> int:
     return sum(a != b for a, b in zip(_fit(normalize_line(read)), parsed, strict=True))
 
 
+def _checks_passed(m: Mrz) -> int:
+    """How many of ``m``'s check digits pass, the composite not counted on a Vietnamese card's
+    line 2 read a place off (:func:`_nationality_shifted`): it passes there by chance."""
+    shifted = m.issuing_state == "VNM" and _nationality_shifted(m.lines[1])
+    return sum(c.ok for c in m.checks if not (shifted and c.field == "composite"))
+
+
 def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> Mrz | None:
     """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
     check digits) from whichever reads, or characters of them, make the most check digits
@@ -409,7 +432,7 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
             # read fails a digit as a mended one does), the lines of the zone's shape, and
             # those with fewer letters taken for digits (a digit read is the better evidence).
             score = (
-                sum(c.ok for c in parsed.checks),
+                _checks_passed(parsed),
                 _line1_shaped(parsed.lines[0]) + _line2_shaped(parsed.lines[1]),
                 -_taken_for(l1, parsed.lines[0]) - _taken_for(l2, parsed.lines[1]),
             )
