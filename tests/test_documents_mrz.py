@@ -162,6 +162,15 @@ def test_a_name_holding_a_short_label_s_letters_is_not_cut_there() -> None:
     assert fields["expiry_date"].value == "01/01/2040"
 
 
+def test_an_english_half_read_as_more_words_stays_part_of_its_label() -> None:
+    # "Place of origin:" read "Place of on gin:": the English half matches no key, and its
+    # colon is the fifth word after the Vietnamese half; it is the label's, not the value's.
+    words = _row(["Quê", "quán", "/", "Place", "of", "on", "gin:", "Xã", "Phù", "Linh,"], 405)
+    words += _row(["Huyện", "Sóc", "Sơn,", "Thành", "phố", "Hà", "Nội"], 440)
+    fields = card_fields(group_lines(words))
+    assert fields["place_of_origin"].value == "Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nội"
+
+
 def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 480)
     first = _row(["Số", "53", "Điện", "&", "Biên", "Phủ,"], 510)

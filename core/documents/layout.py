@@ -45,6 +45,10 @@ LABELS: dict[str, tuple[str, ...]] = {
 _KEYS: tuple[tuple[str, str], ...] = tuple(
     sorted(((f, k) for f, ks in LABELS.items() for k in ks), key=lambda fk: -len(fk[1]))
 )
+LABEL_TAIL = 7
+"""Words after a label's match within which its colon is looked for: the other half of a
+bilingual label read too badly to match ("Place of on gin:", a word read as two) is the
+label's, not the value's."""
 _FUZZY_MIN = 8  # keys shorter than this are matched exactly ("hethan" is in "Chi, Thành")
 
 
@@ -158,7 +162,7 @@ def _line_labels(li: int, line: Line) -> list[Label]:
         last = lb.last
         # The label runs on to its colon, or over a half read too badly to match, when that
         # half ends in a colon within a few words and holds no digit.
-        for j in range(lb.last, min(lb.last + 5, stop)):
+        for j in range(lb.last, min(lb.last + LABEL_TAIL, stop)):
             t = line.words[j].text
             if j > lb.last and any(ch.isdigit() for ch in t):
                 break
