@@ -171,6 +171,49 @@ def test_an_english_half_read_as_more_words_stays_part_of_its_label() -> None:
     assert fields["place_of_origin"].value == "Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nội"
 
 
+def test_a_label_two_rows_down_does_not_cut_the_name_short() -> None:
+    # A card photographed close: its labels read tall. "Quốc tịch / Nationality" starts right
+    # of the name's last word, two rows down, past the date of birth's label: it bounds the
+    # nationality's value, not the name's column (the geometry of a capture that lost "TUYẾT").
+    def words(texts: list[tuple[str, int, int]], top: int, bottom: int) -> list[Word]:
+        return [Word(t, x0, top, x1, bottom, 95.0) for t, x0, x1 in texts]
+
+    label = words(
+        [("Họ", 289, 320), ("và", 328, 360), ("tên", 368, 410), ("name:", 418, 471)], 275, 312
+    )
+    name = words([("TRỊNH", 317, 400), ("PHƯƠNG", 410, 500), ("TUYẾT", 510, 580)], 309, 337)
+    born = words(
+        [
+            ("Ngày", 292, 340),
+            ("sinh", 348, 390),
+            ("/", 398, 404),
+            ("Date", 412, 450),
+            ("of", 458, 470),
+            ("birth:", 478, 492),
+            ("11/03/2000", 500, 640),
+        ],
+        345,
+        378,
+    )
+    sex = words(
+        [("Giới", 290, 330), ("tính", 338, 380), ("Sex", 388, 405), ("Nữ", 415, 450)], 387, 415
+    )
+    nationality = words(
+        [
+            ("Quốc", 551, 600),
+            ("tịch", 608, 640),
+            ("Nationality:", 648, 734),
+            ("Việt", 742, 790),
+            ("Nam", 798, 840),
+        ],
+        377,
+        417,
+    )
+    fields = card_fields(group_lines(label + name + born + sex + nationality))
+    assert fields["full_name"].value == "TRỊNH PHƯƠNG TUYẾT"
+    assert fields["nationality"].value == "Việt Nam"
+
+
 def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 480)
     first = _row(["Số", "53", "Điện", "&", "Biên", "Phủ,"], 510)

@@ -232,9 +232,19 @@ class Page:
     def _column(self, label: Label) -> tuple[float, float]:
         """The x range of ``label``'s column: from a little left of it to the next label that
         begins to its right, beside it (on its row, or starting a little above or below)."""
-        left, top, _, bottom = label.box(self.lines)
+        left, top, right, bottom = label.box(self.lines)
         h = max(1, bottom - top)
-        return left - 1.2 * h, self._bound(left, top - 0.7 * h, bottom + 2 * h, h, label.field)
+        # Not past the next label of this column below: a label beyond it (on the row after
+        # the next) bounds another value.
+        under = [
+            ot
+            for other in self.labels
+            if other.line != label.line
+            for ol, ot, orr, _ in (other.box(self.lines),)
+            if ot > bottom and ol < right and orr > left
+        ]
+        limit = min(bottom + 2 * h, min(under, default=bottom + 2 * h) - 1)
+        return left - 1.2 * h, self._bound(left, top - 0.7 * h, limit, h, label.field)
 
     def _bound(self, left: float, top: float, bottom: float, h: float, field: str) -> float:
         """The left edge of the nearest label right of ``left`` whose top lies between ``top``
