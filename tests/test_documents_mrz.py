@@ -214,6 +214,21 @@ def test_a_label_two_rows_down_does_not_cut_the_name_short() -> None:
     assert fields["nationality"].value == "Việt Nam"
 
 
+def test_a_tall_speck_left_of_a_value_does_not_lift_it_onto_its_labels_row() -> None:
+    # A photograph's edge read as a tall word joins the value's line, whose top is then the
+    # label's row: the value is found by where its own words stand in the label's column.
+    spans = [("Quê", 326, 360), ("quán", 368, 420), ("/", 428, 432), ("Place", 440, 490)]
+    spans += [("of", 498, 515), ("origin:", 523, 585)]
+    label = [Word(t, x0, 451, x1, 472, 95.0) for t, x0, x1 in spans]
+    speck = [Word("đất", 200, 453, 300, 545, 40.0)]
+    value = [
+        Word(t, x0, 500, x1, 538, 95.0)
+        for t, x0, x1 in (("Phường", 327, 420), ("Kinh", 430, 490), ("Bắc,", 500, 560))
+    ]
+    fields = card_fields(group_lines(label + speck + value))
+    assert fields["place_of_origin"].value == "Phường Kinh Bắc"
+
+
 def test_specks_of_the_background_are_left_out_of_an_address() -> None:
     label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 480)
     first = _row(["Số", "53", "Điện", "&", "Biên", "Phủ,"], 510)

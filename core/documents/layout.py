@@ -275,9 +275,12 @@ class Page:
         prev_bottom = bottom
         for li in range(label.line + 1, len(lines)):
             line = lines[li]
-            if line.top < top + h // 2:
+            # Where the line stands in the column: a speck left of it (a photograph's edge
+            # read as a tall word) joined to the line says nothing of its row.
+            line_top = min((w.top for w in line.words if w.left >= col_left), default=line.top)
+            if line_top < top + h // 2:
                 continue  # a line on the label's own row
-            if line.top - prev_bottom > 1.6 * h and (out or line.top - bottom > 3.2 * h):
+            if line_top - prev_bottom > 1.6 * h and (out or line_top - bottom > 3.2 * h):
                 break
             own = self._label_words(li)
             # Another label on this line's row, right of the column, ends it there too.
