@@ -97,14 +97,16 @@ class QrCode:
     box: tuple[int, int, int, int]
 
 
-def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
+def find_qr_codes(gray: np.ndarray, card: bool = False) -> list[QrCode]:
     """Every QR code that can be read on an H x W uint8 image.
 
     Modules of a few pixels softened by the camera's blur (a card's QR code photographed)
     can fall apart under the local binarizer, which follows the paper's shading, and hold
     together under one global threshold: where the first finds none, the second is tried.
     Where a symbol is seen but read by neither (a small code softened again when the page was
-    straightened), it is read with a fixed threshold, then from its own crop enlarged twice."""
+    straightened), it is read with a fixed threshold, then from its own crop enlarged twice.
+    On a ``card`` (a card-sized page, whose code has modules of a few pixels) where no symbol
+    is seen at all, the page enlarged by half is read too."""
     image = np.ascontiguousarray(gray)
     found: list[Any] = []
     seen: list[Any] = []
@@ -114,7 +116,7 @@ def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
         if _readable(found):
             return _codes(found)
     if not seen:
-        return []
+        return _enlarged(image, 1.5) if card else []
     found = _read(image, zxingcpp.Binarizer.FixedThreshold)
     if _readable(found):
         return _codes(found)
@@ -137,6 +139,19 @@ def find_qr_codes(gray: np.ndarray) -> list[QrCode]:
 
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
+def _enlarged(image: np.ndarray, scale: float) -> list[QrCode]:
+    """The codes read on ``image`` enlarged by ``scale``, their boxes in ``image``'s pixels."""
+    import cv2
+
+    big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    out = []
+    for code in _codes(_read(big, zxingcpp.Binarizer.LocalAverage)):
+        left, top, right, bottom = code.box
+        box = (int(left / scale), int(top / scale), -int(-right // scale), -int(-bottom // scale))
+        out.append(QrCode(code.text, box))
+    return out
 
 
 def _read(image: np.ndarray, binarizer: Any) -> list[Any]:

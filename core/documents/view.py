@@ -50,9 +50,9 @@ def page_view(page: AdmittedPage, prepared: PreparedPage) -> PageView:
     gray = prepared.gray
     rgb = colour_view(page, prepared)
     seals = tuple(find_seals(rgb)) if rgb is not None else None
-    codes = tuple(find_qr_codes(gray))
     # Tables and forms are on pages; a card has none, and its emblem and chip are no rules.
     card = abs(gray.shape[1] / max(1, gray.shape[0]) / CARD_ASPECT - 1) < 0.2
+    codes = tuple(find_qr_codes(gray, card=card))
     rules = None if card else ruled_lines(gray, page.dpi or prepared.dpi_estimate or ASSUMED_DPI)
     if not seals and not codes and rules is None:
         return PageView(gray, gray, rgb, seals, codes)
