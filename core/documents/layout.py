@@ -273,13 +273,20 @@ class Page:
         h = max(1, bottom - top)
         out: list[list[Word]] = []
         prev_bottom = bottom
-        for li in range(label.line + 1, len(lines)):
+        # Where each line stands in the column: a speck left of it (a photograph's edge read
+        # as a tall word) joined to the line says nothing of its row, and may even sort the
+        # line above its label.
+        tops = {
+            li: min((w.top for w in line.words if w.left >= col_left), default=line.top)
+            for li, line in enumerate(lines)
+        }
+        below = sorted(
+            (li for li in tops if li != label.line and tops[li] >= top + h // 2),
+            key=lambda li: (tops[li], li),
+        )
+        for li in below:
             line = lines[li]
-            # Where the line stands in the column: a speck left of it (a photograph's edge
-            # read as a tall word) joined to the line says nothing of its row.
-            line_top = min((w.top for w in line.words if w.left >= col_left), default=line.top)
-            if line_top < top + h // 2:
-                continue  # a line on the label's own row
+            line_top = tops[li]
             if line_top - prev_bottom > 1.6 * h and (out or line_top - bottom > 3.2 * h):
                 break
             own = self._label_words(li)
