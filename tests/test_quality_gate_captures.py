@@ -679,3 +679,23 @@ def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
     for dpi in (100, 150):  # about the analysis copy's scale
         assert card_sized_print(np.asarray(card(dpi, seed=3).convert("L")))
         assert not card_sized_print(np.asarray(a4(dpi, seed=3).convert("L")))
+
+
+def test_a_card_photographed_well_off_square_is_not_refused_as_a_low_resolution_a4_page() -> None:
+    # A 2024 card of the template generator photographed from above (seed 9, its fourteenth
+    # card): foreshortened past a tenth, its outline has an A4 page's shape, and as an A4 page
+    # it would be 95 dpi. As the card it may be it has 330 dpi: its type is judged once read.
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import card as template_card
+    from saoy.clients.simulator.templates import random_person
+
+    rng = random.Random(9 * 1_000_003 + 13)
+    person = random_person(rng, "2024")
+    dpi = rng.randint(20, 60) * 10
+    extra = rng.random() < 0.4
+    front, _ = template_card(person, "2024", rng, dpi, broken_mrz=False, qr_extra=extra)
+    shot = capture(front, "overhead", 9 * 7919 + 26)
+    page = admit(0, shot.data, LIMITS)
+    prepared = prepare(page)
+    assert prepared.document == "a4" and prepared.quad is not None
+    assert quality_issues(page, prepared) == []

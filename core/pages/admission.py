@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from saoy.core.errors import InvalidInput, TooLarge
 from saoy.core.model import AdmittedPage
-from saoy.core.pages.imaging import PreparedPage, draft_gray, open_image
+from saoy.core.pages.imaging import DOCUMENT_SIZES, PreparedPage, draft_gray, open_image
 
 MiB = 1024 * 1024
 FIELD = "chunk.data"
@@ -560,11 +560,32 @@ def _low_resolution(page: AdmittedPage, prepared: PreparedPage) -> tuple[bool, f
         return prepared.dpi_estimate < MIN_CARD_DPI, prepared.dpi_estimate
     stated_low = page.dpi is not None and page.dpi < MIN_DPI
     estimated_low = prepared.dpi_estimate is not None and prepared.dpi_estimate < MIN_DPI
+    if estimated_low and prepared.document == "a4" and _sharp_as_a_card(prepared):
+        estimated_low = False  # judged once its type is read (the page_resolution check)
     short = min(page.width, page.height)
     if _frame_size_disputed(page, prepared):
         estimated_low = False  # the file's own figure stands
     dpi = page.dpi if stated_low else prepared.dpi_estimate if estimated_low else None
     return short < MIN_SHORT_SIDE or stated_low or estimated_low, dpi
+
+
+FORESHORTENED_CARD = 0.15
+"""How far off a card's shape a photographed outline may be and still be a card: a camera well
+off square foreshortens a card past the tenth within which its shape is known to be a card's
+(:data:`saoy.core.pages.imaging.PERSPECTIVE_ASPECT`), into an A4 page's shape."""
+
+
+def _sharp_as_a_card(prepared: PreparedPage) -> bool:
+    """Whether a photographed outline taken for an A4 page by its shape could be a card
+    foreshortened (:data:`FORESHORTENED_CARD`) with enough pixels for one (:data:`MIN_CARD_DPI`):
+    it is not refused as an A4 page at a third of the card's resolution."""
+    if prepared.quad is None:
+        return False
+    _, long_mm, short_mm, _ = next(d for d in DOCUMENT_SIZES if d[0] == "id_card")
+    long, short = max(prepared.width, prepared.height), min(prepared.width, prepared.height)
+    if abs(long / max(1, short) / (long_mm / short_mm) - 1) > FORESHORTENED_CARD:
+        return False
+    return long / long_mm * 25.4 >= MIN_CARD_DPI
 
 
 def _frame_size_disputed(page: AdmittedPage, prepared: PreparedPage) -> bool:
