@@ -120,8 +120,6 @@ def find_qr_codes(gray: np.ndarray, card: bool = False) -> list[QrCode]:
     found = _read(image, zxingcpp.Binarizer.FixedThreshold)
     if _readable(found):
         return _codes(found)
-    import cv2
-
     h, w = image.shape
     for symbol in seen:
         left, top, right, bottom = _corners_box(symbol)
@@ -130,19 +128,18 @@ def find_qr_codes(gray: np.ndarray, card: bool = False) -> list[QrCode]:
         x1, y1 = min(w, right + margin), min(h, bottom + margin)
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-        big = cv2.resize(crop, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
-        again = _read(big, zxingcpp.Binarizer.LocalAverage)
-        if _readable(again):
-            return [_halved(code, x0, y0) for code in _codes(again)]
+        codes = _enlarged(np.ascontiguousarray(image[y0:y1, x0:x1]), 2.0, x0, y0)
+        if codes:
+            return codes
     return []
 
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
-def _enlarged(image: np.ndarray, scale: float) -> list[QrCode]:
-    """The codes read on ``image`` enlarged by ``scale``, their boxes in ``image``'s pixels."""
+def _enlarged(image: np.ndarray, scale: float, x0: int = 0, y0: int = 0) -> list[QrCode]:
+    """The codes read on ``image`` enlarged by ``scale``, their boxes in ``image``'s pixels
+    moved by (``x0``, ``y0``): a crop's corner on its page."""
     import cv2
 
     big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
@@ -150,7 +147,7 @@ def _enlarged(image: np.ndarray, scale: float) -> list[QrCode]:
     for code in _codes(_read(big, zxingcpp.Binarizer.LocalAverage)):
         left, top, right, bottom = code.box
         box = (int(left / scale), int(top / scale), -int(-right // scale), -int(-bottom // scale))
-        out.append(QrCode(code.text, box))
+        out.append(QrCode(code.text, (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3])))
     return out
 
 
@@ -171,14 +168,6 @@ def _corners_box(result: Any) -> tuple[int, int, int, int]:
     corners = (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
     xs, ys = [c.x for c in corners], [c.y for c in corners]
     return min(xs), min(ys), max(xs) + 1, max(ys) + 1
-
-
-def _halved(code: QrCode, x0: int, y0: int) -> QrCode:
-    """``code`` read on a crop enlarged twice whose corner is (x0, y0) of the page."""
-    left, top, right, bottom = code.box
-    return QrCode(
-        code.text, (x0 + left // 2, y0 + top // 2, x0 - (-right // 2), y0 - (-bottom // 2))
-    )
 
 
 def _codes(results: Sequence[Any]) -> list[QrCode]:
