@@ -305,6 +305,19 @@ def test_a_card_without_expiry_keeps_its_shape_when_a_digit_was_read_twice() -> 
     assert m is not None and m.valid and m.lines[1] == l2 and m.expiry_date is None
 
 
+def test_a_character_read_twice_and_a_speck_past_the_line_s_end_leave_its_check_digit() -> None:
+    l1 = "IDVNM1622584552001162258455<<<"
+    l2 = "6205184F<<<<<<0VNM<<<<<<<<<<<9"
+    # "0" read as "O0" and the card's edge past the composite digit read as a "Q".
+    read = (l1, "6205184F<<<<<<O0VNM<<<<<<<<<<<9Q", "LUONG<<KIM<DUNG")
+    m = combine_reads([read, read], date(2025, 6, 1))
+    assert m is not None and m.valid and m.lines[1] == l2
+    # A wrong composite digit read the same way stays wrong.
+    forged = (l1, "6205184F<<<<<<O0VNM<<<<<<<<<<<7Q", "LUONG<<KIM<DUNG")
+    m = combine_reads([forged, forged], date(2025, 6, 1))
+    assert m is not None and m.failed == ("composite",)
+
+
 def test_a_label_of_the_column_to_the_left_does_not_end_a_wrapped_address() -> None:
     label = _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:", "Thôn", "Đông,"], 996)
     # The expiry label under the photo, its dash reaching into the address's column, then

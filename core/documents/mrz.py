@@ -263,8 +263,8 @@ def _undoubled(line: str, kind: _ZoneLine) -> list[str]:
     once ("0O" for "0", "00" for "0"), each variant padded back to a line with fillers and
     kept only if it has the line's shape once each character is read by its position (an
     "O" where a digit stands is a "0" read round): OCR doubles a character and then loses
-    the line's last one or a filler. A read of the right shape gets no variant, so a wrong
-    check digit there stays wrong; nothing is added but fillers."""
+    the line's last one or a filler, or reads a speck past its end. A read of the right shape
+    gets no variant, so a wrong check digit there stays wrong; nothing is added but fillers."""
     n = normalize_line(line)
     if kind.shaped(n):
         return []
@@ -277,7 +277,9 @@ def _undoubled(line: str, kind: _ZoneLine) -> list[str]:
         out.append(n[:a] + n[a + 1 :])
         for b in spots[i + 1 :]:
             out.append(n[:a] + n[a + 1 : b] + n[b + 1 :])
-    padded = (p for v in out if len(v.rstrip("<")) <= TD1_LINE for p in _refilled(v))
+    # Still too long once read once: what stands past the line's 30th character is the card's
+    # edge or a speck beside it read as a character ("…<9Q"), not the line's.
+    padded = (p for v in out for p in _refilled(v[:TD1_LINE]))
     return [v for v in dict.fromkeys(padded) if kind.shaped(kind.by_position(v))]
 
 
