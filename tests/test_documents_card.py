@@ -229,3 +229,34 @@ def test_an_mrz_without_expiry_confirms_a_printed_no_expiry_read_unsurely() -> N
         expiry = reconcile(tuple(pages))[side].field("expiry_date")
         assert expiry is not None and expiry.confidence < 0.8
         assert decided(tuple(pages))[0] is not PASS
+
+
+def _zone_read(back: PageAnalysis, line: int, at: int, char: str) -> PageAnalysis:
+    lines = list(back.mrz.lines)  # type: ignore[union-attr]
+    lines[line] = lines[line][:at] + char + lines[line][at + 1 :]
+    return replace(back, mrz=parse_td1(tuple(lines), TODAY), mrz_reads_agree=True)
+
+
+def test_a_zone_date_misread_alike_twice_is_mended_from_the_print_and_the_qr_code() -> None:
+    front, back = card(variant="2024")
+    day = back.mrz.lines[1][5]  # type: ignore[union-attr]
+    misread = _zone_read(back, 1, 5, "1" if day == "7" else "7")  # a 7 read as a 1, twice
+    assert misread.mrz is not None and misread.mrz.failed == ("birth_date", "composite")
+    mended = reconcile((front, misread), TODAY)[1]
+    assert mended.mrz is not None and mended.mrz.valid and mended.mrz.lines == back.mrz.lines
+    assert mended.value("mrz_birth_date") == dmy(PERSON.date_of_birth)
+    outcome, why = decided((front, misread))
+    assert outcome is PASS, why
+    # The QR code alone does not mend it: the print must say the same, surely read.
+    unsure_print = replace(
+        front,
+        fields=tuple(
+            replace(f, confidence=0.5) if f.name == "date_of_birth" else f for f in front.fields
+        ),
+    )
+    assert reconcile((unsure_print, misread), TODAY)[1].mrz == misread.mrz
+    # A wrong check digit is never mended: the zone is broken.
+    check = back.mrz.lines[1][6]  # type: ignore[union-attr]
+    broken = _zone_read(back, 1, 6, str((int(check) + 3) % 10))
+    assert decided((front, broken))[0] is FAIL
+    assert reconcile((front, broken), TODAY)[1].mrz == broken.mrz

@@ -117,5 +117,5 @@ def analyze_view(
 def judge(pages: Sequence[PageAnalysis], today: date) -> DossierAnalysis:
     """The dossier's analysis from its analysed pages: each card's fields reconciled across
     its sides (see :func:`reconcile`), then the validity rules over them."""
-    reconciled = reconcile(pages)
+    reconciled = reconcile(pages, today)
     return DossierAnalysis(reconciled, dossier_checks(reconciled, today))

@@ -288,7 +288,8 @@ def _read_mrz(
     return combined, agree, True
 
 
-def _mrz_fields(m: Mrz) -> list[Field]:
+def mrz_fields(m: Mrz) -> list[Field]:
+    """What a card's back carries of its zone as fields (uncertain unless its check digits hold)."""
     conf = 0.99 if m.valid else 0.5
     out = [
         Field("mrz_document_number", m.document_number, conf, "mrz"),
@@ -410,7 +411,7 @@ def analyze_page(
             found_seals = tuple(seals)
         elif rgb is not None:
             found_seals = tuple(find_seals(rgb))
-    extra = (_mrz_fields(mrz) if mrz else []) + (_qr_fields(qr) if qr else [])
+    extra = (mrz_fields(mrz) if mrz else []) + (_qr_fields(qr) if qr else [])
     required = REQUIRED_FIELDS.get((found.document_type, found.variant), ())
     return PageAnalysis(
         document_type=found.document_type,

@@ -8,6 +8,11 @@ diacritics. A plausible printed reading one character off
 an authority and read with little confidence (a misread) is put right from the authority; any
 other difference is left as read, for the checks to judge; a field the print did not give is
 taken from the authority.
+
+A zone whose check digits fail where it reads a date or the number one character off what the
+print and the QR code both say, and which that value makes whole, was misread there (a 7 read
+as a 1 twice): the check digits, computed over the value the card's other sources give, prove
+it. A wrong check digit itself is never mended so (a broken zone stays broken).
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, datetime
 
-from saoy.core.documents.analysis import OK, PageAnalysis
+from saoy.core.documents.analysis import OK, PageAnalysis, mrz_fields
 from saoy.core.documents.classify import CCCD_BACK, CCCD_FRONT
 from saoy.core.documents.fields import Field
 from saoy.core.documents.grammar import plausible
-from saoy.core.documents.mrz import Mrz
+from saoy.core.documents.mrz import Mrz, parse_td1
 from saoy.core.documents.qr import CardQr
 from saoy.core.documents.text import ascii_upper, fold
 
@@ -216,13 +222,67 @@ def _reconcile_page(
     return replace(page, fields=tuple(fields), missing=tuple(missing))
 
 
-def reconcile(pages: Sequence[PageAnalysis]) -> tuple[PageAnalysis, ...]:
+# Where a field stands in the zone: (line, first character, end).
+_ZONE_SPANS = {"date_of_birth": (1, 0, 6), "expiry_date": (1, 8, 14), "id_number": (0, 15, 27)}
+
+
+def _zone_form(field: str, value: str) -> str | None:
+    if field == "id_number":
+        return value if len(value) == 12 and value.isdigit() else None
+    try:
+        return datetime.strptime(value, "%d/%m/%Y").strftime("%y%m%d")
+    except ValueError:
+        return None
+
+
+def mended_zone(
+    mrz: Mrz | None, pages: Sequence[PageAnalysis | None], qr: dict[str, str], today: date | None
+) -> Mrz | None:
+    """The zone with each field its check digits fail put right from the value the QR code
+    and a surely read print agree on, where that value is one character off the zone's and
+    makes every check digit right; None when no such mending exists (see the module's
+    docstring)."""
+    if mrz is None or mrz.valid:
+        return None
+    lines = list(mrz.lines)
+    mended = False
+    for name, (line, start, end) in _ZONE_SPANS.items():
+        value = qr.get(name)
+        printed = [f for p in pages if p is not None for f in p.fields if f.name == name]
+        if not value or not any(f.value == value and f.confidence >= SURE for f in printed):
+            continue
+        form = _zone_form(name, value)
+        read = lines[line][start:end]
+        if form is None or read == form:
+            continue
+        if sum(a != b for a, b in zip(read, form, strict=True)) != 1:
+            return None
+        lines[line] = lines[line][:start] + form + lines[line][end:]
+        mended = True
+    if not mended:
+        return None
+    parsed = parse_td1((lines[0], lines[1], lines[2]), today)
+    return parsed if parsed is not None and parsed.valid else None
+
+
+def _with_zone(back: PageAnalysis, mrz: Mrz) -> PageAnalysis:
+    fields = [f for f in back.fields if not f.name.startswith("mrz_")] + mrz_fields(mrz)
+    return replace(back, mrz=mrz, mrz_reads_agree=False, fields=tuple(fields))
+
+
+def reconcile(
+    pages: Sequence[PageAnalysis], today: date | None = None
+) -> tuple[PageAnalysis, ...]:
     """Every page, the card pages' fields reconciled with their card's MRZ and QR code."""
     out = {p.index: p for p in pages}
     for front, back in pairs(pages):
+        from_qr = qr_values(card_qr_of(front, back))
+        if back is not None:
+            fixed = mended_zone(back.mrz, (front, back), from_qr, today)
+            if fixed is not None:
+                back = _with_zone(back, fixed)
         mrz = back.mrz if back is not None else None
         from_mrz = mrz_values(mrz)
-        from_qr = qr_values(card_qr_of(front, back))
         if not from_mrz and not from_qr:
             continue
         truncated = mrz is not None and len(mrz.lines[2].rstrip("<")) >= 29
