@@ -270,9 +270,7 @@ def _with_zone(back: PageAnalysis, mrz: Mrz) -> PageAnalysis:
     return replace(back, mrz=mrz, mrz_reads_agree=False, fields=tuple(fields))
 
 
-def reconcile(
-    pages: Sequence[PageAnalysis], today: date | None = None
-) -> tuple[PageAnalysis, ...]:
+def reconcile(pages: Sequence[PageAnalysis], today: date | None = None) -> tuple[PageAnalysis, ...]:
     """Every page, the card pages' fields reconciled with their card's MRZ and QR code."""
     out = {p.index: p for p in pages}
     for front, back in pairs(pages):
