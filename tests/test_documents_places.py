@@ -39,6 +39,14 @@ def test_what_names_no_unit_or_is_read_right_is_left_as_read() -> None:
     assert normalize_place("Xã Zzyzx, Huyện Gia Lâm, Thành phố Hà Nội").startswith("Xã Zzyzx")
 
 
+def test_a_unit_whose_name_begins_like_a_type_word_keeps_its_name() -> None:
+    # "Quan Hoa" is a ward of Cầu Giấy; its first word folds to "Quận".
+    assert normalize_place("Quan Hoa, Cầu Giấy, Hà Nội") == "Quan Hoa, Cầu Giấy, Hà Nội"
+    assert places.confirmed_place("Quan Hoa, Cầu Giấy, Hà Nội")
+    # A type word read without its marks before a unit's name is still put right.
+    assert normalize_place("Quan Cầu Giấy, Hà Nội") == "Quận Cầu Giấy, Hà Nội"
+
+
 def test_names_spelt_alike_but_for_their_marks_are_not_guessed() -> None:
     g = gazetteer()
     assert g is not None

@@ -140,7 +140,8 @@ def normalize_place(text: str) -> str:
     ("Thanh phố" → "Thành phố"), then from the province (its last part) down, each unit's
     name as officially spelt. Parts before the smallest unit found (a house, a street, a
     village) are left as read."""
-    parts = [_split(p.strip()) for p in text.split(",")]
+    raw = [p.strip() for p in text.split(",")]
+    parts = [_split(p) for p in raw]
     g = gazetteer()
     out = [f"{t} {n}".strip() for t, n in parts]
     if len(parts) < 2 or g is None:
@@ -156,6 +157,9 @@ def normalize_place(text: str) -> str:
     district: str | None = None
     for i in range(len(parts) - 2, -1, -1):
         kind, name = parts[i]
+        if p is not None and kind and _unit_of(g, p, district, raw[i]):
+            kind, name = "", raw[i]  # a name that begins like a type word ("Quan Hoa")
+            out[i] = raw[i]
         found = None
         if p is not None and district is None and kind not in WARD_TYPES:
             found = district = _spelt(g.districts.get(p), name)
@@ -175,6 +179,16 @@ def normalize_place(text: str) -> str:
     return ", ".join(out)
 
 
+def _unit_of(g: Gazetteer, province: str, district: str | None, name: str) -> bool:
+    """``name`` whole, without a type word, is a district of ``province`` or a ward there
+    (of ``district`` when it is known)."""
+    n = fold(name)
+    if district is None and n in g.districts.get(province, {}):
+        return True
+    wards = g.wards.get((province, fold(district))) if district else g.province_wards.get(province)
+    return n in (wards or {})
+
+
 def confirmed_place(text: str) -> bool:
     """Whether an address names, from its last part up, a province and at least one unit
     within it exactly as the official list has them (letters; marks aside), every part with a
@@ -182,7 +196,8 @@ def confirmed_place(text: str) -> bool:
     for letter, it was read right even where the reader was unsure of its words. Parts before
     the ward (a house, a street, a village) are not judged."""
     g = gazetteer()
-    parts = [_split(p.strip()) for p in text.split(",")]
+    raw = [p.strip() for p in text.split(",")]
+    parts = [_split(p) for p in raw]
     if g is None or len(parts) < 2:
         return False
     p = fold(parts[-1][1])
@@ -190,7 +205,9 @@ def confirmed_place(text: str) -> bool:
         return False
     district: str | None = None
     units = 0
-    for kind, name in reversed(parts[:-1]):
+    for whole, (kind, name) in reversed(list(zip(raw, parts, strict=True))[:-1]):
+        if kind and _unit_of(g, p, district, whole):
+            kind, name = "", whole
         n = fold(name)
         if district is None and kind not in WARD_TYPES and n in g.districts.get(p, {}):
             district, units = n, units + 1
