@@ -151,3 +151,22 @@ def test_text_height_tells_a_300_dpi_page_from_a_card() -> None:
     h_small, h_large = text_height(small), text_height(large)
     assert h_small is not None and h_large is not None
     assert 1.6 < h_large / h_small < 2.4
+
+
+def test_an_unsure_word_boxed_over_the_words_after_it_is_read_again_with_them(
+    engine: CascadeEngine,
+) -> None:
+    # "Place of birth" read as one unsure word "PIace" boxed over all three, then "of" and
+    # "birth" again: reading "PIace" with one word of context would leave "birth" twice.
+    run = [
+        Word("sinh", 345, 159, 378, 174, 93),
+        Word("/", 382, 153, 390, 182, 93),
+        Word("PIace", 396, 157, 497, 174, 45),
+        Word("of", 442, 153, 457, 182, 93),
+        Word("birth", 464, 157, 497, 174, 92),
+        Word("Phường", 520, 159, 600, 178, 97),
+    ]
+    assert engine.doubtful(run) == [(1, 5)]
+    # Words side by side: one word of context either side, no more.
+    apart = [Word(w.text, 100 * k, 159, 100 * k + 60, 174, w.confidence) for k, w in enumerate(run)]
+    assert engine.doubtful(apart) == [(1, 4)]

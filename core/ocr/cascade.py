@@ -220,12 +220,21 @@ class CascadeEngine(OcrEngine):
     def doubtful(self, run: list[Word]) -> list[tuple[int, int]]:
         """The pieces ``(start, end)`` of a run of words to read again: each word Tesseract
         is unsure of (but those it read with a restricted alphabet) with a word of context
-        either side, overlapping pieces joined."""
+        either side and every word its words' boxes overlap (an unsure word boxed over the
+        words after it: the recognizer reads them too), overlapping pieces joined."""
         pieces: list[tuple[int, int]] = []
         for k, word in enumerate(run):
             if reread_kind(word.text) is not None or not unsure(word, self.unsure):
                 continue
             start, end = max(0, k - CONTEXT), min(len(run), k + 1 + CONTEXT)
+            reach = max(x.right for x in run[start:end])
+            while end < len(run) and run[end].left < reach:
+                reach = max(reach, run[end].right)
+                end += 1
+            low = min(x.left for x in run[start:end])
+            while start > 0 and run[start - 1].right > low:
+                start -= 1
+                low = min(low, run[start].left)
             if pieces and start <= pieces[-1][1]:
                 pieces[-1] = (pieces[-1][0], end)
             else:
