@@ -673,6 +673,43 @@ def test_bright_paper_by_a_seal_on_a_photographed_letter_is_not_glare() -> None:
     assert quality_issues(page, prepare(page)) == []
 
 
+def _lit(img: Image.Image, cx: float, cy: float, rx: float, ry: float, gain: float) -> Image.Image:
+    """Light that multiplies (a lamp close by, a camera exposing for the page): brighter by up
+    to ``gain`` about (cx, cy), clipping the paper white there while ink stays dark."""
+    arr = np.asarray(img, dtype=np.float32)
+    yy, xx = np.mgrid[0 : arr.shape[0], 0 : arr.shape[1]]
+    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    factor = 1.0 + (gain - 1.0) * np.clip(1.6 - r, 0, 1)
+    return Image.fromarray(np.clip(arr * factor[..., None], 0, 255).astype(np.uint8))
+
+
+def test_light_that_clips_the_paper_white_but_leaves_the_ink_dark_is_not_glare(
+    page300: Image.Image,
+) -> None:
+    # Over the ends of six lines on the right, where a reflection is refused: paper clipped
+    # white by brighter light whose ink is as dark as the page's hides nothing ...
+    cx, cy, rx, ry = 170 * MM300, 150 * MM300, 15 * MM300, 17 * MM300
+    assert gate(_lit(page300, cx, cy, rx, ry, 1.25)) == []
+    # ... a reflection there adds light to the ink too, and washes it out.
+    assert gate(glare(page300, cx, cy, rx, ry)) == ["GLARE"]
+
+
+@pytest.mark.parametrize(("seed", "k"), [(14, 3), (13, 0)])
+def test_paper_clipped_white_about_a_letters_dark_print_is_not_glare(seed: int, k: int) -> None:
+    # Letters of the template generator: photographed tight under a lamp, the paper right of
+    # the signature block clipped white (seed 14, its fourth A4 page); scanned on a white
+    # platen, the whole paper clipped (seed 13, the first). The print about it is dark.
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import letter
+
+    rng = random.Random(seed * 1_000_003 + 70_000 + k)
+    doc = letter(rng, rng.choice((200, 250, 300)))
+    style = "camera_tight" if k == 3 else "flatbed"
+    shot = capture(doc, style, seed * 7919 + 95_000 + k)
+    page = admit(0, shot.data, LIMITS)
+    assert quality_issues(page, prepare(page)) == []
+
+
 def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
     from saoy.core.pages.imaging import card_sized_print
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -61,6 +62,9 @@ GLARE_CORE_FILL = 0.5  # ... in at least this fraction of its pixels (white prin
 GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's text rows, per tile they span: text survives
 GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
 GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
+GLARE_FADE = 58  # grey levels the ink about a reflection is lifted over the page's ink, at least
+GLARE_FADE_REACH = 2  # tiles about a blob whose ink shows whether the light lifted it
+GLARE_RICH_INK = 0.1  # ink tiles with this fraction of ink pixels tell how dark ink is
 EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
 EDGE_BAND = 0.03  # and are this deep: where a document edge to edge shows its own paper
 FILL_MARGIN = 0.02  # an outline this close to every side of the frame fills it (a tight crop)
@@ -849,12 +853,16 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
     labels, best, _ = largest_component(np.ascontiguousarray(washed.view(np.uint8)))
     if best == 0:
         return 0.0, clipped_paper
+    faded = _faded_ink(small, ink, ink_level)
     if clipped_paper:
         sizes = np.bincount(labels.ravel())
         edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         sizes[edge] = 0
         sizes[0] = 0
-        return float(sizes.max() / labels.size), True
+        for label in np.argsort(sizes)[::-1]:  # the largest blob that faded the ink about it
+            if sizes[label] == 0 or faded(labels == label):
+                return float(sizes[label] / labels.size), True
+        return 0.0, True
     # Tiles of washed runs that text runs into from the left, and from the right, in the same
     # tile row: ink right before the run (its halo apart). Paper after the end of a short line,
     # or before a block set to the right, is bright paper, not text washed out.
@@ -873,6 +881,8 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
     rows, _ = np.nonzero(hidden)
     hit = labels[hidden]
     blobs = {int(b) for b in np.unique(hit) if np.unique(rows[hit == b]).size >= GLARE_TEXT_ROWS}
+    # Paper clipped white where lines end is glare only where it washed their ink out too.
+    blobs = {b for b in blobs if faded(labels == b)}
     if card:
         # A card carries print all over (a field hidden whole, the expiry in its corner, leaves
         # no line running into the blob): a solid washed patch on it is glare wherever it is.
@@ -907,6 +917,43 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
             continue
         over_text = max(over_text, size)
     return float(over_text / labels.size), False
+
+
+def _faded_ink(small: np.ndarray, ink: np.ndarray, ink_level: int) -> Callable[[np.ndarray], bool]:
+    """A test of a blob of tiles: whether the ink about it is lifted towards white (by
+    :data:`GLARE_FADE` grey levels over the page's ink, the darkest pixel of each tile rich in
+    ink compared, within :data:`GLARE_FADE_REACH` tiles). A reflection adds light to ink and
+    paper alike, so the ink at its halo fades before the blob takes it whole; light that only
+    brightens the page (a lamp close by, a camera exposing for the page) clips the paper
+    white while the ink stays as dark as elsewhere, and hides nothing. A blob with no such
+    ink about it is not cleared."""
+    t = GLARE_TILE
+    rows, cols = ink.shape
+    tiles = small[: rows * t, : cols * t].reshape(rows, t, cols, t)
+    darkest = tiles.min(axis=(1, 3)).astype(np.float64)
+    rich = ink & ((tiles <= ink_level).mean(axis=(1, 3)) >= GLARE_RICH_INK)
+    if not rich.any():
+        return lambda blob: True
+    page_ink = float(np.percentile(darkest[rich], 25))
+
+    def faded(blob: np.ndarray) -> bool:
+        near = _dilated(blob, GLARE_FADE_REACH) & rich
+        if not near.any():
+            return True
+        # The upper quartile: the ink nearest a reflection fades most, that a tile or two
+        # further off less (the median of a narrow halo's ink is the page's ink again).
+        return float(np.percentile(darkest[near], 75)) - page_ink >= GLARE_FADE
+
+    return faded
+
+
+def _dilated(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` tiles across and down (a diamond: its nearest tiles)."""
+    import cv2
+
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    grown = cv2.dilate(mask.view(np.uint8), cross, iterations=reach)
+    return np.asarray(grown, dtype=bool)
 
 
 CARD_PRINT = 1 / 60
