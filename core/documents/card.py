@@ -245,7 +245,6 @@ def mended_zone(
     if mrz is None or mrz.valid:
         return None
     lines = list(mrz.lines)
-    mended = False
     for name, (line, start, end) in _ZONE_SPANS.items():
         value = qr.get(name)
         printed = [f for p in pages if p is not None for f in p.fields if f.name == name]
@@ -258,8 +257,7 @@ def mended_zone(
         if sum(a != b for a, b in zip(read, form, strict=True)) != 1:
             return None
         lines[line] = lines[line][:start] + form + lines[line][end:]
-        mended = True
-    if not mended:
+    if tuple(lines) == mrz.lines:
         return None
     parsed = parse_td1((lines[0], lines[1], lines[2]), today)
     return parsed if parsed is not None and parsed.valid else None

@@ -838,7 +838,8 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
         return 0.0, False
     fill = saturation_tiles(small, GLARE_TILE, GLARE_LEVEL)
     ink_level = otsu_level(histogram(small))
-    ink = (1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)) >= GLARE_INK_FILL
+    ink_fill = 1.0 - saturation_tiles(small, GLARE_TILE, ink_level + 1)  # ink pixels per tile
+    ink = ink_fill >= GLARE_INK_FILL
     if framed:
         ink = _off_the_frame_edge(ink)
     saturated = fill >= GLARE_TILE_FILL
@@ -853,7 +854,7 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
     labels, best, _ = largest_component(np.ascontiguousarray(washed.view(np.uint8)))
     if best == 0:
         return 0.0, clipped_paper
-    faded = _faded_ink(small, ink, ink_level)
+    faded = _faded_ink(small, ink, ink_fill)
     if clipped_paper:
         sizes = np.bincount(labels.ravel())
         edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
@@ -919,7 +920,9 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
     return float(over_text / labels.size), False
 
 
-def _faded_ink(small: np.ndarray, ink: np.ndarray, ink_level: int) -> Callable[[np.ndarray], bool]:
+def _faded_ink(
+    small: np.ndarray, ink: np.ndarray, ink_fill: np.ndarray
+) -> Callable[[np.ndarray], bool]:
     """A test of a blob of tiles: whether the ink about it is lifted towards white (by
     :data:`GLARE_FADE` grey levels over the page's ink, the darkest pixel of each tile rich in
     ink compared, within :data:`GLARE_FADE_REACH` tiles). A reflection adds light to ink and
@@ -931,7 +934,7 @@ def _faded_ink(small: np.ndarray, ink: np.ndarray, ink_level: int) -> Callable[[
     rows, cols = ink.shape
     tiles = small[: rows * t, : cols * t].reshape(rows, t, cols, t)
     darkest = tiles.min(axis=(1, 3)).astype(np.float64)
-    rich = ink & ((tiles <= ink_level).mean(axis=(1, 3)) >= GLARE_RICH_INK)
+    rich = ink & (ink_fill >= GLARE_RICH_INK)
     if not rich.any():
         return lambda blob: True
     page_ink = float(np.percentile(darkest[rich], 25))
