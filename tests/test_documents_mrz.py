@@ -270,6 +270,77 @@ def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> No
     assert card_fields(lines)["place_of_origin"].value == "Phường Bãi Cháy, Tỉnh Quảng Ninh"
 
 
+def _tilted(texts: list[str], top: int, rise: float, x: int = 300) -> list[Word]:
+    """A row of words on a tilted capture, ``rise`` pixels higher per 100 across; a word
+    with a horn and a tone mark ("thường") stands taller than the others."""
+    words = []
+    for t in texts:
+        y = round(top - rise * (x - 300) / 100)
+        tall = 14 if "ư" in t else 0
+        words.append(Word(t, x, y - tall, x + 14 * len(t), y + 24, 95.0))
+        x += 14 * len(t) + 10
+    return words
+
+
+def test_on_a_tilted_capture_a_row_s_words_stay_on_their_row() -> None:
+    # The text rises to the right, and a photograph's edge left of the text, read as a tall
+    # word, reaches over two rows: a word that overlaps both the speck and the word before
+    # it on its row joins the row it follows closely.
+    speck = [Word("đnn", 60, 400, 280, 482, 30.0)]
+    origin = _tilted(
+        [
+            "Quê",
+            "quán",
+            "/",
+            "Place",
+            "of",
+            "origin:",
+            "Hoằng",
+            "Quỳ,",
+            "Hoằng",
+            "Hóa,",
+            "Thanh",
+            "Hóa",
+        ],
+        420,
+        2,
+    )
+    residence = _tilted(
+        ["Nơi", "thường", "trú", "/", "Place", "of", "residence:", "Thôn", "Hạ,", "Thanh", "Hóa"],
+        456,
+        2,
+    )
+    lines = group_lines(speck + origin + residence)
+    texts = [ln.text for ln in lines]
+    assert "Quê quán / Place of origin: Hoằng Quỳ, Hoằng Hóa, Thanh Hóa" in texts
+    assert "Nơi thường trú / Place of residence: Thôn Hạ, Thanh Hóa" in texts
+    fields = card_fields(lines)
+    assert fields["place_of_origin"].value == "Hoằng Quỳ, Hoằng Hóa, Thanh Hóa"
+    assert fields["place_of_residence"].value == "Thôn Hạ, Thanh Hóa"
+
+
+def test_a_value_printed_larger_than_its_label_is_not_taken_for_the_value_above() -> None:
+    # The residence's value, in print more than twice its label's height, is a line of its
+    # own that starts above its label's line: the origin's value, under its label, ends
+    # there and does not take it.
+    origin = _row(["Quê", "quán", "/", "Place", "of", "origin:"], 400)
+    value = _row(
+        ["Xã", "Phú", "Thượng,", "Huyện", "Phú", "Vang,", "Tỉnh", "Thừa", "Thiên", "Huế"], 430
+    )
+    label = [
+        Word(w.text, w.left, 482, w.right, 498, 95.0)
+        for w in _row(["Nơi", "thường", "trú", "/", "Place", "of", "residence:"], 0)
+    ]
+    big = [
+        Word(t, label[-1].right + 10 + 70 * k, 466, label[-1].right + 70 + 70 * k, 508, 95.0)
+        for k, t in enumerate(["Tổ", "12,", "Xã", "Vinh", "Thanh"])
+    ]
+    wrapped = _row(["Huyện", "Phú", "Vang,", "Tỉnh", "Thừa", "Thiên", "Huế"], 515)
+    fields = card_fields(group_lines(origin + value + label + big + wrapped))
+    assert fields["place_of_origin"].value == "Xã Phú Thượng, Huyện Phú Vang, Tỉnh Thừa Thiên Huế"
+    assert fields["place_of_residence"].value.startswith("Tổ 12, Xã Vinh Thanh")
+
+
 def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
     person = docgen.random_person(9)
     l1, l2, l3 = docgen.mrz_lines(person)

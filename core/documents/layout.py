@@ -176,6 +176,16 @@ def _line_labels(li: int, line: Line) -> list[Label]:
     return out
 
 
+def _goes_on(line: Line, right: float, other: Line) -> bool:
+    """Whether ``other`` continues ``line``'s row past ``right``: it begins within eight line
+    heights right of it and shares half the smaller height with it."""
+    h = max(1, line.height)
+    if other.left < right - h or other.left - right > 8 * h:
+        return False
+    overlap = min(other.bottom, line.bottom) - max(other.top, line.top)
+    return overlap >= 0.5 * min(h, max(1, other.height))
+
+
 @dataclass(frozen=True)
 class Page:
     """A page's lines and the labels found on them."""
@@ -212,14 +222,9 @@ class Page:
         if stop < len(line.words):
             return words
         # The row may go on in lines split off by a wide gap.
-        ref = line
-        h = max(1, ref.height)
         right = line.words[-1].right
         for j, other in enumerate(lines):
-            if j == label.line or other.left < right - h or other.left - right > 8 * h:
-                continue
-            overlap = min(other.bottom, ref.bottom) - max(other.top, ref.top)
-            if overlap < 0.5 * min(h, max(1, other.height)):
+            if j == label.line or not _goes_on(line, right, other):
                 continue
             starts = [lb.first for lb in self._labels_on(j)]
             cut = min(starts, default=len(other.words))
@@ -229,7 +234,22 @@ class Page:
             right = other.right
         return words
 
-    def _column(self, label: Label) -> tuple[float, float]:
+    def _row_goes_on(self, li: int, field: str, left: float) -> bool:
+        """Whether line ``li`` is the row of another field's label standing right of ``left``
+        gone on past a wide gap (a value in a larger print than its label is a line of its
+        own)."""
+        if self._labels_on(li):
+            return False
+        line = self.lines[li]
+        return any(
+            lb.field != field
+            and lb.line != li
+            and self.lines[lb.line].words[lb.first].left >= left
+            and _goes_on(self.lines[lb.line], self.lines[lb.line].right, line)
+            for lb in self.labels
+        )
+
+    def column(self, label: Label) -> tuple[float, float]:
         """The x range of ``label``'s column: from a little left of it to the next label that
         begins to its right, beside it (on its row, or starting a little above or below)."""
         left, top, right, bottom = label.box(self.lines)
@@ -266,7 +286,7 @@ class Page:
         ``start_left``: where the value began on the label's row, if it did (a wrapped value
         goes on under its own start, not under the label)."""
         lines = self.lines
-        col_left, col_right = self._column(label)
+        col_left, col_right = self.column(label)
         if start_left is not None:
             col_left = min(col_left, start_left - 1.2 * max(1, lines[label.line].height))
         _, top, _, bottom = label.box(lines)
@@ -289,6 +309,8 @@ class Page:
             line_top = tops[li]
             if line_top - prev_bottom > 1.6 * h and (out or line_top - bottom > 3.2 * h):
                 break
+            if self._row_goes_on(li, label.field, col_left):
+                break  # the next label's value, on its row
             own = self._label_words(li)
             # Another label on this line's row, right of the column, ends it there too.
             right = min(col_right, self._bound(col_left, line.top - h, line.bottom, h, label.field))

@@ -83,23 +83,31 @@ LINE_HEIGHT_RATIO = 2.5  # words of one line differ in height by at most this mu
 
 
 def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
-    """Group words into lines: a word joins the line whose last word it overlaps vertically
+    """Group words into lines: a word joins a line whose last word it overlaps vertically
     by half the smaller height, follows closely (a horizontal gap under ``gap`` line heights)
     and is not far taller or shorter than (a label and its larger value are one line; a tall
-    speck from a photograph's edge does not join three rows into one). Columns stay apart."""
+    speck from a photograph's edge does not join three rows into one). Of several such lines
+    it joins the one it follows most closely: on a tilted capture a word overlaps the row
+    above it too, and a speck left of the text (a photograph's edge) reaches over two rows.
+    Columns stay apart."""
     open_lines: list[list[Word]] = []
     for w in sorted(words, key=lambda w: (w.left, w.top)):
         h = max(1, w.bottom - w.top)
-        best, best_overlap = None, 0.5
+        best, best_key = None, (0.0, 0.0)
         for line in open_lines:
             last = line[-1]
             last_h = max(1, last.bottom - last.top)
             if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h):
                 continue
             overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / min(h, last_h)
-            near = w.left - last.right <= gap * max(h, last_h)
-            if near and overlap > best_overlap:
-                best, best_overlap = line, overlap
+            room = gap * max(h, last_h)
+            step = max(0, w.left - last.right)
+            if overlap <= 0.5 or step > room:
+                continue
+            # nearness first (in steps of a quarter line height), then the overlap
+            key = (-float(step // max(1, 0.25 * min(h, last_h))), overlap)
+            if best is None or key > best_key:
+                best, best_key = line, key
         if best is None:
             open_lines.append([w])
         else:
