@@ -20,9 +20,13 @@ from saoy.core.documents.classify import (
     classify,
 )
 from saoy.core.documents.fields import (
+    PLACE_LINES,
+    PLACES,
+    REREAD_FIELDS,
     Field,
     birth_certificate_fields,
     card_fields,
+    reread_field,
 )
 from saoy.core.documents.layout import Page
 from saoy.core.documents.mrz import (
@@ -37,7 +41,7 @@ from saoy.core.documents.mrz import (
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
 from saoy.core.documents.seal import Seal, find_red_boxes, find_seals, stamp_words
-from saoy.core.documents.text import Line, digits_of, fold, group_lines
+from saoy.core.documents.text import Line, fold, group_lines
 from saoy.core.model import OcrResult
 
 PageInput = tuple[np.ndarray, "np.ndarray | None", OcrResult]
@@ -189,34 +193,51 @@ def confidential_marking(
     return ""
 
 
-def _reread_id_number(
-    gray: np.ndarray, lines: Sequence[Line], reader: DocumentReader
-) -> Field | None:
-    """The 12-digit number read again under its label, where the page OCR found the label but
-    no number (it skips a line of large bold digits on the card's guilloche as a picture):
-    the band from the label's row (the 2021 card prints the number right of its label) down
-    to the next labelled line, at most three of the label's heights below, read apart.
-    Uncertain: the MRZ or the QR code confirms it."""
+def _reread_missing(
+    gray: np.ndarray, lines: Sequence[Line], reader: DocumentReader, names: Sequence[str]
+) -> dict[str, Field]:
+    """The fields ``names`` read again beside and under their labels, where the page OCR
+    found a label but no value (Tesseract's page layout may take a line of large bold print
+    on the card's guilloche for a picture): the band from the label's row (a value may stand
+    right of its label) down to the next labelled line, within the label's column, the
+    labels in it blanked, read apart as one block. Uncertain unless the value confirms
+    itself (an address every unit of which the official list names so); the MRZ or the QR
+    code confirms the rest."""
     page = Page.of(lines)
-    label = page.first("id_number")
-    if label is None:
-        return None
-    line = page.lines[label.line]
-    h = line.bottom - line.top
-    below = [
-        page.lines[lb.line].top
-        for lb in page.labels
-        if lb.line != label.line and page.lines[lb.line].top > line.bottom
-    ]
-    bottom = min([line.bottom + 3 * h, *below, gray.shape[0]])
-    left = max(0, line.left - h)
-    top = max(0, line.top - h)  # a number beside its label stands taller than the label
-    crop = np.pad(gray[top:bottom, left:], 20, constant_values=np.uint8(255))
-    for token in reader.read_text(np.ascontiguousarray(crop)).split():
-        digits = digits_of(token)
-        if len(digits) == 12 and re.fullmatch(r"\d{12}", token.strip(".,:;")):
-            return Field("id_number", digits, REREAD_CONFIDENCE, "ocr")
-    return None
+    height, width = gray.shape
+    out: dict[str, Field] = {}
+    for name in names:
+        label = page.first(name)
+        if label is None or name not in REREAD_FIELDS:
+            continue
+        left, top, _, bottom = label.box(page.lines)
+        h = max(1, bottom - top)
+        _, right = page.column(label)
+        right = int(min(width, right))
+        reach = (PLACE_LINES + 1) * 1.6 * h if name in PLACES else 3 * h
+        above = [
+            ln.bottom
+            for ln in page.lines
+            if ln.bottom <= top and ln.right > left and ln.left < right
+        ]
+        below = [
+            page.lines[lb.line].top
+            for lb in page.labels
+            if lb.line != label.line and page.lines[lb.line].top > bottom
+        ]
+        y0 = int(max(top - h, *above, 0))  # a value beside its label stands taller than it
+        y1 = int(min(bottom + reach, *below, height))
+        x0 = int(max(0, left - h))
+        crop = gray[y0:y1, x0:right].copy()
+        for lb in page.labels:  # the labels' words are not the value
+            for w in page.lines[lb.line].words[lb.first : lb.last + 1]:
+                ys = slice(max(0, w.top - y0), max(0, w.bottom - y0))
+                crop[ys, max(0, w.left - x0) : max(0, w.right - x0)] = 255
+        crop = np.pad(crop, 20, constant_values=np.uint8(255))
+        found = reread_field(name, reader.read_text(np.ascontiguousarray(crop)), REREAD_CONFIDENCE)
+        if found is not None:
+            out[name] = found
+    return out
 
 
 def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
@@ -395,10 +416,10 @@ def analyze_page(
     found_seals: tuple[Seal, ...] | None = None
     if found.document_type in (CCCD_FRONT, CCCD_BACK):
         fields = card_fields(lines)
-        if "id_number" not in fields and reader is not None:
-            number = _reread_id_number(gray, lines, reader)
-            if number is not None:
-                fields["id_number"] = number
+        if reader is not None:
+            required = REQUIRED_FIELDS.get((found.document_type, found.variant), ())
+            lost = [r for r in required if r not in fields]
+            fields.update(_reread_missing(gray, lines, reader, lost))
         # The QR code is on the front of the 2021 card and on the back of the 2024 card.
         qr = card_qr(qr_codes) if qr_codes is not None else read_card_qr(gray)
         if qr is not None and qr.well_formed:

@@ -67,20 +67,25 @@ def _date_in(page: Page, name: str) -> tuple[str, float] | None:
         return None
     for words in [page.row_value(label), *page.below_value(label, 2)]:
         text = words_text(words)
-        if not text:
+        found = _card_date(text)
+        if found is None:
             continue
-        if "thoihan" in fold(text) or "indefinite" in fold(text):
-            return "Không thời hạn", words_confidence(words)
-        found = find_date(text)
-        if found is not None:
-            # The confidence of the words the date was read from, not of the whole row; a
-            # card prints dd/mm/yyyy, and a date read with one digit short is a misreading.
-            used = [w for w in words if any(ch.isdigit() for ch in w.text)] or list(words)
-            confidence = words_confidence(used)
-            if short_date(text):
-                confidence = min(confidence, IMPLAUSIBLE)
-            return found[1], confidence
+        # The confidence of the words the date was read from, not of the whole row.
+        used = [w for w in words if any(ch.isdigit() for ch in w.text)] or list(words)
+        return found[0], min(found[1], words_confidence(used))
     return None
+
+
+def _card_date(text: str) -> tuple[str, float] | None:
+    """The date in a card's date value, with the most it may be trusted: "Không thời hạn" for
+    a card without expiry; a card prints dd/mm/yyyy, and a date read with one digit short is
+    a misreading."""
+    if "thoihan" in fold(text) or "indefinite" in fold(text):
+        return "Không thời hạn", 1.0
+    found = find_date(text)
+    if found is None:
+        return None
+    return found[1], IMPLAUSIBLE if short_date(text) else 1.0
 
 
 def _text_value(page: Page, name: str, max_lines: int) -> tuple[str, float] | None:
@@ -231,11 +236,45 @@ def card_fields(lines: Sequence[Line]) -> dict[str, Field]:
     for field in PLACES:
         block = _text_value(page, field, PLACE_LINES)
         if block:
-            place, confidence = normalize_place(block[0]), block[1]
-            if fold(place) == fold(block[0]) and confirmed_place(place):
-                confidence = max(confidence, PLACE_CONFIRMED)
-            _add(out, field, place, confidence)
+            _add(out, field, *_place(*block))
     return out
+
+
+def _place(text: str, confidence: float) -> tuple[str, float]:
+    """An address as the official list spells it; certain where it names its units letter
+    for letter as the list does."""
+    place = normalize_place(text)
+    if fold(place) == fold(text) and confirmed_place(place):
+        confidence = max(confidence, PLACE_CONFIRMED)
+    return place, confidence
+
+
+REREAD_FIELDS = ("id_number", "full_name", *DATES, *PLACES)
+"""The card fields a value read apart (where the page OCR skipped it) can give."""
+
+
+def reread_field(name: str, text: str, confidence: float) -> Field | None:
+    """Field ``name`` of a card from ``text``, a value read apart from the page under or
+    beside its label, trusted at most ``confidence``; None when ``text`` holds no value of
+    it. A 12-digit number, a date, a name or an address."""
+    out: dict[str, Field] = {}
+    if name == "id_number":
+        for token in text.split():
+            if re.fullmatch(r"\d{12}", token.strip(".,:;")):
+                _add(out, name, token.strip(".,:;"), confidence)
+                break
+    elif name in DATES:
+        found = _card_date(text)
+        if found is not None:
+            _add(out, name, found[0], min(confidence, found[1]))
+    elif name == "full_name":
+        _add(out, name, " ".join(text.split()).upper(), confidence)
+    elif name in PLACES:
+        _add(out, name, *_place(" ".join(text.split()), confidence))
+    found_field = out.get(name)
+    if found_field is None or not plausible(name, found_field.value):
+        return None
+    return found_field
 
 
 _BIRTH_LABELS = {
