@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from saoy.core.documents import DocumentReader
-from saoy.core.documents.analysis import REREAD_CONFIDENCE, _reread_missing
+from saoy.core.documents.analysis import REREAD_CONFIDENCE, _mrz_crop, _reread_missing
 from saoy.core.documents.fields import PLACE_CONFIRMED, Field
 from saoy.core.documents.text import Line, group_lines
 from saoy.core.model import Word
@@ -122,3 +122,24 @@ def test_a_place_the_page_ocr_skipped_is_read_under_its_label(reader: DocumentRe
     assert _reread_missing(gray, group_lines(words), reader, ["place_of_origin"]) == {}
     # A field whose label is not on the page is not looked for.
     assert _reread_missing(gray, group_lines(words), reader, ["place_of_birth"]) == {}
+
+
+def test_the_zone_s_rows_the_page_ocr_missed_are_read_with_the_row_it_found(
+    reader: DocumentReader,
+) -> None:
+    # A card photographed tight: the page OCR read the zone's second row only ("IDVNM…" as
+    # "1S 704…", the name's row not at all). The band read again reaches over the rows above
+    # and below it, so all three are read.
+    zone = (
+        "IDVNM0704253838079070425383<<<",
+        "7010169M3010162VNM<<<<<<<<<<<8",
+        "PHAN<<CONG<KIEN<<<<<<<<<<<<<<<",
+    )
+    img = Image.new("L", (1120, 722), 232)
+    d = ImageDraw.Draw(img)
+    mono = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf", 56)
+    for k, row in enumerate(zone):
+        d.text((40, 540 + 62 * k), row, font=mono, fill=20)
+    words = [Word(zone[1], 44, 602, 1040, 646, 90.0), Word("1S", 44, 545, 90, 585, 30.0)]
+    crop = _mrz_crop(np.asarray(img), group_lines(words))
+    assert reader.read_mrz(crop) == list(zone)

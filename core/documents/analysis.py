@@ -57,6 +57,7 @@ OSD_MIN_CONFIDENCE = 1.5
 # crops the MRZ-only read had 138 of 162 lines exact so, 129 at the scan's own resolution.
 MRZ_LINE_PX = 40
 MRZ_SCALE_FROM = 1.25
+MRZ_PITCH = 1.5  # a TD1 zone's line pitch, in line heights
 REREAD_CONFIDENCE = 0.7  # a value read apart where the page OCR skipped it: to be confirmed
 
 # Page conditions
@@ -254,9 +255,14 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
             scale = MRZ_LINE_PX / pitch
         top = min(ln.top for ln in mrzish)
         bottom = max(ln.bottom for ln in mrzish)
+        # The zone's rows the page OCR did not read as zone text, above and below those it
+        # did ("IDVNM…" read as "1S 704…"): the band reaches over them too.
+        rows = [_zone_row(ln.text) for ln in mrzish]
+        line_h = max(ln.bottom - ln.top for ln in mrzish)
+        above, under = min(rows) * MRZ_PITCH * line_h, (2 - max(rows)) * MRZ_PITCH * line_h
         pad = max(8, (bottom - top) // 6)
-        top = max(0, top - 2 * pad - (bottom - top) // 3)
-        bottom = min(h, bottom + 2 * pad + (bottom - top) // 3)
+        top = max(0, int(top - 2 * pad - (bottom - top) // 3 - above))
+        bottom = min(h, int(bottom + 2 * pad + (bottom - top) // 3 + under))
         band = gray[top:bottom, :]
     else:
         band = gray[int(h * 0.6) :, :]
@@ -267,6 +273,18 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
         band = np.asarray(Image.fromarray(band).resize(size, Image.Resampling.BOX))
     side = max(16, band.shape[0] // 4)
     return np.pad(band, side, constant_values=np.uint8(np.percentile(band, 90)))
+
+
+def _zone_row(text: str) -> int:
+    """Which row of a TD1 zone a line read as zone text is: 0 the document's (it begins
+    with the document code), 1 the dates' (six digits, a check digit, the sex, six digits),
+    else 2, the name's."""
+    flat = text.replace(" ", "")
+    if re.search(r"^I[D<]|IDVNM", flat):
+        return 0
+    if re.search(r"\d{7}[MFX<]\d{7}", flat):
+        return 1
+    return 2
 
 
 def _read_mrz(
