@@ -355,6 +355,17 @@ def test_two_reads_that_each_misread_a_different_character_make_one_right_zone()
     assert wrong is not None and not wrong.valid
 
 
+def test_a_digit_read_round_twice_and_a_one_read_as_j_are_read_right() -> None:
+    # A card without expiry photographed from above, read alike by both readers: its expiry
+    # digit "0" read "O0", and the composite digit "1", its foot taken for a hook, read "J".
+    l1 = "IDVNM0622488491048062248849<<<"
+    l2 = "6203308M<<<<<<0VNM<<<<<<<<<<<1"
+    l3 = "NGUYEN<<DINH<PHUC<<<<<<<<<<<<<"
+    read = (l1, "6203308M<<<<<<O0VNM<<<<<<<<<<<J", l3)
+    m = combine_reads([read, read], date(2025, 6, 1))
+    assert m is not None and m.valid and m.lines == (l1, l2, l3)
+
+
 def test_a_character_read_twice_is_read_once_when_the_check_digits_say_so() -> None:
     today = date(2025, 6, 1)
     l1 = "IDVNM0765849911048076584991<<<"

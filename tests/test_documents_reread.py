@@ -5,13 +5,19 @@ for a picture."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from saoy.core.documents import DocumentReader
-from saoy.core.documents.analysis import REREAD_CONFIDENCE, _mrz_crop, _reread_missing
+from saoy.core.documents.analysis import (
+    REREAD_CONFIDENCE,
+    _mrz_crop,
+    _read_mrz,
+    _reread_missing,
+)
 from saoy.core.documents.fields import PLACE_CONFIRMED, Field
 from saoy.core.documents.text import Line, group_lines
 from saoy.core.model import Word
@@ -143,3 +149,33 @@ def test_the_zone_s_rows_the_page_ocr_missed_are_read_with_the_row_it_found(
     words = [Word(zone[1], 44, 602, 1040, 646, 90.0), Word("1S", 44, 545, 90, 585, 30.0)]
     crop = _mrz_crop(np.asarray(img), group_lines(words))
     assert reader.read_mrz(crop) == list(zone)
+
+
+def _zone_page(zone: tuple[str, str, str], size: int) -> np.ndarray:
+    """A card's back about as wide as its zone, the zone at its foot."""
+    height = round(12 * size)
+    img = Image.new("L", (40 + 20 * size, height), 232)
+    d = ImageDraw.Draw(img)
+    mono = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf", size)
+    for k, row in enumerate(zone):
+        d.text((20, height - round(4.2 * size) + round(1.3 * size) * k), row, font=mono, fill=20)
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize("size", [30, 36])
+def test_a_wrong_check_digit_read_alike_at_other_scales_is_proven(
+    reader: DocumentReader, size: int
+) -> None:
+    # The page OCR read no line of the zone (a small capture): the zone read once by the
+    # MRZ reader, its check digits failing, is read again at other scales; alike each time,
+    # the wrong digit is the card's, not the reading's.
+    good = (
+        "IDVNM0704253838079070425383<<<",
+        "7010169M3010161VNM<<<<<<<<<<<8",
+        "PHAN<<CONG<KIEN<<<<<<<<<<<<<<<",
+    )
+    broken = ("IDVNM0704253835079070425383<<<", *good[1:])  # the number's check digit 5, not 8
+    m, proven, found = _read_mrz(_zone_page(broken, size), [], reader, date(2026, 1, 1))
+    assert found and m is not None and m.lines == broken and not m.valid and proven
+    m, proven, found = _read_mrz(_zone_page(good, size), [], reader, date(2026, 1, 1))
+    assert m is not None and m.valid

@@ -58,6 +58,8 @@ OSD_MIN_CONFIDENCE = 1.5
 MRZ_LINE_PX = 40
 MRZ_SCALE_FROM = 1.25
 MRZ_PITCH = 1.5  # a TD1 zone's line pitch, in line heights
+# The scales at which a zone read once, whose check digits fail, is read again to prove it.
+MRZ_RESCALES = (0.8, 1.5)
 REREAD_CONFIDENCE = 0.7  # a value read apart where the page OCR skipped it: to be confirmed
 
 # Page conditions
@@ -275,6 +277,12 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
     return np.pad(band, side, constant_values=np.uint8(np.percentile(band, 90)))
 
 
+def _rescaled(gray: np.ndarray, factor: float) -> np.ndarray:
+    size = (max(1, round(gray.shape[1] * factor)), max(1, round(gray.shape[0] * factor)))
+    method = Image.Resampling.LANCZOS if factor > 1 else Image.Resampling.BOX
+    return np.ascontiguousarray(np.asarray(Image.fromarray(gray).resize(size, method)))
+
+
 def _zone_row(text: str) -> int:
     """Which row of a TD1 zone a line read as zone text is: 0 the document's (it begins
     with the document code), 1 the dates' (six digits, a check digit, the sex, six digits),
@@ -299,7 +307,8 @@ def _read_mrz(
         reads.append(first)
     second = None
     if reader is not None:
-        second = find_td1(reader.read_mrz(np.ascontiguousarray(_mrz_crop(gray, lines))))
+        crop = np.ascontiguousarray(_mrz_crop(gray, lines))
+        second = find_td1(reader.read_mrz(crop))
         if second is not None:
             reads.insert(0, second)  # the MRZ-only reading is the more accurate
     if not reads:
@@ -311,6 +320,12 @@ def _read_mrz(
         # or not a wrong digit of the dates there.
         line2 = find_line2([ln.text for ln in lines])
         agree = line2 is not None and bool(proven_failures([second, ("", line2, "")], combined))
+        if not combined.valid and not agree and reader is not None and well_formed(second):
+            # Nor is there a second reading of line 1: the band read again at other scales
+            # (the recognizer's misreadings change with the size of the print) proves a wrong
+            # check digit when every reading gives the zone's first two lines alike.
+            again = [find_td1(reader.read_mrz(_rescaled(crop, f))) for f in MRZ_RESCALES]
+            agree = all(r is not None and r[:2] == second[:2] for r in again)
     if first is not None and second is not None and combined is not None:
         a = parse_td1(first, today)
         b = parse_td1(second, today)

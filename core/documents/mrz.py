@@ -15,7 +15,7 @@ from saoy.core.ocr.tesseract import undouble_mrz_name
 
 TD1_LINE = 30
 _WEIGHTS = (7, 3, 1)
-_TO_DIGIT = str.maketrans("OQDIlLZSBGT", "00011125867")
+_TO_DIGIT = str.maketrans("OQDIJlLZSBGT", "000111125867")  # a "1" with its foot read "J"
 _TO_ALPHA = str.maketrans("0125868", "OIZSBGB")
 _FILLER_LOOKALIKES = str.maketrans({"«": "<<", "‹": "<", "(": "<", "{": "<", "[": "<",
                                     "£": "<", "¢": "<", "€": "<", " ": ""})  # fmt: skip
