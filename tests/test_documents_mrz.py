@@ -341,6 +341,21 @@ def test_a_value_printed_larger_than_its_label_is_not_taken_for_the_value_above(
     assert fields["place_of_residence"].value.startswith("Tổ 12, Xã Vinh Thanh")
 
 
+def test_a_label_s_first_word_boxed_tall_stays_on_its_row() -> None:
+    # "Nơi" surely read, its box taking in a mark of the guilloche above it (more than twice
+    # the row's height): still the label's first word, so the label begins where the value
+    # under it begins, and the value is read whole.
+    label = _row(["Nơi", "cư", "trú", "/", "Place", "of", "residence:"], 300)
+    label[0] = replace(label[0], top=266, bottom=334)
+    value = _row(["Ấp", "3,", "Tân", "An,", "Ninh", "Kiều,", "Cần", "Thơ"], 340)
+    lines = group_lines(label + value)
+    assert lines[0].text == "Nơi cư trú / Place of residence:"
+    assert card_fields(lines)["place_of_residence"].value == "Ấp 3, Tân An, Ninh Kiều, Cần Thơ"
+    # A tall speck read unsurely beside a row does not join it.
+    label[0] = replace(label[0], confidence=40.0)
+    assert group_lines(label + value)[0].text == "Nơi"
+
+
 def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
     person = docgen.random_person(9)
     l1, l2, l3 = docgen.mrz_lines(person)

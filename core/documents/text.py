@@ -80,13 +80,25 @@ class Line:
 
 
 LINE_HEIGHT_RATIO = 2.5  # words of one line differ in height by at most this much
+SURE_WORD = 80.0  # the confidence of a word read surely
+
+
+def _beside(a: Word, b: Word) -> bool:
+    """Whether ``b`` follows ``a`` within the smaller one's height, the taller one read surely
+    and centred on the shorter's row: a word whose box took in a mark of the background is
+    still its row's word, where a tall speck (a photograph's edge, read unsurely) is not."""
+    short, tall = sorted((a, b), key=lambda w: w.bottom - w.top)
+    centre = (tall.top + tall.bottom) / 2
+    near = b.left - a.right <= max(1, short.bottom - short.top)
+    return near and tall.confidence >= SURE_WORD and short.top <= centre <= short.bottom
 
 
 def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
     """Group words into lines: a word joins a line whose last word it overlaps vertically
     by half the smaller height, follows closely (a horizontal gap under ``gap`` line heights)
-    and is not far taller or shorter than (a label and its larger value are one line; a tall
-    speck from a photograph's edge does not join three rows into one). Of several such lines
+    and is not far taller or shorter than, unless right beside it (a label and its larger
+    value are one line; a tall speck from a photograph's edge does not join three rows into
+    one). Of several such lines
     it joins the one it follows most closely: on a tilted capture a word overlaps the row
     above it too, and a speck left of the text (a photograph's edge) reaches over two rows.
     Columns stay apart."""
@@ -97,7 +109,7 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
         for line in open_lines:
             last = line[-1]
             last_h = max(1, last.bottom - last.top)
-            if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h):
+            if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h) and not _beside(last, w):
                 continue
             overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / min(h, last_h)
             room = gap * max(h, last_h)
