@@ -120,6 +120,24 @@ def test_a_residence_cut_short_is_uncertain_never_an_alteration() -> None:
     assert outcome is WARN, why
 
 
+def test_an_address_read_a_character_or_two_off_the_qr_code_is_recorded_as_the_qr_has_it() -> None:
+    # "Tổ 12," read "T0 121": the agreement check takes it for the QR's address, and the
+    # record carries the QR's error-corrected spelling, not the misreading.
+    truth = "Tổ 12, Xã Hòa Tiến, Huyện Hòa Vang, Thành phố Đà Nẵng"
+    person = replace(PERSON, place_of_residence=truth)
+    qr = docgen.cccd_qr_payload(person)
+    read = "T0 121 Xã Hòa Tiến, Huyện Hòa Vang, Thành phố Đà Nẵng"
+    pages = card(person, qr=qr, place_of_residence=read)
+    assert decided(pages)[0] is PASS
+    front, _ = reconcile(pages)
+    assert front.value("place_of_residence") == truth
+    assert front.field("place_of_residence").source == "ocr+qr"  # type: ignore[union-attr]
+    # Another address is not the QR's: left as read, for the agreement check.
+    other = "Tổ 3, Phường Bến Thành, Quận 1, Thành phố Hồ Chí Minh"
+    front, _ = reconcile(card(person, qr=qr, place_of_residence=other))
+    assert front.value("place_of_residence") == other
+
+
 def test_two_certain_readings_that_disagree_are_rejected() -> None:
     other = docgen.random_person(77)
     outcome, why = decided(card(full_name=other.full_name.upper()))

@@ -116,6 +116,16 @@ def one_apart(a: str, b: str) -> bool:
     )
 
 
+SAME_TEXT = 0.9
+"""The folded similarity at which two readings of a name or an address are one text, a
+character or two misread (an address's "Tổ 12," read "T0 121")."""
+
+
+def similar(a: str, b: str) -> float:
+    """How alike two texts are once folded, 0-1."""
+    return difflib.SequenceMatcher(None, fold(a), fold(b)).ratio()
+
+
 def mrz_name_matches(printed: str, mrz_name: str, truncated: bool) -> bool:
     a, b = ascii_upper(printed), ascii_upper(mrz_name)
     if truncated:
@@ -158,6 +168,10 @@ def _authority(field: str, mrz: dict[str, str], qr: dict[str, str]) -> tuple[str
 def _agrees(field: str, printed: str, value: str, source: str, truncated: bool) -> bool:
     if field == "full_name" and source == "mrz":
         return mrz_name_matches(printed, value, truncated)
+    if field == "place_of_residence":
+        # The agreement check takes an address so close to the QR's for the same: the
+        # record carries the error-corrected spelling, not the misreading.
+        return similar(printed, value) >= SAME_TEXT
     return fold(printed) == fold(value)
 
 

@@ -6,7 +6,6 @@ Reasons name fields, never their values: ID numbers must not reach logs or metri
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
@@ -21,12 +20,14 @@ from saoy.core.documents.analysis import (
 )
 from saoy.core.documents.card import (
     NO_EXPIRY,
+    SAME_TEXT,
     SURE,
     card_qr_of,
     mrz_values,
     one_apart,
     pairs,
     qr_values,
+    similar,
 )
 from saoy.core.documents.classify import BIRTH_CERTIFICATE, CCCD_BACK, CCCD_FRONT, GENERIC
 from saoy.core.documents.provinces import PROVINCES, gender_century_digit
@@ -277,10 +278,6 @@ def id_number_checks(pages: Sequence[PageAnalysis]) -> list[CheckResult]:
     return out
 
 
-def _similar(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, fold(a), fold(b)).ratio()
-
-
 def fields_read(front: PageAnalysis | None, back: PageAnalysis | None) -> list[CheckResult]:
     """Every field a card's side must show was read with certainty: confirmed by the MRZ or
     the QR code, or read confidently as a plausible value of its field. An uncertain reading
@@ -359,8 +356,8 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
         same = (
             fold(va) == fold(vb)
             if exact
-            else _similar(va, vb)
-            >= (0.97 if field == "full_name" and "MRZ" not in (sa, sb) else 0.9)
+            else similar(va, vb)
+            >= (0.97 if field == "full_name" and "MRZ" not in (sa, sb) else SAME_TEXT)
         )
         if same:
             continue
@@ -371,7 +368,7 @@ def fields_agree(front: PageAnalysis | None, back: PageAnalysis | None) -> list[
         fa, fb = fold(va), fold(vb)
         cut_short = not exact and bool(fa and fb) and (fa.startswith(fb) or fb.startswith(fa))
         misread = "printed" in (sa, sb) and (one_apart(va, vb) or cut_short)
-        if ka and kb and not misread and (exact or _similar(va, vb) < 0.6):
+        if ka and kb and not misread and (exact or similar(va, vb) < 0.6):
             out.append(
                 CheckResult(
                     name,
