@@ -278,3 +278,20 @@ def test_a_zone_date_misread_alike_twice_is_mended_from_the_print_and_the_qr_cod
     broken = _zone_read(back, 1, 6, str((int(check) + 3) % 10))
     assert decided((front, broken))[0] is FAIL
     assert reconcile((front, broken), TODAY)[1].mrz == broken.mrz
+
+
+def test_a_name_row_one_letter_off_the_print_and_the_qr_code_is_put_right() -> None:
+    # The zone's name row has no check digit: read "I" for "T" (or "T" for "I"), it is put
+    # right from the name the QR code and a surely read print agree on.
+    front, back = card()
+    row = back.mrz.lines[2]  # type: ignore[union-attr]
+    at = len(row.rstrip("<")) - 1
+    misread = _zone_read(back, 2, at, "I" if row[at] != "I" else "T")
+    _, fixed = reconcile((front, misread))
+    assert fixed.mrz is not None and fixed.mrz.lines[2] == row
+    assert fixed.mrz_reads_agree  # the check digits' proof is the reading's, left as it was
+    # Without the QR code, or with the print read unsurely, the row is left as read.
+    _, kept = reconcile((replace(front, qr=None), misread))
+    assert kept.mrz is not None and kept.mrz.lines[2] != row
+    _, kept = reconcile((unsure(front, "full_name"), misread))
+    assert kept.mrz is not None and kept.mrz.lines[2] != row

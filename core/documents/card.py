@@ -12,7 +12,9 @@ taken from the authority.
 A zone whose check digits fail where it reads a date or the number one character off what the
 print and the QR code both say, and which that value makes whole, was misread there (a 7 read
 as a 1 twice): the check digits, computed over the value the card's other sources give, prove
-it. A wrong check digit itself is never mended so (a broken zone stays broken).
+it. A wrong check digit itself is never mended so (a broken zone stays broken). The name row,
+which no check digit covers, read one letter off the name the print and the QR code agree on,
+is put right from them.
 """
 
 from __future__ import annotations
@@ -277,9 +279,29 @@ def mended_zone(
     return parsed if parsed is not None and parsed.valid else None
 
 
-def _with_zone(back: PageAnalysis, mrz: Mrz) -> PageAnalysis:
+def mended_name_row(
+    mrz: Mrz | None, pages: Sequence[PageAnalysis | None], qr: dict[str, str], today: date | None
+) -> Mrz | None:
+    """The zone with its name row put right from the name the QR code and a surely read
+    print agree on, where the row read is one letter off that name's row ("DAI" for "DAT"):
+    the row has no check digit, and two sources outweigh one reading. None otherwise."""
+    name = qr.get("full_name")
+    if mrz is None or not name:
+        return None
+    printed = [f for p in pages if p is not None for f in p.fields if f.name == "full_name"]
+    if not any(fold(f.value) == fold(name) and f.confidence >= SURE for f in printed):
+        return None
+    surname, _, given = ascii_upper(name).partition(" ")
+    row = f"{surname}<<{given.replace(' ', '<')}"[:30].ljust(30, "<")
+    read = mrz.lines[2]
+    if len(read) != len(row) or sum(a != b for a, b in zip(read, row, strict=True)) != 1:
+        return None
+    return parse_td1((mrz.lines[0], mrz.lines[1], row), today)
+
+
+def _with_zone(back: PageAnalysis, mrz: Mrz, *, agree: bool = False) -> PageAnalysis:
     fields = [f for f in back.fields if not f.name.startswith("mrz_")] + mrz_fields(mrz)
-    return replace(back, mrz=mrz, mrz_reads_agree=False, fields=tuple(fields))
+    return replace(back, mrz=mrz, mrz_reads_agree=agree, fields=tuple(fields))
 
 
 def reconcile(pages: Sequence[PageAnalysis], today: date | None = None) -> tuple[PageAnalysis, ...]:
@@ -291,6 +313,9 @@ def reconcile(pages: Sequence[PageAnalysis], today: date | None = None) -> tuple
             fixed = mended_zone(back.mrz, (front, back), from_qr, today)
             if fixed is not None:
                 back = _with_zone(back, fixed)
+            named = mended_name_row(back.mrz, (front, back), from_qr, today)
+            if named is not None:
+                back = _with_zone(back, named, agree=back.mrz_reads_agree)
         mrz = back.mrz if back is not None else None
         from_mrz = mrz_values(mrz)
         if not from_mrz and not from_qr:
