@@ -141,6 +141,16 @@ def test_a_line_is_cut_at_wide_gaps_and_its_smaller_runs_are_told() -> None:
     ]
 
 
+def test_a_column_of_numbers_taken_for_one_line_is_read_row_by_row() -> None:
+    # A table's column of row numbers, which Tesseract took for one (vertical) text line:
+    # each number is a run of its own, top down, so each is read again apart.
+    stacked = [Word(str(n), 268, 700 + 45 * n, 296, 725 + 45 * n, 30.0) for n in (3, 1, 2)]
+    beside = Word("Tin", 320, 745, 360, 770, 95.0)
+    found = [(w, 4) for w in [*stacked, beside]] + [(Word("STT", 260, 700, 300, 725, 90.0), 3)]
+    runs = [run for run, _ in _segments(found)]
+    assert [[w.text for w in run] for run in runs] == [["STT"], ["1"], ["Tin"], ["2"], ["3"]]
+
+
 @pytest.fixture(scope="module")
 def card_back() -> tuple[docgen.Person, np.ndarray]:
     person = docgen.random_person(7)  # a card whose zone the page model misreads

@@ -359,9 +359,10 @@ def _segments(found: list[tuple[Word, int]]) -> list[tuple[list[Word], bool]]:
     lines: dict[int, list[Word]] = {}
     for word, line in found:
         lines.setdefault(line, []).append(word)
+    rows = [row for line in sorted(lines) for row in _rows(lines[line])]
     out: list[tuple[list[Word], bool]] = []
-    for line in sorted(lines):
-        words = sorted(lines[line], key=lambda w: w.left)
+    for row in rows:
+        words = sorted(row, key=lambda w: w.left)
         height = _median_height(words)
         runs = [[words[0]]]
         for before, word in itertools.pairwise(words):
@@ -372,6 +373,25 @@ def _segments(found: list[tuple[Word, int]]) -> list[tuple[list[Word], bool]]:
         largest = max(heights)
         out.extend((run, h < SMALLER_TEXT * largest) for run, h in zip(runs, heights, strict=True))
     return out
+
+
+def _rows(words: list[Word]) -> list[list[Word]]:
+    """The rows of one of Tesseract's text lines, top down: the line itself, unless its words
+    stand one above another (a table's column of short numbers, taken for a vertical line),
+    where each row of words apart from the others is one."""
+    if len(words) < 2 or max(w.bottom for w in words) - min(w.top for w in words) <= (
+        ONE_ROW * _median_height(words)
+    ):
+        return [words]
+    rows: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: (w.top + w.bottom) / 2):
+        last = rows[-1] if rows else None
+        centre = (word.top + word.bottom) / 2
+        if last is not None and min(w.top for w in last) <= centre <= max(w.bottom for w in last):
+            last.append(word)
+        else:
+            rows.append([word])
+    return rows
 
 
 def _median_height(words: list[Word]) -> int:
