@@ -381,6 +381,17 @@ def test_a_digit_read_round_twice_and_a_one_read_as_j_are_read_right() -> None:
     assert m is not None and m.valid and m.lines == (l1, l2, l3)
 
 
+def test_a_zone_whose_code_and_name_were_misread_as_look_alikes_is_still_found() -> None:
+    # The page OCR read the card's code "ID" as "TD"; the MRZ reader read an "O" of the name
+    # as "0" on a name row cut short: neither is taken for some other text.
+    l1 = "IDVNM0683353758079068335375<<<"
+    l2 = "6806286M2806284VNM<<<<<<<<<<<8"
+    assert find_td1(["À", "T" + l1[1:], l2, "KIEU<<QUOC<AN<<<<<<<<<<<<<<<<<"]) is not None
+    found = find_td1(["A", l1, l2, "KIEU<<QU0C<AN<<<<<<<<", "RB"])
+    assert found == (l1, l2, "KIEU<<QUOC<AN<<<<<<<<")
+    assert find_td1(["TDVNM is not a zone", l2]) is None
+
+
 def test_a_character_read_twice_is_read_once_when_the_check_digits_say_so() -> None:
     today = date(2025, 6, 1)
     l1 = "IDVNM0765849911048076584991<<<"

@@ -160,13 +160,16 @@ def find_td1(lines: Sequence[str]) -> tuple[str, str, str] | None:
     zone = [k for k, c in enumerate(cleaned) if 24 <= len(c) <= 36 and _MRZ_CHARS.match(c)]
     for i, k in enumerate(zone[:-1]):
         c, after = cleaned[k], cleaned[zone[i + 1]]
+        if c.startswith("TDVNM"):
+            c = "I" + c[1:]  # the I of an ID card's code read as a T
         starts = re.match(r"^[IAC1][A-Z<][A-Z<]{3}", c) is not None
         born = sum(ch.isdigit() for ch in _digits(after[:7])) >= 6
         if not (starts and born):
             continue
         rest = cleaned[zone[i + 1] + 1 :]
-        if rest and _NAME_LINE.fullmatch(rest[0]):
-            return c, after, rest[0]
+        # A letter of the name read as the digit it looks like ("QU0C") is the letter.
+        if rest and _NAME_LINE.fullmatch(rest[0].translate(_TO_ALPHA)):
+            return c, after, rest[0].translate(_TO_ALPHA)
         if i + 2 < len(zone):
             return c, after, cleaned[zone[i + 2]]
     return None
