@@ -356,6 +356,23 @@ def test_a_label_s_first_word_boxed_tall_stays_on_its_row() -> None:
     assert group_lines(label + value)[0].text == "Nơi"
 
 
+def test_a_value_ends_at_the_row_of_a_label_that_begins_left_of_its_column() -> None:
+    # A 2024 back: the issue date's label begins left of the place of birth's column and
+    # reaches into it, its English half read without its colon ("Date of"), its date in
+    # larger print a line of its own that starts above the label's line. The place of birth
+    # ends there, not with "21/11/2024 Date of".
+    label = _row(["Nơi", "đăng", "ký", "khai", "sinh", "/", "Place", "of", "birth:"], 180)
+    value = _row(["Phường", "Hồng", "Gai,", "Thành", "phố", "Hạ", "Long"], 214)
+    issue = [
+        Word(w.text, w.left - 240, w.top, w.right - 240, w.bottom, 95.0)
+        for w in _row(["Ngày,", "tháng,", "năm", "cấp", "/", "Date", "of"], 272)
+    ]
+    date_ = [Word("21/11/2024", issue[-1].right + 60, 266, issue[-1].right + 210, 292, 96.0)]
+    fields = card_fields(group_lines(label + value + issue + date_))
+    assert fields["place_of_birth"].value == "Phường Hồng Gai, Thành phố Hạ Long"
+    assert fields["issue_date"].value == "21/11/2024"
+
+
 def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
     person = docgen.random_person(9)
     l1, l2, l3 = docgen.mrz_lines(person)

@@ -235,7 +235,7 @@ class Page:
         return words
 
     def _row_goes_on(self, li: int, field: str, left: float) -> bool:
-        """Whether line ``li`` is the row of another field's label standing right of ``left``
+        """Whether line ``li`` is the row of another field's label reaching right of ``left``
         gone on past a wide gap (a value in a larger print than its label is a line of its
         own)."""
         if self._labels_on(li):
@@ -244,7 +244,7 @@ class Page:
         return any(
             lb.field != field
             and lb.line != li
-            and self.lines[lb.line].words[lb.first].left >= left
+            and self.lines[lb.line].right >= left
             and _goes_on(self.lines[lb.line], self.lines[lb.line].right, line)
             for lb in self.labels
         )
