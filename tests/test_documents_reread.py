@@ -17,10 +17,11 @@ from saoy.core.documents.analysis import (
     _mrz_crop,
     _read_mrz,
     _reread_missing,
+    analyze_page,
 )
 from saoy.core.documents.fields import PLACE_CONFIRMED, Field
 from saoy.core.documents.text import Line, group_lines
-from saoy.core.model import Word
+from saoy.core.model import OcrResult, Word
 from saoy.core.ocr.tesseract import OcrUnavailable, find_tessdata
 
 SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -179,3 +180,38 @@ def test_a_wrong_check_digit_read_alike_at_other_scales_is_proven(
     assert found and m is not None and m.lines == broken and not m.valid and proven
     m, proven, found = _read_mrz(_zone_page(good, size), [], reader, date(2026, 1, 1))
     assert m is not None and m.valid
+
+
+def test_a_date_read_a_digit_short_is_read_again_under_its_label(reader: DocumentReader) -> None:
+    # The page OCR read "11/12/1960" as "1/12/1960": no card prints a one-digit day, so the
+    # date is read again from its place on the page.
+    img = Image.new("L", (1350, 850), 236)
+    d = ImageDraw.Draw(img)
+    small, large = ImageFont.truetype(SANS, 24), ImageFont.truetype(BOLD, 34)
+    words = []
+    rows = (
+        ("CĂN CƯỚC / IDENTITY CARD", 120),
+        ("Số định danh cá nhân / Personal identification number:", 250),
+        ("Họ, chữ đệm và tên khai sinh / Surname, middle name and given name:", 380),
+        ("Ngày, tháng, năm sinh / Date of birth:", 510),
+        ("Giới tính / Sex:", 600),
+    )
+    for text, top in rows:
+        x = 395
+        for token in text.split():
+            d.text((x, top), token, font=small, fill=40)
+            right = x + round(d.textlength(token, font=small))
+            words.append(Word(token, x, top, right, top + 28, 92.0))
+            x = right + 8
+    values = (("046203041906", 290), ("HOÀNG VĂN AN", 420), ("Nam", 640))
+    for text, top in values:
+        d.text((400, top), text, font=large, fill=25)
+        words.append(
+            Word(text, 400, top, 400 + round(d.textlength(text, font=large)), top + 38, 95.0)
+        )
+    d.text((880, 500), "11/12/1960", font=large, fill=25)
+    words.append(Word("1/12/1960", 880, 500, 1060, 538, 96.0))
+    result = OcrResult(tuple(words), " ".join(w.text for w in words), 93.0)
+    page = analyze_page(0, np.asarray(img), None, result, date(2025, 6, 1), reader)
+    assert page.document_type == "cccd_front", page
+    assert page.value("date_of_birth") == "11/12/1960"

@@ -20,6 +20,7 @@ from saoy.core.documents.classify import (
     classify,
 )
 from saoy.core.documents.fields import (
+    IMPLAUSIBLE,
     PLACE_LINES,
     PLACES,
     REREAD_FIELDS,
@@ -201,7 +202,7 @@ def _reread_missing(
 ) -> dict[str, Field]:
     """The fields ``names`` read again beside and under their labels, where the page OCR
     found a label but no value (Tesseract's page layout may take a line of large bold print
-    on the card's guilloche for a picture): the band from the label's row (a value may stand
+    on the card's guilloche for a picture), or no plausible one (a digit of a date lost): the band from the label's row (a value may stand
     right of its label) down to the next labelled line, within the label's column, the
     labels in it blanked, read apart as one block. Uncertain unless the value confirms
     itself (an address every unit of which the official list names so); the MRZ or the QR
@@ -451,7 +452,8 @@ def analyze_page(
         fields = card_fields(lines)
         if reader is not None:
             required = REQUIRED_FIELDS.get((found.document_type, found.variant), ())
-            lost = [r for r in required if r not in fields]
+            # Missing, or read as no plausible value of the field ("1/12/1960", a digit lost).
+            lost = [r for r in required if r not in fields or fields[r].confidence <= IMPLAUSIBLE]
             fields.update(_reread_missing(gray, lines, reader, lost))
         # The QR code is on the front of the 2021 card and on the back of the 2024 card.
         qr = card_qr(qr_codes) if qr_codes is not None else read_card_qr(gray)
