@@ -202,11 +202,11 @@ def _reread_missing(
 ) -> dict[str, Field]:
     """The fields ``names`` read again beside and under their labels, where the page OCR
     found a label but no value (Tesseract's page layout may take a line of large bold print
-    on the card's guilloche for a picture), or no plausible one (a digit of a date lost): the band from the label's row (a value may stand
-    right of its label) down to the next labelled line, within the label's column, the
-    labels in it blanked, read apart as one block. Uncertain unless the value confirms
-    itself (an address every unit of which the official list names so); the MRZ or the QR
-    code confirms the rest."""
+    on the card's guilloche for a picture), or no plausible one (a digit of a date lost):
+    the band from the label's row (a value may stand right of its label) down to the next
+    labelled line, within the label's column, the labels in it blanked, read apart as one
+    block. Uncertain unless the value confirms itself (an address every unit of which the
+    official list names so); the MRZ or the QR code confirms the rest."""
     page = Page.of(lines)
     height, width = gray.shape
     out: dict[str, Field] = {}
