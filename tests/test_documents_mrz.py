@@ -373,6 +373,14 @@ def test_a_value_ends_at_the_row_of_a_label_that_begins_left_of_its_column() -> 
     assert fields["issue_date"].value == "21/11/2024"
 
 
+def test_a_speck_read_as_a_letter_between_the_name_s_label_and_the_name_is_passed_over() -> None:
+    label = _row(["Họ,", "chữ", "đệm", "và", "tên", "khai", "sinh", "/", "Surname:"], 327)
+    speck = [Word("z", 408, 350, 417, 357, 25.0)]
+    name = _row(["NGUYỄN", "MINH", "KHOA"], 362)
+    fields = card_fields(group_lines(label + speck + name))
+    assert fields["full_name"].value == "NGUYỄN MINH KHOA"
+
+
 def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
     person = docgen.random_person(9)
     l1, l2, l3 = docgen.mrz_lines(person)

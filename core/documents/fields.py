@@ -107,12 +107,13 @@ def _text_value(page: Page, name: str, max_lines: int) -> tuple[str, float] | No
 
 
 def _name(page: Page) -> tuple[str, float] | None:
-    """The name on the label's row when it reads as a name, else on the line under it."""
+    """The name on the label's row when it reads as a name, else on the first of the two
+    lines under it that does (the first may be a speck of the guilloche read as a letter)."""
     label = page.first("full_name")
     if label is None:
         return None
     row = _without_specks(page.row_value(label))
-    under = [_without_specks(ws) for ws in page.below_value(label, 1)]
+    under = [_without_specks(ws) for ws in page.below_value(label, 2)]
     candidates = [ws for ws in (row, *under) if fold(words_text(ws))]
     for words in candidates:
         text = words_text(words).upper()
