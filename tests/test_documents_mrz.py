@@ -319,6 +319,30 @@ def test_on_a_tilted_capture_a_row_s_words_stay_on_their_row() -> None:
     assert fields["place_of_residence"].value == "Thôn Hạ, Thanh Hóa"
 
 
+def test_a_word_joins_the_row_it_lies_on_not_a_label_boxed_over_it() -> None:
+    # A tight capture: the label's last word read with a box reaching past the name's last
+    # word's left and half over its row; the name's last word lies fully on the name's row.
+    label = [
+        Word(t, x0, y0, x1, y1, 95.0)
+        for t, x0, y0, x1, y1 in (
+            ("Họ", 433, 390, 480, 452),
+            ("và", 488, 391, 525, 453),
+            ("tên", 533, 392, 580, 454),
+            ("/Full", 589, 393, 720, 457),
+        )
+    ]
+    name = [
+        Word(t, x0, y0, x1, y1, 99.0)
+        for t, x0, y0, x1, y1 in (
+            ("ĐINH", 442, 433, 555, 479),
+            ("TUẤN", 568, 431, 680, 478),
+            ("HIẾU", 698, 430, 790, 477),
+        )
+    ]
+    lines = group_lines(label + name)
+    assert [ln.text for ln in lines] == ["Họ và tên /Full", "ĐINH TUẤN HIẾU"]
+
+
 def test_a_value_printed_larger_than_its_label_is_not_taken_for_the_value_above() -> None:
     # The residence's value, in print more than twice its label's height, is a line of its
     # own that starts above its label's line: the origin's value, under its label, ends

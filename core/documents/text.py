@@ -81,6 +81,7 @@ class Line:
 
 LINE_HEIGHT_RATIO = 2.5  # words of one line differ in height by at most this much
 SURE_WORD = 80.0  # the confidence of a word read surely
+FULL_OVERLAP = 0.8  # a word overlapping a row's last word this much lies on that row
 
 
 def _beside(a: Word, b: Word) -> bool:
@@ -98,14 +99,14 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
     by half the smaller height, follows closely (a horizontal gap under ``gap`` line heights)
     and is not far taller or shorter than, unless right beside it (a label and its larger
     value are one line; a tall speck from a photograph's edge does not join three rows into
-    one). Of several such lines
-    it joins the one it follows most closely: on a tilted capture a word overlaps the row
-    above it too, and a speck left of the text (a photograph's edge) reaches over two rows.
-    Columns stay apart."""
+    one). Of several such lines it joins one it lies fully on, and of those the one it
+    follows most closely: on a tilted capture a word overlaps the row above it too, and a
+    speck left of the text (a photograph's edge) reaches over two rows. Columns stay
+    apart."""
     open_lines: list[list[Word]] = []
     for w in sorted(words, key=lambda w: (w.left, w.top)):
         h = max(1, w.bottom - w.top)
-        best, best_key = None, (0.0, 0.0)
+        best, best_key = None, (0.0, 0.0, 0.0)
         for line in open_lines:
             last = line[-1]
             last_h = max(1, last.bottom - last.top)
@@ -116,8 +117,10 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
             step = max(0, w.left - last.right)
             if overlap <= 0.5 or step > room:
                 continue
-            # nearness first (in steps of a quarter line height), then the overlap
-            key = (-float(step // max(1, 0.25 * min(h, last_h))), overlap)
+            # A row it lies fully on first, then the nearest (in steps of a quarter line
+            # height), then the most overlapped.
+            near = -float(step // max(1, 0.25 * min(h, last_h)))
+            key = (float(overlap >= FULL_OVERLAP), near, overlap)
             if best is None or key > best_key:
                 best, best_key = line, key
         if best is None:
