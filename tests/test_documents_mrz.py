@@ -405,6 +405,12 @@ def test_a_speck_read_as_a_letter_between_the_name_s_label_and_the_name_is_passe
     assert fields["full_name"].value == "NGUYỄN MINH KHOA"
 
 
+def test_a_speck_between_the_halves_of_a_bilingual_label_is_not_its_value() -> None:
+    row = _row(["Quốc", "tịch", "/", "M", "Nationality:", "Việt", "Nam"], 536)
+    row[3] = replace(row[3], confidence=59.0)  # a speck of the guilloche read as a letter
+    assert card_fields(group_lines(row))["nationality"].value == "Việt Nam"
+
+
 def test_two_reads_that_each_misread_a_different_character_make_one_right_zone() -> None:
     person = docgen.random_person(9)
     l1, l2, l3 = docgen.mrz_lines(person)

@@ -152,7 +152,8 @@ def _line_labels(li: int, line: Line) -> list[Label]:
     found.sort(key=lambda lb: lb.first)
     merged: list[Label] = []
     for lb in found:
-        if merged and merged[-1].field == lb.field and lb.first - merged[-1].last <= 2:
+        # The two halves of a bilingual label: a slash and maybe a speck between them.
+        if merged and merged[-1].field == lb.field and lb.first - merged[-1].last <= 3:
             prev = merged.pop()
             lb = Label(lb.field, li, prev.first, lb.last, prev.strength + lb.strength)
         merged.append(lb)
