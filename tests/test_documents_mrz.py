@@ -447,6 +447,16 @@ def test_a_zone_whose_code_and_name_were_misread_as_look_alikes_is_still_found()
     assert find_td1(["TDVNM is not a zone", l2]) is None
 
 
+def test_a_speck_read_before_the_name_row_is_left_out_where_another_read_has_none() -> None:
+    l1 = "IDVNM0696547889036069654788<<<"
+    l2 = "6909208M2909200VNM<<<<<<<<<<<0"
+    speck = (l1, l2, "BETA<<XUAN<HUNG<<<<<<<<<<<<<<<<<")  # the MRZ reader's, read first
+    page = (l1, l2, "TA<<XUAN<HUNG<<<<<<<<<<<<<<<<<")
+    m = combine_reads([speck, page], date(2025, 6, 1))
+    assert m is not None and m.lines[2] == page[2]
+    assert m.surname == "TA"
+
+
 def test_a_character_read_twice_is_read_once_when_the_check_digits_say_so() -> None:
     today = date(2025, 6, 1)
     l1 = "IDVNM0765849911048076584991<<<"

@@ -232,6 +232,12 @@ def _one_inserted(longer: str, shorter: str) -> bool:
     return any(longer[:k] + longer[k + 1 :] == shorter for k in range(len(longer)))
 
 
+def _speck_before(longer: str, shorter: str) -> bool:
+    """``longer`` is ``shorter`` with one or two characters before it: a speck left of the
+    name row (the card's edge, a mark) read as letters ("BETA<<" for "TA<<")."""
+    return 0 < len(longer) - len(shorter) <= 2 and longer.endswith(shorter) and "<<" in shorter
+
+
 MAX_SWAPS = 6  # places where two reads differ that are tried either way
 
 
@@ -415,7 +421,8 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     """The best zone from several reads of the same MRZ: lines 1 and 2 (which carry the
     check digits) from whichever reads, or characters of them, make the most check digits
     right, the first read's where they tie; the name line
-    from the read without an inserted character (OCR tends to double a letter). Where no
+    from the read without an inserted character (OCR tends to double a letter) or a speck
+    read before it. Where no
     such zone has every check digit right, a read with a line one character too long or
     short is mended when exactly one edit makes them all right (see :func:`_repaired`)."""
     zones = [tuple(r) for r in reads if len(r) == 3]
@@ -426,7 +433,7 @@ def combine_reads(reads: Sequence[Sequence[str]], today: date | None = None) -> 
     names = [normalize_line(r[2]).rstrip("<") for r in zones]
     name = names[0]
     for other in names[1:]:
-        if _one_inserted(name, other):
+        if _one_inserted(name, other) or _speck_before(name, other):
             name = other
     for l1 in _with_hybrids([r[0] for r in zones], _LINE1):
         for l2 in _with_hybrids([r[1] for r in zones], _LINE2):
