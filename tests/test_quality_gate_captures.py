@@ -718,6 +718,23 @@ def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
         assert not card_sized_print(np.asarray(a4(dpi, seed=3).convert("L")))
 
 
+def test_a_reflection_on_a_photographed_card_is_refused_where_its_guilloche_is_fine() -> None:
+    # A 2021 front of the template generator photographed with a reflection over its
+    # nationality (seed 10, its first glare capture): its outline has the shape of a card and
+    # of an A4 page, and the specks of its guilloche pull its glyphs' median under a card's.
+    # Its larger glyphs are a card's, and a solid clipped patch on a card is glare.
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import card as template_card
+    from saoy.clients.simulator.templates import random_person
+
+    rng = random.Random(10 * 1_000_003 + 50_000 + 2)
+    person = random_person(rng, "2021")
+    front, _ = template_card(person, "2021", rng, rng.randint(30, 60) * 10)
+    shot = capture(front, "glare", 10 * 7919 + 90_000 + 4)
+    page = admit(0, shot.data, LIMITS)
+    assert [i.reason for i in quality_issues(page, prepare(page))] == ["GLARE"]
+
+
 def test_a_card_photographed_well_off_square_is_not_refused_as_a_low_resolution_a4_page() -> None:
     # A 2024 card of the template generator photographed from above (seed 9, its fourteenth
     # card): foreshortened past a tenth, its outline has an A4 page's shape, and as an A4 page
