@@ -106,7 +106,8 @@ def find_qr_codes(gray: np.ndarray, card: bool = False) -> list[QrCode]:
     Where a symbol is seen but read by neither (a small code softened again when the page was
     straightened), it is read with a fixed threshold, then from its own crop enlarged twice.
     On a ``card`` (a card-sized page, whose code has modules of a few pixels) where no symbol
-    is seen at all, the page enlarged by half is read too."""
+    is seen at all, or none of those seen is read so, the page enlarged by half is read
+    too."""
     image = np.ascontiguousarray(gray)
     found: list[Any] = []
     seen: list[Any] = []
@@ -131,7 +132,7 @@ def find_qr_codes(gray: np.ndarray, card: bool = False) -> list[QrCode]:
         codes = _enlarged(np.ascontiguousarray(image[y0:y1, x0:x1]), 2.0, x0, y0)
         if codes:
             return codes
-    return []
+    return _enlarged(image, 1.5) if card else []
 
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
