@@ -280,6 +280,11 @@ def test_a_zone_date_misread_alike_twice_is_mended_from_the_print_and_the_qr_cod
     assert reconcile((front, broken), TODAY)[1].mrz == broken.mrz
 
 
+def row_lines(back: PageAnalysis) -> tuple[str, str]:
+    assert back.mrz is not None
+    return back.mrz.lines[0], back.mrz.lines[1]
+
+
 def test_a_name_row_one_letter_off_the_print_and_the_qr_code_is_put_right() -> None:
     # The zone's name row has no check digit: read "I" for "T" (or "T" for "I"), it is put
     # right from the name the QR code and a surely read print agree on.
@@ -290,6 +295,9 @@ def test_a_name_row_one_letter_off_the_print_and_the_qr_code_is_put_right() -> N
     _, fixed = reconcile((front, misread))
     assert fixed.mrz is not None and fixed.mrz.lines[2] == row
     assert fixed.mrz_reads_agree  # the check digits' proof is the reading's, left as it was
+    doubled = row[:at] + row[at] + row[at:29]  # a letter read twice, the last filler lost
+    _, fixed = reconcile((front, replace(misread, mrz=parse_td1((*row_lines(back), doubled)))))
+    assert fixed.mrz is not None and fixed.mrz.lines[2] == row
     # Without the QR code, or with the print read unsurely, the row is left as read.
     _, kept = reconcile((replace(front, qr=None), misread))
     assert kept.mrz is not None and kept.mrz.lines[2] != row

@@ -283,8 +283,9 @@ def mended_name_row(
     mrz: Mrz | None, pages: Sequence[PageAnalysis | None], qr: dict[str, str], today: date | None
 ) -> Mrz | None:
     """The zone with its name row put right from the name the QR code and a surely read
-    print agree on, where the row read is one letter off that name's row ("DAI" for "DAT"):
-    the row has no check digit, and two sources outweigh one reading. None otherwise."""
+    print agree on, where the row read is one letter off that name's row ("DAI" for "DAT",
+    "CAOO" for "CAO"): the row has no check digit, and two sources outweigh one reading.
+    None otherwise."""
     name = qr.get("full_name")
     if mrz is None or not name:
         return None
@@ -293,8 +294,7 @@ def mended_name_row(
         return None
     surname, _, given = ascii_upper(name).partition(" ")
     row = f"{surname}<<{given.replace(' ', '<')}"[:30].ljust(30, "<")
-    read = mrz.lines[2]
-    if len(read) != len(row) or sum(a != b for a, b in zip(read, row, strict=True)) != 1:
+    if not one_apart(mrz.lines[2].rstrip("<"), row.rstrip("<")):
         return None
     return parse_td1((mrz.lines[0], mrz.lines[1], row), today)
 
