@@ -295,7 +295,7 @@ def test_a_name_row_one_letter_off_the_print_and_the_qr_code_is_put_right() -> N
     _, fixed = reconcile((front, misread))
     assert fixed.mrz is not None and fixed.mrz.lines[2] == row
     assert fixed.mrz_reads_agree  # the check digits' proof is the reading's, left as it was
-    doubled = row[:at] + row[at] + row[at:29]  # a letter read twice, the last filler lost
+    doubled = row[:2] + row[1] + row[2:29]  # its second letter read twice, a filler lost
     _, fixed = reconcile((front, replace(misread, mrz=parse_td1((*row_lines(back), doubled)))))
     assert fixed.mrz is not None and fixed.mrz.lines[2] == row
     # Without the QR code, or with the print read unsurely, the row is left as read.
