@@ -215,3 +215,21 @@ def test_a_date_read_a_digit_short_is_read_again_under_its_label(reader: Documen
     page = analyze_page(0, np.asarray(img), None, result, date(2025, 6, 1), reader)
     assert page.document_type == "cccd_front", page
     assert page.value("date_of_birth") == "11/12/1960"
+
+
+def test_a_zone_row_misread_at_its_start_does_not_stretch_the_band_read_again() -> None:
+    # All three rows read as zone text, the first with its "I" read "E": the band is the
+    # three rows', not reaching a line pitch above them (over a seal and a signature).
+    zone = (
+        "IDVNM1812715520031181271552<<<",
+        "8110251F4110253VNM<<<<<<<<<<<0",
+        "LUONG<<TUYET<NGAN<<<<<<<<<<<<<",
+    )
+    gray = np.full((700, 1100), 232, np.uint8)
+
+    def words(first: str) -> list[Word]:
+        rows = (first, *zone[1:])
+        return [Word(t, 40, 500 + 62 * k, 1040, 544 + 62 * k, 90.0) for k, t in enumerate(rows)]
+
+    misread = _mrz_crop(gray, group_lines(words("E" + zone[0][1:])))
+    assert misread.shape == _mrz_crop(gray, group_lines(words(zone[0]))).shape

@@ -260,7 +260,7 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
         bottom = max(ln.bottom for ln in mrzish)
         # The zone's rows the page OCR did not read as zone text, above and below those it
         # did ("IDVNM…" read as "1S 704…"): the band reaches over them too.
-        rows = [_zone_row(ln.text) for ln in mrzish]
+        rows = _zone_rows([ln.text for ln in sorted(mrzish, key=lambda ln: ln.top)])
         line_h = max(ln.bottom - ln.top for ln in mrzish)
         above, under = min(rows) * MRZ_PITCH * line_h, (2 - max(rows)) * MRZ_PITCH * line_h
         pad = max(8, (bottom - top) // 6)
@@ -284,16 +284,16 @@ def _rescaled(gray: np.ndarray, factor: float) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(Image.fromarray(gray).resize(size, method)))
 
 
-def _zone_row(text: str) -> int:
-    """Which row of a TD1 zone a line read as zone text is: 0 the document's (it begins
-    with the document code), 1 the dates' (six digits, a check digit, the sex, six digits),
-    else 2, the name's."""
-    flat = text.replace(" ", "")
-    if re.search(r"^I[D<]|IDVNM", flat):
-        return 0
-    if re.search(r"\d{7}[MFX<]\d{7}", flat):
-        return 1
-    return 2
+def _zone_rows(texts: Sequence[str]) -> list[int]:
+    """Which row of a TD1 zone each line read as zone text is, top down: those above the
+    dates' row (six digits, a check digit, the sex, six digits) row 0, those below it row 2;
+    without it, a line with the document code or the state before digits row 0 ("IDVNM1…",
+    or "EDVNM1…" with its I misread), else the name's row 2."""
+    flat = [t.replace(" ", "") for t in texts]
+    dates = [k for k, t in enumerate(flat) if re.search(r"\d{7}[MFX<]\d{7}", t)]
+    if dates:
+        return [0 if k < dates[0] else 1 if k == dates[0] else 2 for k in range(len(flat))]
+    return [0 if re.search(r"^I[D<]|VNM\d", t) else 2 for t in flat]
 
 
 def _read_mrz(
