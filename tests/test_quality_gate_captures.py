@@ -718,6 +718,26 @@ def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
         assert not card_sized_print(np.asarray(a4(dpi, seed=3).convert("L")))
 
 
+def test_a_card_whose_corner_grazes_the_frame_s_edge_is_not_cut_off() -> None:
+    # A 2024 front of the template generator photographed from above (seed 13, its 22nd card):
+    # its bottom left corner reaches past the frame's left edge by under a millimetre, a
+    # wedge of its rounded corner. Nothing printed is lost: not cut off. A card cut through
+    # its print stays refused (the cut-off tests above).
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import card as template_card
+    from saoy.clients.simulator.templates import random_person
+
+    rng = random.Random(13 * 1_000_003 + 21)
+    person = random_person(rng, "2024")
+    dpi = rng.randint(20, 60) * 10
+    front, _ = template_card(person, "2024", rng, dpi, qr_extra=rng.random() < 0.4)
+    shot = capture(front, "overhead", 13 * 7919 + 42)
+    page = admit(0, shot.data, LIMITS)
+    prepared = prepare(page)
+    assert prepared.quad is not None and prepared.quad[:, 0].min() <= 1  # it touches the edge
+    assert quality_issues(page, prepared) == []
+
+
 def test_a_reflection_on_a_photographed_card_is_refused_where_its_guilloche_is_fine() -> None:
     # A 2021 front of the template generator photographed with a reflection over its
     # nationality (seed 10, its first glare capture): its outline has the shape of a card and

@@ -68,6 +68,7 @@ GLARE_RICH_INK = 0.1  # ink tiles with this fraction of ink pixels tell how dark
 EDGE_INSET = 0.01  # edge bands start this fraction of the shorter side in from the frame
 EDGE_BAND = 0.03  # and are this deep: where a document edge to edge shows its own paper
 FILL_MARGIN = 0.02  # an outline this close to every side of the frame fills it (a tight crop)
+GRAZE_DEPTH = 0.025  # of a document's shorter side: a corner past the frame's edge this deep
 EDGE_PAPER = 0.6  # fraction of an edge band brighter than Otsu's level: paper, not background
 MAX_PAGE_ASPECT = 2.0  # longer / shorter side beyond which a page is taken to be cut off
 EDGE_LINE_ROWS = 3  # outermost rows (or columns) averaged into the line along each side
@@ -521,11 +522,11 @@ def find_document(small: np.ndarray, level: int | None = None) -> tuple[np.ndarr
 
 def _find_document(
     small: np.ndarray, level: int | None = None
-) -> tuple[np.ndarray | None, tuple[bool, bool, bool, bool]]:
-    """:func:`find_document`, with which sides of the frame (top, bottom, left, right) the
-    document's region touches."""
+) -> tuple[np.ndarray | None, tuple[int, int, int, int]]:
+    """:func:`find_document`, with how many pixels of the document's region lie on each side
+    of the frame (top, bottom, left, right): 0 where it does not touch that side."""
     require_gray(small, "find_document")
-    none = (False, False, False, False)
+    none = (0, 0, 0, 0)
     if level is None:
         level = otsu_level(histogram(small))
     bright = small > level
@@ -551,13 +552,34 @@ def _find_document(
     area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
     if area < 0.8 * size or area > 1.25 * size:  # not a quadrilateral: leave the frame as is
         return None, none
-    sides = (bool(region[0].any()), bool(region[-1].any()), bool(region[:, 0].any()),
-             bool(region[:, -1].any()))  # fmt: skip
+    sides = (int(region[0].sum()), int(region[-1].sum()), int(region[:, 0].sum()),
+             int(region[:, -1].sum()))  # fmt: skip
     return corners, sides
 
 
+def _grazes(corners: np.ndarray | None, sides: tuple[int, int, int, int]) -> bool:
+    """Whether a document touches the frame only where a corner grazes one side: what lies
+    past that side, a wedge as long as the stretch it touches (``sides``, see
+    :func:`_find_document`) and as deep as the document's edge there drifts over that stretch,
+    is under :data:`GRAZE_DEPTH` of the document's shorter side deep (a card's rounded corner,
+    a page's margin: no print)."""
+    touched = [k for k, n in enumerate(sides) if n]
+    if corners is None or len(touched) != 1:
+        return False
+    tl, tr, br, bl = corners
+    side = touched[0]
+    # The document's edge along the touched side, and its drift away from that side per pixel.
+    a, b = {0: (tl, tr), 1: (bl, br), 2: (tl, bl), 3: (tr, br)}[side]
+    along, across = (abs(b[0] - a[0]), abs(b[1] - a[1]))
+    if side >= 2:
+        along, across = across, along
+    drift = across / max(1.0, along)
+    short = min(np.linalg.norm(tr - tl), np.linalg.norm(bl - tl))
+    return sides[side] * drift <= GRAZE_DEPTH * max(1.0, float(short))
+
+
 def _fills_frame(
-    corners: np.ndarray | None, sides: tuple[bool, bool, bool, bool], shape: tuple[int, ...]
+    corners: np.ndarray | None, sides: tuple[int, int, int, int], shape: tuple[int, ...]
 ) -> bool:
     """Whether a document reaches every side of the frame: its region touches the side
     (``sides``: top, bottom, left, right), or its outline's corner comes within
@@ -1116,6 +1138,8 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
         # all four sides, has a known document's shape, and the background left at the edges
         # is slivers that cut into none of its content.
         touches = False
+    elif touches and shapes and not crossed and _grazes(corners, sides):
+        touches = False  # a corner only grazes the frame's edge, past which is no print
     # A card among shapes that admit an A4 page too (a photographed outline) is told by the
     # size of its print: a card's rule for glare would take an A4 page's bright paper for it.
     card = "id_card" in shapes and (len(shapes) == 1 or card_sized_print(norm_small))
