@@ -718,6 +718,23 @@ def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
         assert not card_sized_print(np.asarray(a4(dpi, seed=3).convert("L")))
 
 
+def test_a_tight_crop_that_cuts_glyphs_at_their_first_stroke_is_cut_off() -> None:
+    # A 2024 back of the template generator cropped through its right side (seed 16, its
+    # fourth bad capture): the frame cuts the text and the zone a pixel or two into their
+    # glyphs, the gap to the next glyph inside. No wedge of background lies along that side,
+    # so that ink is cut content, not a wedge's tip.
+    from saoy.clients.simulator.capture import capture
+    from saoy.clients.simulator.templates import card as template_card
+    from saoy.clients.simulator.templates import random_person
+
+    rng = random.Random(16 * 1_000_003 + 50_000 + 3)
+    person = random_person(rng, "2024")
+    _, back = template_card(person, "2024", rng, rng.randint(30, 60) * 10)
+    shot = capture(back, "cut_off", 16 * 7919 + 90_000 + 7)
+    page = admit(0, shot.data, LIMITS)
+    assert [i.reason for i in quality_issues(page, prepare(page))] == ["CUT_OFF"]
+
+
 def test_a_card_whose_corner_grazes_the_frame_s_edge_is_not_cut_off() -> None:
     # A 2024 front of the template generator photographed from above (seed 13, its 22nd card):
     # its bottom left corner reaches past the frame's left edge by under a millimetre, a

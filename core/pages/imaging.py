@@ -607,9 +607,10 @@ def content_at_edge(small: np.ndarray, level: int) -> bool:
     the desk at the frame's edges (a hair of rotation, perspective), and each is a wedge
     between the document's straight edge and the frame's, so it reaches the end of the side
     it lies along; a desk margin runs the whole side. Where the wedge thins to its tip it
-    breaks into specks along the edge, a pixel or two deep: a run counts only where the ink
-    goes on inward past those lines, as content does. A document inside its own margins
-    crosses nothing."""
+    breaks into specks along the edge, a pixel or two deep: along a side that such a wedge
+    reaches (a run at one of its ends), a run counts only where the ink goes on inward past
+    those lines, as content does; along any other, ink cut a pixel or two in (a glyph's first
+    stroke) counts too. A document inside its own margins crosses nothing."""
     require_gray(small, "content_at_edge")
     h, w = small.shape
     rows = EDGE_LINE_ROWS
@@ -632,13 +633,16 @@ def content_at_edge(small: np.ndarray, level: int) -> bool:
     for line, inner in zip(lines, inward, strict=True):
         dark = np.concatenate(([0], (line <= ink).view(np.int8), [0]))
         edges = np.flatnonzero(np.diff(dark))
+        # A wedge of background reaches an end of the side: without one, no speck along the
+        # side is its tip, and ink cut a pixel or two in (a glyph's first stroke) counts too.
+        wedge = bool(edges.size) and (edges[0] == 0 or edges[-1] == line.size)
         cut = 0
         for start, stop in zip(edges[::2], edges[1::2], strict=True):
             if start == 0 or stop == line.size or stop - start < EDGE_MIN_RUN:
                 continue
             # Content runs on inward from the edge (a glyph, a photo, a QR code); the tip of a
             # wedge of background, flickering about the ink level, is a pixel or two deep.
-            if inner[start:stop].min() <= ink:
+            if not wedge or inner[start:stop].min() <= ink:
                 cut += 1
         if cut >= EDGE_CUT_RUNS:
             return True
