@@ -207,12 +207,15 @@ def _reread_missing(
     labelled line, within the label's column, the labels in it blanked, read apart as one
     block. Uncertain unless the value confirms itself (an address every unit of which the
     official list names so); the MRZ or the QR code confirms the rest."""
+    names = [name for name in names if name in REREAD_FIELDS]
+    if not names:
+        return {}  # the common case: nothing lost, and no labels to find again
     page = Page.of(lines)
     height, width = gray.shape
     out: dict[str, Field] = {}
     for name in names:
         label = page.first(name)
-        if label is None or name not in REREAD_FIELDS:
+        if label is None:
             continue
         left, top, _, bottom = label.box(page.lines)
         h = max(1, bottom - top)
@@ -272,13 +275,13 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
     # Paper around the zone: on a tight crop its first and last characters touch the image's
     # edge, where the recognizer doubles or drops them.
     if scale < 1.0:
-        size = (max(1, round(band.shape[1] * scale)), max(1, round(band.shape[0] * scale)))
-        band = np.asarray(Image.fromarray(band).resize(size, Image.Resampling.BOX))
+        band = _rescaled(band, scale)
     side = max(16, band.shape[0] // 4)
     return np.pad(band, side, constant_values=np.uint8(np.percentile(band, 90)))
 
 
 def _rescaled(gray: np.ndarray, factor: float) -> np.ndarray:
+    """``gray`` scaled by ``factor``: averaged down, or enlarged with Lanczos."""
     size = (max(1, round(gray.shape[1] * factor)), max(1, round(gray.shape[0] * factor)))
     method = Image.Resampling.LANCZOS if factor > 1 else Image.Resampling.BOX
     return np.ascontiguousarray(np.asarray(Image.fromarray(gray).resize(size, method)))

@@ -258,24 +258,22 @@ def reread_field(name: str, text: str, confidence: float) -> Field | None:
     """Field ``name`` of a card from ``text``, a value read apart from the page under or
     beside its label, trusted at most ``confidence``; None when ``text`` holds no value of
     it. A 12-digit number, a date, a name or an address."""
-    out: dict[str, Field] = {}
+    found: tuple[str, float] | None = None
     if name == "id_number":
-        for token in text.split():
-            if re.fullmatch(r"\d{12}", token.strip(".,:;")):
-                _add(out, name, token.strip(".,:;"), confidence)
-                break
+        tokens = (t.strip(".,:;") for t in text.split())
+        number = next((t for t in tokens if re.fullmatch(r"\d{12}", t)), None)
+        found = (number, confidence) if number else None
     elif name in DATES:
-        found = _card_date(text)
-        if found is not None:
-            _add(out, name, found[0], min(confidence, found[1]))
+        read = _card_date(text)
+        found = (read[0], min(confidence, read[1])) if read else None
     elif name == "full_name":
-        _add(out, name, " ".join(text.split()).upper(), confidence)
+        found = " ".join(text.split()).upper(), confidence
     elif name in PLACES:
-        _add(out, name, *_place(" ".join(text.split()), confidence))
-    found_field = out.get(name)
-    if found_field is None or not plausible(name, found_field.value):
-        return None
-    return found_field
+        found = _place(" ".join(text.split()), confidence)
+    out: dict[str, Field] = {}
+    if found is not None and plausible(name, found[0].strip(" ,.;:/")):
+        _put(out, name, *found)
+    return out.get(name)
 
 
 _BIRTH_LABELS = {
