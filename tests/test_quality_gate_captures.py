@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from saoy.clients.sdk import PageRejectedError
+from saoy.clients.simulator.corpus import a4_page, bad_capture, card_dossier
 from saoy.core.pages.admission import (
     Limits,
     admit,
@@ -156,7 +157,12 @@ def encode(img: Image.Image, dpi: float | None = None, quality: int = 92) -> byt
 
 
 def gate(img: Image.Image, dpi: float | None = None, quality: int = 92) -> list[str]:
-    page = admit(0, encode(img, dpi, quality), LIMITS)
+    return _reasons(encode(img, dpi, quality))
+
+
+def _reasons(data: bytes) -> list[str]:
+    """The quality gate's reasons for a file as captured."""
+    page = admit(0, data, LIMITS)
     return [issue.reason for issue in quality_issues(page, prepare(page))]
 
 
@@ -699,15 +705,7 @@ def test_paper_clipped_white_about_a_letters_dark_print_is_not_glare(seed: int, 
     # Letters of the template generator: photographed tight under a lamp, the paper right of
     # the signature block clipped white (seed 14, its fourth A4 page); scanned on a white
     # platen, the whole paper clipped (seed 13, the first). The print about it is dark.
-    from saoy.clients.simulator.capture import capture
-    from saoy.clients.simulator.templates import letter
-
-    rng = random.Random(seed * 1_000_003 + 70_000 + k)
-    doc = letter(rng, rng.choice((200, 250, 300)))
-    style = "camera_tight" if k == 3 else "flatbed"
-    shot = capture(doc, style, seed * 7919 + 95_000 + k)
-    page = admit(0, shot.data, LIMITS)
-    assert quality_issues(page, prepare(page)) == []
+    assert _reasons(a4_page(seed, k).pages[0].data) == []
 
 
 def test_a_card_is_told_from_an_a4_page_by_the_size_of_its_print() -> None:
@@ -723,16 +721,7 @@ def test_a_tight_crop_that_cuts_glyphs_at_their_first_stroke_is_cut_off() -> Non
     # fourth bad capture): the frame cuts the text and the zone a pixel or two into their
     # glyphs, the gap to the next glyph inside. No wedge of background lies along that side,
     # so that ink is cut content, not a wedge's tip.
-    from saoy.clients.simulator.capture import capture
-    from saoy.clients.simulator.templates import card as template_card
-    from saoy.clients.simulator.templates import random_person
-
-    rng = random.Random(16 * 1_000_003 + 50_000 + 3)
-    person = random_person(rng, "2024")
-    _, back = template_card(person, "2024", rng, rng.randint(30, 60) * 10)
-    shot = capture(back, "cut_off", 16 * 7919 + 90_000 + 7)
-    page = admit(0, shot.data, LIMITS)
-    assert [i.reason for i in quality_issues(page, prepare(page))] == ["CUT_OFF"]
+    assert _reasons(bad_capture(16, 3).pages[1].data) == ["CUT_OFF"]
 
 
 def test_a_card_whose_corner_grazes_the_frame_s_edge_is_not_cut_off() -> None:
@@ -740,16 +729,7 @@ def test_a_card_whose_corner_grazes_the_frame_s_edge_is_not_cut_off() -> None:
     # its bottom left corner reaches past the frame's left edge by under a millimetre, a
     # wedge of its rounded corner. Nothing printed is lost: not cut off. A card cut through
     # its print stays refused (the cut-off tests above).
-    from saoy.clients.simulator.capture import capture
-    from saoy.clients.simulator.templates import card as template_card
-    from saoy.clients.simulator.templates import random_person
-
-    rng = random.Random(13 * 1_000_003 + 21)
-    person = random_person(rng, "2024")
-    dpi = rng.randint(20, 60) * 10
-    front, _ = template_card(person, "2024", rng, dpi, qr_extra=rng.random() < 0.4)
-    shot = capture(front, "overhead", 13 * 7919 + 42)
-    page = admit(0, shot.data, LIMITS)
+    page = admit(0, card_dossier(13, 21).pages[0].data, LIMITS)
     prepared = prepare(page)
     assert prepared.quad is not None and prepared.quad[:, 0].min() <= 1  # it touches the edge
     assert quality_issues(page, prepared) == []
@@ -760,16 +740,7 @@ def test_a_reflection_on_a_photographed_card_is_refused_where_its_guilloche_is_f
     # nationality (seed 10, its first glare capture): its outline has the shape of a card and
     # of an A4 page, and the specks of its guilloche pull its glyphs' median under a card's.
     # Its larger glyphs are a card's, and a solid clipped patch on a card is glare.
-    from saoy.clients.simulator.capture import capture
-    from saoy.clients.simulator.templates import card as template_card
-    from saoy.clients.simulator.templates import random_person
-
-    rng = random.Random(10 * 1_000_003 + 50_000 + 2)
-    person = random_person(rng, "2021")
-    front, _ = template_card(person, "2021", rng, rng.randint(30, 60) * 10)
-    shot = capture(front, "glare", 10 * 7919 + 90_000 + 4)
-    page = admit(0, shot.data, LIMITS)
-    assert [i.reason for i in quality_issues(page, prepare(page))] == ["GLARE"]
+    assert _reasons(bad_capture(10, 2).pages[0].data) == ["GLARE"]
 
 
 def test_a_card_photographed_well_off_square_is_not_refused_as_a_low_resolution_a4_page() -> None:

@@ -92,74 +92,86 @@ def _expirable(rng: random.Random, edition: str) -> Person:
 def templates_corpus(n_cards: int, seed: int) -> Iterator[Sample]:
     check_fonts()
     for i in range(n_cards):
-        rng = random.Random(seed * 1_000_003 + i)
-        edition = EDITIONS[i % 2]
-        style = GOOD_STYLES[(i // 2) % len(GOOD_STYLES)]
-        defect = CARD_DEFECTS[(i // 4) % len(CARD_DEFECTS)] if i % 4 == 3 else ""
-        p = _expirable(rng, edition) if defect == "expired" else random_person(rng, edition)
-        dpi = rng.randint(20, 60) * 10
-        front, back = card(
-            p, edition, rng, dpi, broken_mrz=defect == "mrz_check", qr_extra=rng.random() < 0.4
-        )
-        if defect == "expired":
-            assert p.expiry_date is not None
-            today = p.expiry_date + timedelta(days=rng.randint(15, 400))
-        else:
-            today = _valid_day(p, rng)
-        pages = [
-            _captured(doc, style, seed * 7919 + 2 * i + j) for j, doc in enumerate((front, back))
-        ]
-        yield Sample(
-            f"card {edition} #{i} {style}{' ' + defect if defect else ''}",
-            pages,
-            "not_pass" if defect else "pass",
-            defect,
-            style,
-            edition,
-            today,
-        )
-
+        yield card_dossier(seed, i)
     for k in range(max(len(BAD_STYLES), n_cards // 4)):
-        rng = random.Random(seed * 1_000_003 + 50_000 + k)
-        edition = EDITIONS[k % 2]
-        bad = BAD_STYLES[k % len(BAD_STYLES)]
-        p = random_person(rng, edition)
-        dpi = rng.randint(30, 60) * 10
-        front, back = card(p, edition, rng, dpi)
-        which = (k // len(BAD_STYLES)) % 2  # the front, then the back
-        styles = [bad, "tight"] if which == 0 else ["tight", bad]
-        pages = [
-            _captured(doc, st, seed * 7919 + 90_000 + 2 * k + j)
-            for j, (doc, st) in enumerate(zip((front, back), styles, strict=True))
-        ]
-        side = "front" if which == 0 else "back"
-        yield Sample(
-            f"card {edition} bad capture {bad} ({side})",
-            pages,
-            "not_pass",
-            bad,
-            bad,
-            edition,
-            _valid_day(p, rng),
-        )
-
+        yield bad_capture(seed, k)
     for k in range(max(len(A4_KINDS), n_cards // 4)):
-        rng = random.Random(seed * 1_000_003 + 70_000 + k)
-        what = A4_KINDS[k % len(A4_KINDS)]
-        style = GOOD_STYLES[k % len(GOOD_STYLES)]
-        dpi = rng.choice((200, 250, 300))
-        if what == "table":
-            doc = transcript(rng, dpi)
-        else:
-            doc = letter(rng, dpi, confidential=what == "confidential")
-        page = _captured(doc, style, seed * 7919 + 95_000 + k)
-        defect = "confidential" if what == "confidential" else ""
-        yield Sample(
-            f"A4 {what} #{k} {style}",
-            [page],
-            "not_pass" if defect else "pass",
-            defect,
-            style,
-            "a4",
-            date(2025, 6, 1),
-        )
+        yield a4_page(seed, k)
+
+
+def card_dossier(seed: int, i: int) -> Sample:
+    """The corpus's ``i``-th card dossier at ``seed`` (see :func:`templates_corpus`)."""
+    rng = random.Random(seed * 1_000_003 + i)
+    edition = EDITIONS[i % 2]
+    style = GOOD_STYLES[(i // 2) % len(GOOD_STYLES)]
+    defect = CARD_DEFECTS[(i // 4) % len(CARD_DEFECTS)] if i % 4 == 3 else ""
+    p = _expirable(rng, edition) if defect == "expired" else random_person(rng, edition)
+    dpi = rng.randint(20, 60) * 10
+    front, back = card(
+        p, edition, rng, dpi, broken_mrz=defect == "mrz_check", qr_extra=rng.random() < 0.4
+    )
+    if defect == "expired":
+        assert p.expiry_date is not None
+        today = p.expiry_date + timedelta(days=rng.randint(15, 400))
+    else:
+        today = _valid_day(p, rng)
+    pages = [_captured(doc, style, seed * 7919 + 2 * i + j) for j, doc in enumerate((front, back))]
+    return Sample(
+        f"card {edition} #{i} {style}{' ' + defect if defect else ''}",
+        pages,
+        "not_pass" if defect else "pass",
+        defect,
+        style,
+        edition,
+        today,
+    )
+
+
+def bad_capture(seed: int, k: int) -> Sample:
+    """The corpus's ``k``-th dossier with a bad capture at ``seed`` (see
+    :func:`templates_corpus`)."""
+    rng = random.Random(seed * 1_000_003 + 50_000 + k)
+    edition = EDITIONS[k % 2]
+    bad = BAD_STYLES[k % len(BAD_STYLES)]
+    p = random_person(rng, edition)
+    dpi = rng.randint(30, 60) * 10
+    front, back = card(p, edition, rng, dpi)
+    which = (k // len(BAD_STYLES)) % 2  # the front, then the back
+    styles = [bad, "tight"] if which == 0 else ["tight", bad]
+    pages = [
+        _captured(doc, st, seed * 7919 + 90_000 + 2 * k + j)
+        for j, (doc, st) in enumerate(zip((front, back), styles, strict=True))
+    ]
+    side = "front" if which == 0 else "back"
+    return Sample(
+        f"card {edition} bad capture {bad} ({side})",
+        pages,
+        "not_pass",
+        bad,
+        bad,
+        edition,
+        _valid_day(p, rng),
+    )
+
+
+def a4_page(seed: int, k: int) -> Sample:
+    """The corpus's ``k``-th A4 page at ``seed`` (see :func:`templates_corpus`)."""
+    rng = random.Random(seed * 1_000_003 + 70_000 + k)
+    what = A4_KINDS[k % len(A4_KINDS)]
+    style = GOOD_STYLES[k % len(GOOD_STYLES)]
+    dpi = rng.choice((200, 250, 300))
+    if what == "table":
+        doc = transcript(rng, dpi)
+    else:
+        doc = letter(rng, dpi, confidential=what == "confidential")
+    page = _captured(doc, style, seed * 7919 + 95_000 + k)
+    defect = "confidential" if what == "confidential" else ""
+    return Sample(
+        f"A4 {what} #{k} {style}",
+        [page],
+        "not_pass" if defect else "pass",
+        defect,
+        style,
+        "a4",
+        date(2025, 6, 1),
+    )
