@@ -41,20 +41,33 @@ def reader() -> Iterator[DocumentReader]:
     built.close()
 
 
+def labels(
+    d: ImageDraw.ImageDraw,
+    rows: tuple[tuple[str, int], ...],
+    font: ImageFont.FreeTypeFont,
+    x: int,
+    height: int,
+    space: int = 8,
+) -> list[Word]:
+    """Draw each (text, top) row of labels from ``x``, and the words the page OCR gives."""
+    words = []
+    for text, top in rows:
+        left = x
+        for token in text.split():
+            d.text((left, top), token, font=font, fill=40)
+            right = left + round(d.textlength(token, font=font))
+            words.append(Word(token, left, top, right, top + height, 92.0))
+            left = right + space
+    return words
+
+
 def front(number: str) -> tuple[np.ndarray, list[Word]]:
     """A 2024 card's front at 400 dpi, about its number: the grey page and the words the page
     OCR gave (the two labels, not the number)."""
     img = Image.new("L", (1350, 850), 236)
     d = ImageDraw.Draw(img)
     small, large = ImageFont.truetype(SANS, 26), ImageFont.truetype(BOLD, 52)
-    words = []
-    for text, top in ((LABEL, 290), (NAME_LABEL, 400)):
-        x = 395
-        for token in text.split():
-            d.text((x, top), token, font=small, fill=40)
-            right = x + round(d.textlength(token, font=small))
-            words.append(Word(token, x, top, right, top + 30, 92.0))
-            x = right + 8
+    words = labels(d, ((LABEL, 290), (NAME_LABEL, 400)), small, 395, 30)
     if number:
         d.text((400, 325), number, font=large, fill=25)
     return np.asarray(img), words
@@ -84,14 +97,8 @@ def test_a_2021_number_right_of_its_label_is_read_on_the_label_s_row(
     img = Image.new("L", (1350, 850), 236)
     d = ImageDraw.Draw(img)
     small, large = ImageFont.truetype(SANS, 26), ImageFont.truetype(BOLD, 44)
-    words = []
-    for text, top in (("Số / No.:", 300), ("Họ và tên / Full name:", 380)):
-        x = 400
-        for token in text.split():
-            d.text((x, top), token, font=small, fill=40)
-            right = x + round(d.textlength(token, font=small))
-            words.append(Word(token, x, top, right, top + 30, 92.0))
-            x = right + 8
+    rows = (("Số / No.:", 300), ("Họ và tên / Full name:", 380))
+    words = labels(d, rows, small, 400, 30)
     d.text((560, 290), "001203012345", font=large, fill=25)
     found = _reread_id_number(np.asarray(img), group_lines(words), reader)
     assert found is not None and found.value == "001203012345"
@@ -103,17 +110,8 @@ def origin(value: str) -> tuple[np.ndarray, list[Word]]:
     img = Image.new("L", (1300, 700), 236)
     d = ImageDraw.Draw(img)
     small, large = ImageFont.truetype(SANS, 17), ImageFont.truetype(BOLD, 21)
-    words = []
-    for text, top in (
-        ("Quê quán / Place of origin:", 300),
-        ("Nơi thường trú / Place of residence:", 365),
-    ):
-        x = 420
-        for token in text.split():
-            d.text((x, top), token, font=small, fill=40)
-            right = x + round(d.textlength(token, font=small))
-            words.append(Word(token, x, top, right, top + 20, 92.0))
-            x = right + 6
+    rows = (("Quê quán / Place of origin:", 300), ("Nơi thường trú / Place of residence:", 365))
+    words = labels(d, rows, small, 420, 20, space=6)
     if value:
         d.text((435, 328), value, font=large, fill=25)
     return np.asarray(img), words
@@ -188,7 +186,6 @@ def test_a_date_read_a_digit_short_is_read_again_under_its_label(reader: Documen
     img = Image.new("L", (1350, 850), 236)
     d = ImageDraw.Draw(img)
     small, large = ImageFont.truetype(SANS, 24), ImageFont.truetype(BOLD, 34)
-    words = []
     rows = (
         ("CĂN CƯỚC / IDENTITY CARD", 120),
         ("Số định danh cá nhân / Personal identification number:", 250),
@@ -196,13 +193,7 @@ def test_a_date_read_a_digit_short_is_read_again_under_its_label(reader: Documen
         ("Ngày, tháng, năm sinh / Date of birth:", 510),
         ("Giới tính / Sex:", 600),
     )
-    for text, top in rows:
-        x = 395
-        for token in text.split():
-            d.text((x, top), token, font=small, fill=40)
-            right = x + round(d.textlength(token, font=small))
-            words.append(Word(token, x, top, right, top + 28, 92.0))
-            x = right + 8
+    words = labels(d, rows, small, 395, 28)
     values = (("046203041906", 290), ("HOÀNG VĂN AN", 420), ("Nam", 640))
     for text, top in values:
         d.text((400, top), text, font=large, fill=25)
