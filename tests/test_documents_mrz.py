@@ -19,6 +19,7 @@ from saoy.core.documents.mrz import (
     find_td1,
     parse_td1,
     proven_failures,
+    sound,
     well_formed,
 )
 from saoy.core.documents.places import normalize_place
@@ -254,6 +255,28 @@ def test_a_damaged_read_is_told_from_a_zone_of_the_right_shape() -> None:
     across = (good[0], good[1].replace("58VNM", "5BVNM"), good[2])  # "B" read for "8"
     assert not well_formed(across)
     assert not well_formed(good[:2])
+
+
+def test_a_look_alike_in_a_field_its_own_digit_confirms_leaves_the_read_sound() -> None:
+    good = ("IDVNM2003047525040200304752<<<", "0005050M4005058VNM<<<<<<<<<<<9", "MAI<<DUC")
+    broken = (good[0], good[1][:-1] + "3", good[2])  # the composite digit printed wrong
+    m = parse_td1(broken)
+    assert m is not None and m.failed == ("composite",)
+    assert sound(broken, m)
+    round_o = ("IDVNM2O03047525040200304752<<<", *broken[1:])  # "O" read in the document number
+    assert not well_formed(round_o)
+    assert sound(round_o, m)  # its own check digit says which digit it is
+    assert sound(("IDVNM2O003047525040200304752<<<", *broken[1:]), m)  # and read twice
+    # Where only the composite covers the letter, nothing confirms it.
+    in_personal = ("IDVNM2003047525O40200304752<<<", *broken[1:])
+    assert not sound(in_personal, m)
+    # Nor where the field's own digit fails too.
+    both = parse_td1((good[0], good[1][:6] + "1" + good[1][7:-1] + "3", good[2]))
+    assert both is not None and "birth_date" in both.failed
+    assert sound((good[0], "0005051" + both.lines[1][7:], good[2]), both)
+    assert not sound((good[0], "OOO5051" + both.lines[1][7:], good[2]), both)
+    # A read giving another zone is not the same reading.
+    assert not sound(("IDVNM2O03047525040200304752<<<", good[1], good[2]), m)
 
 
 def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> None:

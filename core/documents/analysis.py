@@ -37,7 +37,7 @@ from saoy.core.documents.mrz import (
     find_td1,
     parse_td1,
     proven_failures,
-    well_formed,
+    sound,
 )
 from saoy.core.documents.qr import CardQr, QrCode, card_qr, read_card_qr
 from saoy.core.documents.reader import DocumentReader
@@ -324,12 +324,12 @@ def _read_mrz(
         # or not a wrong digit of the dates there.
         line2 = find_line2([ln.text for ln in lines])
         agree = line2 is not None and bool(proven_failures([second, ("", line2, "")], combined))
-        if not combined.valid and not agree and reader is not None and well_formed(second):
+        if not combined.valid and not agree and reader is not None and sound(second, combined):
             # Nor is there a second reading of line 1: the band read again at other scales
             # (the recognizer's misreadings change with the size of the print) proves a wrong
             # check digit when every reading gives the zone's first two lines alike.
             again = [find_td1(reader.read_mrz(_rescaled(crop, f))) for f in MRZ_RESCALES]
-            agree = all(r is not None and r[:2] == second[:2] for r in again)
+            agree = all(r is not None and sound(r, combined) for r in again)
     if first is not None and second is not None and combined is not None:
         a = parse_td1(first, today)
         b = parse_td1(second, today)
@@ -340,8 +340,8 @@ def _read_mrz(
             a is not None
             and b is not None
             and a.lines[:2] == b.lines[:2]
-            and well_formed(first)
-            and well_formed(second)
+            and sound(first, combined)
+            and sound(second, combined)
         ) or bool(proven_failures([first, second], combined))
     return combined, agree, True
 

@@ -225,6 +225,51 @@ def well_formed(lines: Sequence[str]) -> bool:
     return _line1_shaped(l1) and _line2_shaped(l2)
 
 
+# Where a digit read as its look-alike letter ("O" for "0") is confirmed by the field's own
+# check digit: (line, first, end) of each field and the check that covers it. The document
+# code and state are covered by none, and a Vietnamese card's personal number repeats the
+# document number in its last 9 digits (a line of the zone's shape has them alike).
+_CONFIRMED_SPANS = (
+    (0, 0, 5, ""),
+    (0, 5, 15, "document_number"),
+    (0, 18, 27, "document_number"),
+    (1, 0, 7, "birth_date"),
+    (1, 8, 15, "expiry_date"),
+)
+
+
+def sound(lines: Sequence[str], m: Mrz) -> bool:
+    """Lines 1 and 2 as read are :func:`well_formed`, or are once each letter read where a
+    digit stands is read as the digit it looks like (and a look-alike read twice once, see
+    :func:`_undoubled`), every such letter lying in a field whose own check digit holds in
+    ``m``, the line then giving what ``m`` has: the check digit confirms which digit the letter
+    was ("IDVNMO65…" with its document number's digit right), and the read is as good as
+    undamaged for the other checks."""
+    if well_formed(lines):
+        return True
+    if len(lines) != 3:
+        return False
+    ok = {"", *(c.field for c in m.checks if c.ok)}
+
+    def confirmed(raw: str, line: int, kind: _ZoneLine) -> bool:
+        if len(raw) != TD1_LINE:
+            return False
+        read = kind.by_position(raw)
+        if read != m.lines[line] or not kind.shaped(read):
+            return False
+        return all(
+            any(ln == line and a <= k < b and f in ok for ln, a, b, f in _CONFIRMED_SPANS)
+            for k in range(TD1_LINE)
+            if raw[k] != read[k]
+        )
+
+    return all(
+        any(confirmed(v, line, kind) for v in (raw, *_undoubled(raw, kind)))
+        for line, kind in ((0, _LINE1), (1, _LINE2))
+        for raw in (normalize_line(lines[line]),)
+    )
+
+
 def _one_inserted(longer: str, shorter: str) -> bool:
     """``longer`` is ``shorter`` with one character inserted."""
     if len(longer) != len(shorter) + 1:
