@@ -173,6 +173,21 @@ def test_an_english_half_read_as_more_words_stays_part_of_its_label() -> None:
     assert fields["place_of_origin"].value == "Xã Phù Linh, Huyện Sóc Sơn, Thành phố Hà Nội"
 
 
+@pytest.mark.parametrize("beside", [False, True])
+def test_an_english_half_misread_without_its_colon_stays_part_of_its_label(beside: bool) -> None:
+    # "Place of origin:" read "Place ot onigin)": two letters off and its colon read as a
+    # bracket. It is the Vietnamese half's other half, not the start of the value.
+    label = ["Quê", "quán", "/", "Place", "ot", "onigin)"]
+    value = ["Xã", "Diễn", "Kỷ,", "Huyện", "Diễn", "Châu,", "Tỉnh", "Nghệ", "An"]
+    rows = [label + value] if beside else [label, value]
+    words = [w for k, texts in enumerate(rows) for w in _row(texts, 405 + 36 * k)]
+    fields = card_fields(group_lines(words))
+    assert fields["place_of_origin"].value == "Xã Diễn Kỷ, Huyện Diễn Châu, Tỉnh Nghệ An"
+    # Words unlike the field's English label after its Vietnamese half are the value.
+    words = _row(["Quê", "quán", "/", "Phường", "Ô", "Chợ", "Dừa,", "Hà", "Nội"], 405)
+    assert card_fields(group_lines(words))["place_of_origin"].value == "Phường Ô Chợ Dừa, Hà Nội"
+
+
 def test_a_label_two_rows_down_does_not_cut_the_name_short() -> None:
     # A card photographed close: its labels read tall. "Quốc tịch / Nationality" starts right
     # of the name's last word, two rows down, past the date of birth's label: it bounds the

@@ -9,6 +9,7 @@ another column begins, and a long value wraps onto the lines below.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -173,8 +174,32 @@ def _line_labels(li: int, line: Line) -> list[Label]:
         # Separators alone ("/", ":", "-") right after the label belong to it.
         while last + 1 < stop and not folded_words[last + 1]:
             last += 1
+        if last == lb.last or not folded_words[last]:
+            last = _other_half(lb.field, folded_words, last, stop)
         out.append(Label(lb.field, li, lb.first, last, lb.strength))
     return out
+
+
+OTHER_HALF = 0.8
+"""How alike (0-1) the words after one half of a bilingual label must be to another key of
+its field to be its other half, misread ("Quê quán / Place ot onigin)")."""
+
+
+def _other_half(field: str, folded: Sequence[str], last: int, stop: int) -> int:
+    """The last word of the other half of a bilingual label ending at word ``last``: the run
+    of up to :data:`LABEL_TAIL` words after it, without digits, most alike one of the field's
+    longer keys, when alike enough; else ``last``."""
+    keys = [k for k in LABELS.get(field, ()) if len(k) >= _FUZZY_MIN]
+    best, end = OTHER_HALF, last
+    text = ""
+    for j in range(last + 1, min(last + 1 + LABEL_TAIL, stop)):
+        if any(ch.isdigit() for ch in folded[j]):
+            break
+        text += folded[j]
+        score = max((difflib.SequenceMatcher(None, text, k).ratio() for k in keys), default=0.0)
+        if score >= best:
+            best, end = score, j
+    return end
 
 
 def _goes_on(line: Line, right: float, other: Line) -> bool:
