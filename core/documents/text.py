@@ -103,12 +103,22 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
     follows most closely: on a tilted capture a word overlaps the row above it too, and a
     speck left of the text (a photograph's edge) reaches over two rows. Columns stay
     apart."""
+    every: list[list[Word]] = []  # in the order they were begun
     open_lines: list[list[Word]] = []
+    reach = gap * LINE_HEIGHT_RATIO  # line heights past a line's end no word can join it
     for w in sorted(words, key=lambda w: (w.left, w.top)):
         h = max(1, w.bottom - w.top)
         best, best_key = None, (0.0, 0.0, 0.0)
+        if len(open_lines) > 16:
+            # Words come left to right: a line ended further back than any word may follow
+            # (a word far taller joins only right beside it) takes no more.
+            open_lines = [
+                ln for ln in open_lines if w.left - ln[-1].right <= reach * _height(ln[-1])
+            ]
         for line in open_lines:
             last = line[-1]
+            if last.bottom <= w.top or last.top >= w.bottom:
+                continue  # no overlap at all
             last_h = max(1, last.bottom - last.top)
             if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h) and not _beside(last, w):
                 continue
@@ -125,11 +135,16 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
                 best, best_key = line, key
         if best is None:
             open_lines.append([w])
+            every.append(open_lines[-1])
         else:
             best.append(w)
-    lines = [Line(tuple(ws)) for ws in open_lines]
+    lines = [Line(tuple(ws)) for ws in every]
     lines.sort(key=lambda ln: (ln.top, ln.left))
     return lines
+
+
+def _height(w: Word) -> int:
+    return max(1, w.bottom - w.top)
 
 
 _DATE = re.compile(r"(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{4})")
