@@ -743,6 +743,13 @@ def test_a_reflection_on_a_photographed_card_is_refused_where_its_guilloche_is_f
     assert _reasons(bad_capture(10, 2).pages[0].data) == ["GLARE"]
 
 
+def test_a_reflection_whose_fringe_reaches_between_the_lines_about_it_is_refused() -> None:
+    # A 2021 front photographed with a reflection washing out its number and name (seed 20,
+    # its first glare capture): the reflection's fringe reaches in between the title's and the
+    # birth date's lines, which still read; its body, where it is widest, holds no print.
+    assert _reasons(bad_capture(20, 2).pages[0].data) == ["GLARE"]
+
+
 def test_a_card_photographed_well_off_square_is_not_refused_as_a_low_resolution_a4_page() -> None:
     # A 2024 card of the template generator photographed from above (seed 9, its fourteenth
     # card): foreshortened past a tenth, its outline has an A4 page's shape, and as an A4 page

@@ -60,6 +60,7 @@ GLARE_SOLID = 9  # tiles of a washed patch in runs both across and down: a solid
 GLARE_CORE_LEVEL = 254  # a reflection's core is clipped at the sensor's ceiling ...
 GLARE_CORE_FILL = 0.5  # ... in at least this fraction of its pixels (white print: a few %)
 GLARE_INSIDE_INK = 0.1  # ink tiles inside a blob's text rows, per tile they span: text survives
+GLARE_BODY = 0.5  # a blob's rows at least this share of its widest row's tiles: its body
 GLARE_CLIPPED_PAPER = 0.5  # this fraction of the blank tiles saturated: the paper is clipped
 GLARE_SPECKLE_FILL = 0.25  # or this fraction of their pixels saturated: clipped as well
 GLARE_FADE = 58  # grey levels the ink about a reflection is lifted over the page's ink, at least
@@ -931,11 +932,14 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
         # Text goes under the blob and does not come out inside it: ink between a blob row's
         # ends is text that survived, as in a white panel printed with text (a card's MRZ) or
         # bright paper whose lines still read. Counted over the blob's rows that hold text:
-        # the paper between widely spaced lines says nothing either way.
+        # the paper between widely spaced lines says nothing either way; and over its body,
+        # the rows where it is at least half its widest: a reflection's fringe reaching in
+        # between the lines about it spans their print without having washed it.
         ys, xs = np.nonzero(blob)
+        widths = np.bincount(ys)
         inside = spanned = 0
         for y in np.unique(ys):
-            if not ink[y].any():
+            if not ink[y].any() or widths[y] < GLARE_BODY * widths.max():
                 continue
             cols = xs[ys == y]
             spanned += int(cols.max() - cols.min() + 1)
