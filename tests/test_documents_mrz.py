@@ -294,6 +294,33 @@ def test_a_look_alike_in_a_field_its_own_digit_confirms_leaves_the_read_sound() 
     assert not sound(("IDVNM2O03047525040200304752<<<", good[1], good[2]), m)
 
 
+def test_chevrons_read_as_k_amid_the_fillers_are_fillers() -> None:
+    # OCR-B's thin chevrons in a long run: the recognizer reads one, or two run together, as
+    # a "K", and the line comes out a character too long, its composite digit pushed out.
+    good = ("IDVNM1877642117001187764211<<<", "8708298F2708296VNM<<<<<<<<<<<2", "LUONG<<BICH")
+    assert parse_td1(good) is not None and parse_td1(good).valid  # type: ignore[union-attr]
+    for line2 in (
+        "8708298F2708296VNM<<<K<<<<<<<<2",  # one too many
+        "8708298F2708296VNM<<<<<<<<<<K<2",  # one too many, by the digit
+        "8708298F2708296VNM<<K<K<<<<<<<<2",  # two, one a filler
+        "8708298F2708296VNM<<<<K<<<<<<2",  # one for a filler
+    ):
+        m = combine_reads([(good[0], line2, good[2])])
+        assert m is not None and m.valid and m.lines[1] == good[1], line2
+    # A "K" of a name is a letter, and a wrong digit stays wrong.
+    m = combine_reads([(good[0], "8708298F2708296VNM<<<K<<<<<<<<3", good[2])])
+    assert m is not None and not m.valid
+
+
+def test_a_name_row_read_without_the_surname_s_double_filler_gets_it_back() -> None:
+    good = ("IDVNM1710612611027171061261<<<", "7103081F3103083VNM<<<<<<<<<<<8")
+    m = parse_td1((*good, "TA<TUYET<QUYEN<<<<<<<<<<<<<<<<"))
+    assert m is not None and m.lines[2] == "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"
+    assert (m.surname, m.given_names) == ("TA", "TUYET QUYEN")
+    kept = parse_td1((*good, "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"))
+    assert kept is not None and kept.lines[2] == "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"
+
+
 def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> None:
     speck = [Word(";'Ề.", 45, 400, 90, 500, 20.0)]  # a photograph's edge, read as text
     origin = _row(["Quê", "quán", "/", "Place", "of", "origin:"], 405)

@@ -205,7 +205,11 @@ def _line1_shaped(line: str) -> bool:
 
 
 def _line2_shaped(line: str) -> bool:
-    return bool(_TD1_LINE2.fullmatch(line)) and not _nationality_shifted(line)
+    """A TD1 line 2 as read has its shape; a Vietnamese card's holds no optional data (a
+    letter amid its fillers is a chevron misread: a "K" weighs nothing in a check digit)."""
+    if not _TD1_LINE2.fullmatch(line) or _nationality_shifted(line):
+        return False
+    return line[15:18] != "VNM" or line[18:29] == "<" * 11
 
 
 def _nationality_shifted(line: str) -> bool:
@@ -404,7 +408,34 @@ def _with_hybrids(lines: Sequence[str], kind: _ZoneLine) -> list[str]:
     out.extend(undoubled)
     for line in [*lines, *undoubled]:
         out.extend(_look_alike_digits(line, kind, lines))
+    out.extend(v for line in lines for v in _chevrons_read_as_k(line))
     return list(dict.fromkeys(out))
+
+
+MAX_FILLER_KS = 3  # "K"s amid a line's fillers that are tried every way
+
+
+def _chevrons_read_as_k(line: str) -> list[str]:
+    """A read with each "K" that stands amid fillers (a "<" before it, a "<" or the line's
+    last digit after it) read as a filler or as nothing: in a long run of chevrons the
+    recognizer takes one, or two run together, for a "K" ("VNM<<<K<<<<<<<<2"), making the
+    line a character too long. None when the read has no such "K"; the check digits
+    choose."""
+    n = normalize_line(line)
+    spots = [
+        k
+        for k in range(1, len(n) - 1)
+        if n[k] == "K" and n[k - 1] == "<" and (n[k + 1] == "<" or k == len(n) - 2)
+    ][:MAX_FILLER_KS]
+    out = []
+    for choice in itertools.product(("K", "<", ""), repeat=len(spots)):
+        if all(c == "K" for c in choice):
+            continue
+        chars = list(n)
+        for k, c in zip(spots, choice, strict=True):
+            chars[k] = c
+        out.append("".join(chars))
+    return out
 
 
 def _single_edits(line: str, kind: _ZoneLine) -> list[str]:
@@ -559,9 +590,14 @@ def proven_failures(reads: Sequence[Sequence[str]], m: Mrz) -> tuple[str, ...]:
 def _vietnamese_name_line(line: str) -> str:
     """A Vietnamese name line without the ``K`` a filler after a name was read as: no
     Vietnamese syllable ends in K (they end in a vowel or in c, ch, m, n, ng, nh, p, t), and a
-    chevron's two strokes are read as one often enough."""
+    chevron's two strokes are read as one often enough. A name of several words read without
+    the double filler that ends the surname ("TA<TUYET<QUYEN") has lost a chevron of it: a
+    Vietnamese surname is the first word."""
     parts = re.split(r"(<+)", line)
     fixed = "".join(p if p.startswith("<") else p.rstrip("K") for p in parts)
+    name = fixed.rstrip("<")
+    if "<<" not in name and "<" in name:
+        fixed = name.replace("<", "<<", 1)
     return fixed if fixed == line else _fit(fixed.rstrip("<"))
 
 
