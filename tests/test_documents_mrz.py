@@ -321,6 +321,44 @@ def test_a_name_row_read_without_the_surname_s_double_filler_gets_it_back() -> N
     assert kept is not None and kept.lines[2] == "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"
 
 
+def _zone_band(lines: tuple[str, str, str], px: int = 30) -> np.ndarray:
+    """The three lines drawn in OCR-B on paper, as a band of the zone."""
+    from PIL import Image, ImageDraw
+
+    from saoy.clients.simulator.templates import OCR_B, load_font
+
+    font = load_font(OCR_B[0], px)
+    width = int(font.getlength("<" * 30)) + 4 * px
+    image = Image.new("L", (width, 6 * px), 235)
+    draw = ImageDraw.Draw(image)
+    for k, line in enumerate(lines):
+        draw.text((2 * px, int((1 + 1.4 * k) * px)), line, font=font, fill=20)
+    return np.asarray(image)
+
+
+def test_the_composite_digit_is_told_by_its_glyph_against_the_zone_s_confirmed_digits() -> None:
+    from saoy.core.documents.analysis import _composite_glyph_digit, _mended_composite
+
+    good = ("IDVNM0623103038036062310303<<<", "6212210M<<<<<<0VNM<<<<<<<<<<<1", "MAI<<XUAN<HIEU".ljust(30, "<"))
+    band = _zone_band(good)
+    lost = parse_td1((good[0], good[1][:-1] + "<", good[2]))  # the digit read as nothing
+    assert lost is not None and lost.failed == ("composite",)
+    assert _composite_glyph_digit(band, lost) == "1"
+    mended = _mended_composite(lost, [(good[0], good[1][:-1], good[2])], band, date(2026, 1, 1))
+    assert mended.valid and mended.lines[1] == good[1]
+    # A digit printed that none of the confirmed fields holds is not guessed.
+    other = (good[0], good[1][:-1] + "9", good[2])
+    assert _composite_glyph_digit(_zone_band(other), lost) == ""
+    # Nor is anything told where the band does not come apart into the zone's characters.
+    assert _composite_glyph_digit(band[: band.shape[0] // 2], lost) == ""
+
+
+def test_specks_past_the_fillers_of_a_name_row_are_not_the_name() -> None:
+    good = ("IDVNM0683353758079068335375<<<", "6806286M2806284VNM<<<<<<<<<<<8")
+    m = parse_td1((*good, "KIEU<<QUOC<AN<<<<<<KBB<<<<<<<<"))
+    assert m is not None and m.lines[2] == "KIEU<<QUOC<AN<<<<<<<<<<<<<<<<<"
+
+
 def test_a_tall_speck_beside_three_rows_does_not_join_them_into_one_line() -> None:
     speck = [Word(";'Ề.", 45, 400, 90, 500, 20.0)]  # a photograph's edge, read as text
     origin = _row(["Quê", "quán", "/", "Place", "of", "origin:"], 405)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 import unicodedata
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -107,7 +108,9 @@ FONT_FAMILIES: tuple[FontFamily, ...] = (
     ),
 )
 
-# Monospaced faces for the machine-readable zone (OCR-B is not packaged by Debian).
+# The machine-readable zone's own face (ICAO 9303 prints it in OCR-B), on half the cards,
+# and other monospaced faces on the rest: a zone printed or reproduced otherwise.
+OCR_B: tuple[str, str] = ("/usr/share/fonts/opentype/ocr-b/OCRB.otf", "fonts-ocr-b")
 MRZ_FONTS: tuple[tuple[str, str], ...] = (
     (f"{_TT}/dejavu/DejaVuSansMono.ttf", "fonts-dejavu-core"),
     (f"{_TT}/liberation2/LiberationMono-Regular.ttf", "fonts-liberation2"),
@@ -115,7 +118,7 @@ MRZ_FONTS: tuple[tuple[str, str], ...] = (
 )
 
 FONT_PACKAGES: tuple[str, ...] = tuple(
-    sorted({f.package for f in FONT_FAMILIES} | {p for _, p in MRZ_FONTS})
+    sorted({f.package for f in FONT_FAMILIES} | {p for _, p in (*MRZ_FONTS, OCR_B)})
 )
 
 
@@ -127,7 +130,7 @@ def _package_of(path: str) -> str:
     for fam in FONT_FAMILIES:
         if path in (fam.regular, fam.bold, fam.italic):
             return fam.package
-    for p, pkg in MRZ_FONTS:
+    for p, pkg in (*MRZ_FONTS, OCR_B):
         if p == path:
             return pkg
     return "a font package"
@@ -149,7 +152,7 @@ def check_fonts() -> None:
     for fam in FONT_FAMILIES:
         for path in (fam.regular, fam.bold, fam.italic):
             load_font(path, 12)
-    for path, _ in MRZ_FONTS:
+    for path, _ in (*MRZ_FONTS, OCR_B):
         load_font(path, 12)
 
 
@@ -728,6 +731,8 @@ def _header(c: Canvas, fam: FontFamily, x_mid: float, y: float, size: float) -> 
 
 def _mrz(c: Canvas, lines: tuple[str, str, str], rng: random.Random, top: float) -> None:
     path, _pkg = rng.choice(MRZ_FONTS)
+    if zlib.crc32(lines[0].encode()) % 2:
+        path = OCR_B[0]  # chosen by the zone, not the draw: the other choices stay as they were
     width = rng.uniform(72.0, 77.0)
     probe = load_font(path, 100)
     size_px = max(8, int(100 * c.px(width) / probe.getlength("<" * 30)))

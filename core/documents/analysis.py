@@ -31,6 +31,7 @@ from saoy.core.documents.fields import (
 )
 from saoy.core.documents.layout import Page
 from saoy.core.documents.mrz import (
+    TD1_LINE,
     Mrz,
     combine_reads,
     find_line2,
@@ -280,6 +281,114 @@ def _mrz_crop(gray: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
     return np.pad(band, side, constant_values=np.uint8(np.percentile(band, 90)))
 
 
+def _runs(mask: np.ndarray, gap: int = 0) -> list[tuple[int, int]]:
+    """The (start, end) of each run of True in a 1-D mask, runs apart by ``gap`` or less
+    joined."""
+    out: list[tuple[int, int]] = []
+    for k in np.flatnonzero(mask):
+        if out and k - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], int(k) + 1)
+        else:
+            out.append((int(k), int(k) + 1))
+    return out
+
+
+GLYPH_SIZE = (16, 24)  # (width, height) glyphs are compared at
+GLYPH_MATCH = 0.8  # the correlation of a glyph with its character's glyphs elsewhere, at least
+GLYPH_MARGIN = 0.05  # over the best of any other character
+
+
+def _zone_glyphs(crop: np.ndarray) -> list[list[np.ndarray]] | None:
+    """Lines 1 and 2 of the zone in a band (see :func:`_mrz_crop`) cut into their 30
+    characters each, each a tight box of its ink: the first two of the band's last three long
+    rows of print, each cut at the columns between its glyphs (the zone is printed in a
+    fixed pitch). None when the band does not show three such rows, or a row does not come
+    apart into 30 glyphs (two run together at a low resolution, a mark beside one)."""
+    import cv2
+
+    level, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = crop < level
+    w = crop.shape[1]
+    rows = []
+    for top, bottom in _runs(np.asarray(ink.sum(axis=1) > max(2, w // 100)), gap=1):
+        cols = np.flatnonzero(ink[top:bottom].any(axis=0))
+        if bottom - top >= 5 and cols.size:
+            rows.append((top, bottom, int(cols[-1] - cols[0])))
+    longest = max((span for _, _, span in rows), default=0)
+    rows = [r for r in rows if r[2] >= 0.6 * longest]
+    if len(rows) < 3:
+        return None
+    out = []
+    for top, bottom, _ in rows[-3:-1]:
+        band = ink[top:bottom]
+        glyphs = _runs(np.asarray(band.any(axis=0)), gap=0)
+        if len(glyphs) != TD1_LINE:
+            return None
+        cells = []
+        for left, right in glyphs:
+            ys = np.flatnonzero(band[:, left:right].any(axis=1))
+            cells.append(crop[top + ys[0] : top + ys[-1] + 1, left:right])
+        out.append(cells)
+    return out
+
+
+def _glyph_vector(glyph: np.ndarray) -> np.ndarray:
+    import cv2
+
+    v = cv2.resize(glyph, GLYPH_SIZE, interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    v -= v.mean()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm else v
+
+
+def _composite_glyph_digit(crop: np.ndarray, m: Mrz) -> str:
+    """The composite digit (the last character of line 2) told by its glyph alone, compared
+    with the glyphs of the zone's digits that their own check digits confirm (the document
+    number; the birth and expiry dates): the same face, size and capture. "" when the glyphs
+    cannot be cut, or no confirmed digit's glyph matches it clearly."""
+    zone = _zone_glyphs(crop)
+    if zone is None:
+        return ""
+    ok = {c.field for c in m.checks if c.ok}
+    spans = [(0, 5, 15, "document_number"), (1, 0, 7, "birth_date"), (1, 8, 15, "expiry_date")]
+    best: dict[str, float] = {}
+    target = _glyph_vector(zone[1][TD1_LINE - 1])
+    for line, first, end, check in spans:
+        if check not in ok:
+            continue
+        for k in range(first, end):
+            ch = m.lines[line][k]
+            if ch.isdigit():
+                score = float(target @ _glyph_vector(zone[line][k]))
+                best[ch] = max(best.get(ch, -1.0), score)
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    if not ranked or ranked[0][1] < GLYPH_MATCH:
+        return ""
+    if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < GLYPH_MARGIN:
+        return ""
+    return ranked[0][0]
+
+
+def _mended_composite(
+    combined: Mrz, reads: Sequence[tuple[str, str, str]], crop: np.ndarray, today: date
+) -> Mrz:
+    """``combined`` with its composite digit told by its glyph, where only the composite fails
+    on a Vietnamese card: after the long run of chevrons that ends line 2 (a Vietnamese card
+    carries no optional data there) the recognizer drops, doubles or shifts its last digit
+    ("VNM<<<<<<<<<<<3<", "VNM<<<<<<<<<<<<"), and reads the glyph alone no better. The digit
+    its glyph shows (see :func:`_composite_glyph_digit`) completes a read; the check digits
+    decide, as for any read."""
+    line2 = combined.lines[1]
+    if combined.failed != ("composite",) or line2[15:18] != "VNM":
+        return combined
+    digit = _composite_glyph_digit(crop, combined)
+    if not digit:
+        return combined
+    read = (combined.lines[0], line2[:18] + "<" * 11 + digit, combined.lines[2])
+    again = combine_reads([*reads, read], today)
+    return again if again is not None and again.valid else combined
+
+
 def _rescaled(gray: np.ndarray, factor: float) -> np.ndarray:
     """``gray`` scaled by ``factor``: averaged down, or enlarged with Lanczos."""
     size = (max(1, round(gray.shape[1] * factor)), max(1, round(gray.shape[0] * factor)))
@@ -318,6 +427,8 @@ def _read_mrz(
     if not reads:
         return None, False, False
     combined = combine_reads(reads, today)
+    if combined is not None and reader is not None:
+        combined = _mended_composite(combined, reads, crop, today)
     agree = False
     if first is None and second is not None and combined is not None:
         # The page OCR missed the zone's line 1: its line 2, read undamaged, still proves

@@ -593,12 +593,12 @@ def _vietnamese_name_line(line: str) -> str:
     chevron's two strokes are read as one often enough. A name of several words read without
     the double filler that ends the surname ("TA<TUYET<QUYEN") has lost a chevron of it: a
     Vietnamese surname is the first word."""
-    parts = re.split(r"(<+)", line)
-    fixed = "".join(p if p.startswith("<") else p.rstrip("K") for p in parts)
-    name = fixed.rstrip("<")
+    # Past a run of three fillers the name has ended: letters there are specks of the band.
+    parts = re.split(r"(<+)", line.split("<<<")[0])
+    name = "".join(p if p.startswith("<") else p.rstrip("K") for p in parts).rstrip("<")
     if "<<" not in name and "<" in name:
-        fixed = name.replace("<", "<<", 1)
-    return fixed if fixed == line else _fit(fixed.rstrip("<"))
+        name = name.replace("<", "<<", 1)
+    return _fit(name)
 
 
 def parse_td1(lines: Sequence[str], today: date | None = None) -> Mrz | None:
