@@ -339,7 +339,8 @@ def _zone_band(lines: tuple[str, str, str], px: int = 30) -> np.ndarray:
 def test_the_composite_digit_is_told_by_its_glyph_against_the_zone_s_confirmed_digits() -> None:
     from saoy.core.documents.analysis import _composite_glyph_digit, _mended_composite
 
-    good = ("IDVNM0623103038036062310303<<<", "6212210M<<<<<<0VNM<<<<<<<<<<<1", "MAI<<XUAN<HIEU".ljust(30, "<"))
+    name = "MAI<<XUAN<HIEU".ljust(30, "<")
+    good = ("IDVNM0623103038036062310303<<<", "6212210M<<<<<<0VNM<<<<<<<<<<<1", name)
     band = _zone_band(good)
     lost = parse_td1((good[0], good[1][:-1] + "<", good[2]))  # the digit read as nothing
     assert lost is not None and lost.failed == ("composite",)
