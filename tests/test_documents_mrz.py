@@ -292,6 +292,11 @@ def test_a_look_alike_in_a_field_its_own_digit_confirms_leaves_the_read_sound() 
     assert not sound((good[0], "OOO5051" + both.lines[1][7:], good[2]), both)
     # A read giving another zone is not the same reading.
     assert not sound(("IDVNM2O03047525040200304752<<<", good[1], good[2]), m)
+    assert not sound(good, m)  # undamaged, but not what m has
+    # A chevron read as a "K" amid the fillers, in place of one or besides them, weighs
+    # nothing in any check digit: the read is as good as undamaged.
+    assert sound((good[0], broken[1][:20] + "K" + broken[1][21:], good[2]), m)
+    assert sound((good[0], broken[1][:20] + "K" + broken[1][20:], good[2]), m)
 
 
 def test_chevrons_read_as_k_amid_the_fillers_are_fillers() -> None:

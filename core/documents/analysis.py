@@ -448,11 +448,7 @@ def _read_mrz(
         # up to the end of the field it covers (a character doubled further on in line 2, or
         # on line 2 at all for the document number, says nothing of it).
         agree = (
-            a is not None
-            and b is not None
-            and a.lines[:2] == b.lines[:2]
-            and sound(first, combined)
-            and sound(second, combined)
+            a is not None and b is not None and sound(first, combined) and sound(second, combined)
         ) or bool(proven_failures([first, second], combined))
     return combined, agree, True
 

@@ -144,9 +144,14 @@ def _line1_by_position(l1: str) -> str:
 
 
 def _line2_by_position(l2: str) -> str:
-    """Line 2 of 30 characters with each read by what its position may hold."""
+    """Line 2 of 30 characters with each read by what its position may hold; on a Vietnamese
+    card, which carries no optional data there, a "K" amid the fillers is a chevron misread
+    (it weighs nothing in a check digit, so they cannot tell)."""
+    optional = l2[18:29]
+    if _alpha(l2[15:18]) == "VNM":
+        optional = optional.replace("K", "<")
     return (
-        _digits(l2[0:7]) + l2[7:8] + _digits(l2[8:15]) + _alpha(l2[15:18]) + l2[18:29]
+        _digits(l2[0:7]) + l2[7:8] + _digits(l2[8:15]) + _alpha(l2[15:18]) + optional
         + _digits(l2[29:30])
     )  # fmt: skip
 
@@ -231,26 +236,28 @@ def well_formed(lines: Sequence[str]) -> bool:
 
 # Where a digit read as its look-alike letter ("O" for "0") is confirmed by the field's own
 # check digit: (line, first, end) of each field and the check that covers it. The document
-# code and state are covered by none, and a Vietnamese card's personal number repeats the
-# document number in its last 9 digits (a line of the zone's shape has them alike).
+# code and state are covered by none, a Vietnamese card's personal number repeats the
+# document number in its last 9 digits (a line of the zone's shape has them alike), and its
+# line 2 holds fillers only where others may hold optional data.
 _CONFIRMED_SPANS = (
     (0, 0, 5, ""),
     (0, 5, 15, "document_number"),
     (0, 18, 27, "document_number"),
+    (1, 18, 29, ""),
     (1, 0, 7, "birth_date"),
     (1, 8, 15, "expiry_date"),
 )
 
 
 def sound(lines: Sequence[str], m: Mrz) -> bool:
-    """Lines 1 and 2 as read are :func:`well_formed`, or are once each letter read where a
-    digit stands is read as the digit it looks like (and a look-alike read twice once, see
-    :func:`_undoubled`), every such letter lying in a field whose own check digit holds in
-    ``m``, the line then giving what ``m`` has: the check digit confirms which digit the letter
-    was ("IDVNMO65…" with its document number's digit right), and the read is as good as
-    undamaged for the other checks."""
-    if well_formed(lines):
-        return True
+    """Lines 1 and 2 as read give what ``m`` has, undamaged: of the zone's shape as read
+    (see :func:`well_formed`), or once each letter read where a digit stands is read as the
+    digit it looks like (and a look-alike read twice once, see :func:`_undoubled`), every such
+    letter lying in a field whose own check digit holds in ``m``, or once a chevron read as a
+    "K" amid a Vietnamese line 2's fillers is read as a filler (see
+    :func:`_chevrons_read_as_k`). The check digit confirms which digit the letter was
+    ("IDVNMO65…" with its document number's digit right), a "K" weighs nothing in any, and
+    the read is as good as undamaged for the other checks."""
     if len(lines) != 3:
         return False
     ok = {"", *(c.field for c in m.checks if c.ok)}
@@ -267,8 +274,14 @@ def sound(lines: Sequence[str], m: Mrz) -> bool:
             if raw[k] != read[k]
         )
 
+    def variants(raw: str, line: int, kind: _ZoneLine) -> list[str]:
+        found = [raw, *_undoubled(raw, kind)]
+        if line == 1 and "VNM" in raw[14:19]:
+            found += _chevrons_read_as_k(raw)
+        return found
+
     return all(
-        any(confirmed(v, line, kind) for v in (raw, *_undoubled(raw, kind)))
+        any(confirmed(v, line, kind) for v in variants(raw, line, kind))
         for line, kind in ((0, _LINE1), (1, _LINE2))
         for raw in (normalize_line(lines[line]),)
     )
