@@ -750,6 +750,13 @@ def test_a_reflection_whose_fringe_reaches_between_the_lines_about_it_is_refused
     assert _reasons(bad_capture(20, 2).pages[0].data) == ["GLARE"]
 
 
+def test_a_card_photographed_at_400_dpi_is_judged_sharp_at_a_card_s_resolution() -> None:
+    # A 2024 front photographed from above (seed 22, its twenty-second card): its outline has
+    # the shape of a card and of an A4 page, and its print a card's. Measured at the 400 dpi
+    # of the photograph it was "blurred"; at a card's resolution it is as sharp as its back.
+    assert _reasons(card_dossier(22, 21).pages[0].data) == []
+
+
 def test_a_card_photographed_well_off_square_is_not_refused_as_a_low_resolution_a4_page() -> None:
     # A 2024 card of the template generator photographed from above (seed 9, its fourteenth
     # card): foreshortened past a tenth, its outline has an A4 page's shape, and as an A4 page

@@ -1140,7 +1140,8 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     hash_src = box_downscale(norm_small, max(1, min(16, max(norm_small.shape) // HASH_SIDE)))
     document, dpi = _document_type(doc_w, doc_h, perspective=corners is not None)
     ratio = max(doc_w, doc_h) / min(doc_w, doc_h)
-    shapes = [name for name, _ in _document_shapes(doc_w, doc_h, corners is not None)]
+    resolutions = dict(_document_shapes(doc_w, doc_h, corners is not None))
+    shapes = list(resolutions)
     if touches and shapes and not crossed and _fills_frame(corners, sides, small.shape):
         # The frame was cropped to the document (a camera shot cut to the card): it reaches
         # all four sides, has a known document's shape, and the background left at the edges
@@ -1152,7 +1153,10 @@ def prepare_gray(gray: np.ndarray, hist: np.ndarray | None = None) -> PreparedPa
     # size of its print: a card's rule for glare would take an A4 page's bright paper for it.
     card = "id_card" in shapes and (len(shapes) == 1 or card_sized_print(norm_small))
     glare, clipped = _glare(norm_small, framed=corners is None, card=card)
-    focus, focus_axis = _focus(gray, small, factor, dpi)
+    # Sharpness is judged at the resolution of the document the page is: a card told by its
+    # print among the shapes a photographed outline admits is measured as a card.
+    focus_dpi = resolutions["id_card"] if dpi is None and card else dpi
+    focus, focus_axis = _focus(gray, small, factor, focus_dpi)
     return PreparedPage(
         gray=normalized,
         mean=mean,
