@@ -324,6 +324,8 @@ def test_a_name_row_read_without_the_surname_s_double_filler_gets_it_back() -> N
     assert (m.surname, m.given_names) == ("TA", "TUYET QUYEN")
     kept = parse_td1((*good, "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"))
     assert kept is not None and kept.lines[2] == "TA<<TUYET<QUYEN<<<<<<<<<<<<<<<"
+    twice = parse_td1((*good, "VO<<<THUY<TRANG<<<<<<<<<<<<<<<"))  # a chevron read twice
+    assert twice is not None and twice.lines[2] == "VO<<THUY<TRANG<<<<<<<<<<<<<<<<"
 
 
 def _zone_band(lines: tuple[str, str, str], px: int = 30) -> np.ndarray:

@@ -606,9 +606,11 @@ def _vietnamese_name_line(line: str) -> str:
     chevron's two strokes are read as one often enough. A name of several words read without
     the double filler that ends the surname ("TA<TUYET<QUYEN") has lost a chevron of it: a
     Vietnamese surname is the first word."""
-    # Past a run of three fillers the name has ended: letters there are specks of the band.
-    parts = re.split(r"(<+)", line.split("<<<")[0])
+    # Past a run of four fillers the name has ended: letters there are specks of the band.
+    parts = re.split(r"(<+)", line.split("<<<<")[0])
     name = "".join(p if p.startswith("<") else p.rstrip("K") for p in parts).rstrip("<")
+    if "<<" not in name.replace("<<<", "") and "<<<" in name:
+        name = name.replace("<<<", "<<", 1)  # a chevron read twice after the surname
     if "<<" not in name and "<" in name:
         name = name.replace("<", "<<", 1)
     return _fit(name)
