@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from saoy.clients.sdk import PageRejectedError
+from saoy.clients.simulator import docgen
 from saoy.clients.simulator.corpus import a4_page, bad_capture, card_dossier
 from saoy.core.pages.admission import (
     Limits,
@@ -748,6 +749,21 @@ def test_a_reflection_whose_fringe_reaches_between_the_lines_about_it_is_refused
     # its first glare capture): the reflection's fringe reaches in between the title's and the
     # birth date's lines, which still read; its body, where it is widest, holds no print.
     assert _reasons(bad_capture(20, 2).pages[0].data) == ["GLARE"]
+
+
+def test_a_card_back_with_a_bright_rim_and_zone_panel_is_not_glare() -> None:
+    # A 2024 back of the first generator, cropped tight and skewed (its benchmark's seed 1,
+    # card 23): the white zone panel and a rim of white about the card are one clipped
+    # blob, widest at its ends, with the card's lines between. Its fringe reaches nowhere.
+    person = docgen.random_person(1023)
+    back = docgen.id_card_back(
+        person, 23, variant="2024", mrz=docgen.broken_mrz(person, "number_check")
+    )
+    shot = docgen.degrade(
+        back, skew_deg=1.3567, blur=0.5, noise=5.508, shade=0.0, jpeg_quality=95, seed=1047
+    )
+    assert isinstance(shot, bytes)
+    assert _reasons(shot) == []
 
 
 def test_a_card_photographed_at_400_dpi_is_judged_sharp_at_a_card_s_resolution() -> None:

@@ -933,13 +933,15 @@ def _glare(small: np.ndarray, framed: bool = False, card: bool = False) -> tuple
         # ends is text that survived, as in a white panel printed with text (a card's MRZ) or
         # bright paper whose lines still read. Counted over the blob's rows that hold text:
         # the paper between widely spaced lines says nothing either way; and over its body,
-        # the rows where it is at least half its widest: a reflection's fringe reaching in
-        # between the lines about it spans their print without having washed it.
+        # from the first to the last of its rows at least half its widest: a reflection's
+        # fringe reaching in between the lines above or below it spans their print without
+        # having washed it (a bright frame round a card is its widest at both ends).
         ys, xs = np.nonzero(blob)
         widths = np.bincount(ys)
+        wide = np.flatnonzero(widths >= GLARE_BODY * widths.max())
         inside = spanned = 0
         for y in np.unique(ys):
-            if not ink[y].any() or widths[y] < GLARE_BODY * widths.max():
+            if not ink[y].any() or not wide[0] <= y <= wide[-1]:
                 continue
             cols = xs[ys == y]
             spanned += int(cols.max() - cols.min() + 1)
