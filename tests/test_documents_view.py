@@ -173,3 +173,31 @@ def test_a_tilted_framed_stamp_is_found_at_any_scale() -> None:
         assert boxes, side
         left, top, right, bottom = boxes[0]
         assert left < 650 / 2480 < 1010 / 2480 < right and top < 550 / 3508 < bottom
+
+
+def test_a_page_photographed_under_uneven_light_is_read_once_its_light_is_evened() -> None:
+    # An A4 letter of the template corpus photographed from above (seed 21, its third A4
+    # page): its paper goes from white to grey across the page, and Tesseract's one threshold
+    # lost all but a line of it. Evened, every line of its body reads.
+    from saoy.clients.simulator.corpus import a4_page
+    from saoy.core.documents.view import evenly_lit
+    from saoy.core.ocr.engines import create_engine
+
+    sample = a4_page(21, 2).pages[0]
+    page, image = admit_decoded(0, sample.data, Limits())
+    prepared = prepare(page, image)
+    assert evenly_lit(prepared.gray) is not None
+    view = page_view(page, prepared)
+    cascade = create_engine("cascade")
+    try:
+        words = cascade.recognize(view.ocr_gray).words
+    finally:
+        cascade.close()
+    text = " ".join(w.text for w in words)
+    assert len(words) >= 100, text
+    for line in ("Căn cứ Luật Tổ chức chính quyền địa phương", "Nội dung xác nhận đúng"):
+        assert line in text
+    # A page scanned flat is left as it is.
+    flat = a4_page(21, 0).pages[0]
+    page, image = admit_decoded(0, flat.data, Limits())
+    assert evenly_lit(prepare(page, image).gray) is None

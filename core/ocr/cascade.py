@@ -83,13 +83,16 @@ def unsure(word: Word, threshold: float = UNSURE) -> bool:
 
 def text_height(gray: np.ndarray) -> float | None:
     """The height of the page's text in pixels: the upper quartile of the heights of the
-    glyph-sized blobs of ink (found at half scale), about a capital's height; None on a page
-    with too few of them."""
+    glyph-sized blobs of ink (found at half scale, smoothed), about a capital's height; None
+    on a page with too few of them."""
     import cv2
 
     small = np.ascontiguousarray(gray[::2, ::2])
     if small.shape[0] < 8 or small.shape[1] < 8:
         return None
+    # The grain of a photograph breaks into specks of a few pixels, thousands of them on a
+    # page shot from above, that would pass for the page's glyphs: smoothed away first.
+    small = cv2.medianBlur(small, 3)
     _, ink = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
