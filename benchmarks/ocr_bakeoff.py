@@ -139,7 +139,8 @@ def score_samples(
     deliberately bad capture, which the kiosk is asked to redo, counts for fields only)."""
     score = Score()
     for sample in samples:
-        reads, kept = [], []
+        reads: list[accuracy.Read] = []
+        kept: list[accuracy.Page] = []
         for page in sample.pages:
             before = engine.seconds
             read = accuracy.read_page(engine, reader, page, len(reads), sample.today, False)
