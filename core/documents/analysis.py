@@ -33,10 +33,10 @@ from saoy.core.documents.layout import Page
 from saoy.core.documents.mrz import (
     TD1_LINE,
     Mrz,
+    checked_places,
     combine_reads,
     find_line2,
     find_td1,
-    parse_td1,
     proven_failures,
     sound,
 )
@@ -349,18 +349,13 @@ def _composite_glyph_digit(crop: np.ndarray, m: Mrz) -> str:
     zone = _zone_glyphs(crop)
     if zone is None:
         return ""
-    ok = {c.field for c in m.checks if c.ok}
-    spans = [(0, 5, 15, "document_number"), (1, 0, 7, "birth_date"), (1, 8, 15, "expiry_date")]
     best: dict[str, float] = {}
     target = _glyph_vector(zone[1][TD1_LINE - 1])
-    for line, first, end, check in spans:
-        if check not in ok:
-            continue
-        for k in range(first, end):
-            ch = m.lines[line][k]
-            if ch.isdigit():
-                score = float(target @ _glyph_vector(zone[line][k]))
-                best[ch] = max(best.get(ch, -1.0), score)
+    for line, k in checked_places(m):
+        ch = m.lines[line][k]
+        if ch.isdigit():
+            score = float(target @ _glyph_vector(zone[line][k]))
+            best[ch] = max(best.get(ch, -1.0), score)
     ranked = sorted(best.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < GLYPH_MATCH:
         return ""
@@ -442,14 +437,12 @@ def _read_mrz(
             again = [find_td1(reader.read_mrz(_rescaled(crop, f))) for f in MRZ_RESCALES]
             agree = all(r is not None and sound(r, combined) for r in again)
     if first is not None and second is not None and combined is not None:
-        a = parse_td1(first, today)
-        b = parse_td1(second, today)
         # Two reads that agree prove a wrong check digit only when neither read is damaged
         # up to the end of the field it covers (a character doubled further on in line 2, or
         # on line 2 at all for the document number, says nothing of it).
-        agree = (
-            a is not None and b is not None and sound(first, combined) and sound(second, combined)
-        ) or bool(proven_failures([first, second], combined))
+        agree = (sound(first, combined) and sound(second, combined)) or bool(
+            proven_failures([first, second], combined)
+        )
     return combined, agree, True
 
 

@@ -239,14 +239,29 @@ def well_formed(lines: Sequence[str]) -> bool:
 # code and state are covered by none, a Vietnamese card's personal number repeats the
 # document number in its last 9 digits (a line of the zone's shape has them alike), and its
 # line 2 holds fillers only where others may hold optional data.
-_CONFIRMED_SPANS = (
-    (0, 0, 5, ""),
+_CHECKED_FIELDS = (
     (0, 5, 15, "document_number"),
-    (0, 18, 27, "document_number"),
-    (1, 18, 29, ""),
     (1, 0, 7, "birth_date"),
     (1, 8, 15, "expiry_date"),
 )
+_CONFIRMED_SPANS = (
+    *_CHECKED_FIELDS,
+    (0, 0, 5, ""),
+    (0, 18, 27, "document_number"),
+    (1, 18, 29, ""),
+)
+
+
+def checked_places(m: Mrz) -> list[tuple[int, int]]:
+    """The (line, position) of every character of ``m``'s lines 1 and 2 in a field whose own
+    check digit holds, the digit included: the document number, the birth and expiry dates."""
+    ok = {c.field for c in m.checks if c.ok}
+    return [
+        (line, k)
+        for line, first, end, check in _CHECKED_FIELDS
+        if check in ok
+        for k in range(first, end)
+    ]
 
 
 def sound(lines: Sequence[str], m: Mrz) -> bool:

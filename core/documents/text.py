@@ -107,7 +107,7 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
     open_lines: list[list[Word]] = []
     reach = gap * LINE_HEIGHT_RATIO  # line heights past a line's end no word can join it
     for w in sorted(words, key=lambda w: (w.left, w.top)):
-        h = max(1, w.bottom - w.top)
+        h = _height(w)
         best, best_key = None, (0.0, 0.0, 0.0)
         if len(open_lines) > 16:
             # Words come left to right: a line ended further back than any word may follow
@@ -119,7 +119,7 @@ def group_lines(words: Iterable[Word], gap: float = 1.8) -> list[Line]:
             last = line[-1]
             if last.bottom <= w.top or last.top >= w.bottom:
                 continue  # no overlap at all
-            last_h = max(1, last.bottom - last.top)
+            last_h = _height(last)
             if max(h, last_h) > LINE_HEIGHT_RATIO * min(h, last_h) and not _beside(last, w):
                 continue
             overlap = (min(last.bottom, w.bottom) - max(last.top, w.top)) / min(h, last_h)
